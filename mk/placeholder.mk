@@ -1,0 +1,1 @@
+# Areas add their own make targets in files beside this one.
