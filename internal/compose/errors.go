@@ -1,0 +1,498 @@
+package compose
+
+import (
+	"reflect"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v3"
+)
+
+// Error is a compose project that cannot be loaded. Its message names the file (and line when
+// known), the service and the key: `compose.yaml:12: service "web": ports: invalid port "abc"`.
+type Error struct {
+	// File is the compose (or env) file at fault; empty when unknown.
+	File string
+	// Line is the 1-based line in File; 0 when unknown.
+	Line int
+	// Service is the compose service at fault; empty for project-level errors.
+	Service string
+	// Key is the key at fault (`ports`, `healthcheck.test`, `env_file`); empty when unknown.
+	Key string
+	// Msg says what is wrong.
+	Msg string
+	// Err is compose-go's original error.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
+	}
+	if e.Service != "" {
+		fmt.Fprintf(&b, "service %q: ", e.Service)
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+var (
+	reValidating  = regexp.MustCompile(`^validating (.+?): (\S*) (.*)$`)
+	reAdditional  = regexp.MustCompile(`^additional propert(?:y|ies) '([^']+)'`)
+	reIndex       = regexp.MustCompile(`\.?\[(\d+)\]`)
+	reParse       = regexp.MustCompile(`^failed to parse (.+?): (.*)$`)
+	reYAMLLine    = regexp.MustCompile(`line (\d+)`)
+	reInterpolate = regexp.MustCompile(`^error while interpolating (\S+?): (.*)$`)
+	reEnvFile     = regexp.MustCompile(`^env file (.+?) not found`)
+	reCycle       = regexp.MustCompile(`^dependency cycle detected: (\S+)`)
+	reServiceQ    = regexp.MustCompile(`^service "([^"]+)"`)
+	reServicesDot = regexp.MustCompile(`services\.([^.\s:]+)(?:\.([A-Za-z0-9_.\-\[\]]+))?`)
+	rePortErr     = regexp.MustCompile(`(?i)^(invalid (containerPort|hostPort|ip address|proto|port|range)|no port specified|invalid port)`)
+)
+
+// locate turns a compose-go error into an *Error, finding the file, the line, the service and the
+// key from the message and, when the message does not say, from the compose files themselves.
+func locate(err error, files []string, env types.Mapping) *Error {
+	msg := reIndex.ReplaceAllString(err.Error(), ".$1")
+	if strings.HasPrefix(msg, "yaml: ") || strings.HasPrefix(msg, "libyaml") {
+		e := &Error{Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: "), Err: err}
+		e.File = badYAMLFile(files)
+		if l := reYAMLLine.FindStringSubmatch(msg); l != nil {
+			e.Line, _ = strconv.Atoi(l[1])
+		}
+		return e
+	}
+	// compose-go wraps with "compose file %q is invalid: " for discovered files.
+	if i := strings.Index(msg, " is invalid: "); strings.HasPrefix(msg, "compose file ") && i > 0 {
+		msg = msg[i+len(" is invalid: "):]
+	}
+	e := &Error{Msg: msg, Err: err}
+	docs := parseFiles(files)
+
+	switch {
+	case reValidating.MatchString(msg):
+		m := reValidating.FindStringSubmatch(msg)
+		e.File = m[1]
+		path, what := m[2], strings.ReplaceAll(m[3], "must be a array", "must be an array")
+		if a := reAdditional.FindStringSubmatch(what); a != nil {
+			path = strings.TrimPrefix(path+"."+a[1], ".")
+			what = "false schema"
+		}
+		e.setPath(path)
+		if what == "false schema" {
+			seg := strings.Split(path, ".")
+			bad := seg[len(seg)-1]
+			e.Msg = fmt.Sprintf("unknown key %q", bad)
+			if s := suggest(bad, knownKeys(seg[:len(seg)-1])); s != "" {
+				e.Msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			if e.Service == "" && len(seg) == 1 {
+				e.Key = ""
+			}
+		} else {
+			e.Msg = strings.TrimSpace(path + " " + what)
+			if e.Key != "" {
+				e.Msg = strings.TrimSpace(what)
+			}
+		}
+		e.Line = docs.line(e.File, path)
+		return e
+	case reParse.MatchString(msg):
+		m := reParse.FindStringSubmatch(msg)
+		e.File, e.Msg = m[1], "invalid YAML: "+strings.TrimPrefix(m[2], "yaml: ")
+		if l := reYAMLLine.FindStringSubmatch(m[2]); l != nil {
+			e.Line, _ = strconv.Atoi(l[1])
+		}
+		return e
+	case reInterpolate.MatchString(msg):
+		m := reInterpolate.FindStringSubmatch(msg)
+		path := m[1]
+		e.Msg = m[2]
+		e.setPath(path)
+		e.File, e.Line = docs.find(path)
+		return e
+	case reEnvFile.MatchString(msg):
+		m := reEnvFile.FindStringSubmatch(msg)
+		e.Msg = fmt.Sprintf("env file %s not found", m[1])
+		e.Key = "env_file"
+		e.Service, e.File, e.Line = docs.findValue("env_file", m[1])
+		return e
+	case reCycle.MatchString(msg):
+		m := reCycle.FindStringSubmatch(msg)
+		e.Service, e.Key = m[1], "depends_on"
+		e.File, e.Line = docs.find("services." + m[1] + ".depends_on")
+		return e
+	case rePortErr.MatchString(msg):
+		e.Key = "ports"
+		e.Service, e.File, e.Line = docs.findBadPort(env)
+		if e.Service == "" {
+			e.Key = "ports or expose"
+		}
+		return e
+	case reServiceQ.MatchString(msg):
+		e.Service = reServiceQ.FindStringSubmatch(msg)[1]
+		e.Msg = strings.TrimPrefix(strings.TrimPrefix(msg, fmt.Sprintf("service %q", e.Service)), " ")
+		e.Msg = strings.TrimSuffix(e.Msg, ": invalid compose project")
+		e.Key = guessKey(e.Msg)
+		path := "services." + e.Service
+		if e.Key != "" {
+			path += "." + e.Key
+		}
+		e.File, e.Line = docs.find(path)
+		return e
+	case reServicesDot.MatchString(msg):
+		m := reServicesDot.FindStringSubmatch(msg)
+		e.setPath(m[0])
+		e.File, e.Line = docs.find(m[0])
+		return e
+	}
+	if len(files) == 1 {
+		e.File = files[0]
+	} else if len(files) > 1 {
+		e.Msg = fmt.Sprintf("%s (in %s)", msg, strings.Join(files, ", "))
+	}
+	return e
+}
+
+// setPath fills Service and Key from a dotted path like services.web.ports.0.target.
+func (e *Error) setPath(path string) {
+	seg := strings.Split(path, ".")
+	if len(seg) >= 2 && seg[0] == "services" {
+		e.Service = seg[1]
+		seg = seg[2:]
+	}
+	var key []string
+	for _, s := range seg {
+		if _, err := strconv.Atoi(s); err == nil || s == "[]" {
+			continue
+		}
+		key = append(key, s)
+	}
+	e.Key = strings.Join(key, ".")
+}
+
+func guessKey(msg string) string {
+	if strings.Contains(msg, "neither an image nor a build") {
+		return "image"
+	}
+	for _, k := range []string{"network_mode", "networks", "depends_on", "build", "image", "volumes_from", "volumes", "secrets", "configs", "extends", "ports", "healthcheck", "deploy", "scale", "container_name", "env_file", "models"} {
+		if strings.Contains(msg, k) {
+			return k
+		}
+	}
+	if strings.Contains(msg, "depends on") || strings.Contains(msg, "is required by") {
+		return "depends_on"
+	}
+	return ""
+}
+
+// knownKeys lists the keys allowed at path (the mapping holding an unknown key), for a "did you
+// mean" hint, from compose-go's types.
+func knownKeys(path []string) []string {
+	t := reflect.TypeOf(types.Project{})
+	for _, seg := range path {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Map, reflect.Slice:
+			t = t.Elem() // the segment is a name or an index
+			continue
+		case reflect.Struct:
+			f, ok := fieldByYAML(t, seg)
+			if !ok {
+				return nil
+			}
+			t = f
+		default:
+			return nil
+		}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	keys := yamlKeysOf(t)
+	if len(path) == 0 {
+		keys = append(keys, "include", "version")
+	}
+	return keys
+}
+
+func suggest(bad string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := levenshtein(strings.ToLower(bad), c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// docs are the parsed compose files, for finding lines.
+type docs []doc
+
+type doc struct {
+	file string
+	root *yaml.Node
+}
+
+func parseFiles(files []string) docs {
+	var d docs
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var n yaml.Node
+		if yaml.Unmarshal(b, &n) != nil || len(n.Content) == 0 {
+			continue
+		}
+		d = append(d, doc{file: f, root: n.Content[0]})
+	}
+	return d
+}
+
+// lookup walks a dotted path (numeric segments index sequences) and returns the node of the
+// deepest segment found (the key node for mappings, the item for sequences) and how many segments
+// matched.
+func lookup(root *yaml.Node, path string) *yaml.Node {
+	n, _ := lookupDepth(root, path)
+	return n
+}
+
+func lookupDepth(root *yaml.Node, path string) (*yaml.Node, int) {
+	n := root
+	var last *yaml.Node
+	depth := 0
+	segs := strings.Split(path, ".")
+	for k, seg := range segs {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == seg {
+					last, next = n.Content[i], n.Content[i+1]
+					break
+				}
+			}
+			if next == nil {
+				return last, depth
+			}
+			n = next
+		case yaml.SequenceNode:
+			if seg == "[]" { // any item: the one matching the rest of the path best
+				if len(n.Content) == 0 {
+					return last, depth
+				}
+				best, bestD := n.Content[0], -1
+				rest := strings.Join(segs[k+1:], ".")
+				for _, item := range n.Content {
+					if rest == "" {
+						break
+					}
+					if f, d := lookupDepth(item, rest); f != nil && d > bestD {
+						best, bestD = f, d
+					}
+				}
+				if bestD < 0 {
+					return best, depth + 1
+				}
+				return best, depth + 1 + bestD
+			}
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return last, depth
+			}
+			n = n.Content[i]
+			last = n
+		default:
+			return last, depth
+		}
+		depth++
+	}
+	return last, depth
+}
+
+// line is the line of path in file (0 when not found).
+func (d docs) line(file, path string) int {
+	for _, x := range d {
+		if x.file == file {
+			if n := lookup(x.root, path); n != nil {
+				return n.Line
+			}
+		}
+	}
+	return 0
+}
+
+// find returns the last file that defines the deepest part of path, and its line.
+func (d docs) find(path string) (string, int) {
+	file, line, depth := "", 0, -1
+	for _, x := range d {
+		n, dd := lookupDepth(x.root, path)
+		if n == nil {
+			continue
+		}
+		if dd >= depth {
+			file, line, depth = x.file, n.Line, dd
+		}
+	}
+	if file == "" && len(d) > 0 {
+		file = d[0].file
+	}
+	return file, line
+}
+
+// services iterates over the services mappings of every file.
+func (d docs) services(fn func(file, name string, svc *yaml.Node) bool) {
+	for _, x := range d {
+		svcs := valueOf(x.root, "services")
+		if svcs == nil || svcs.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(svcs.Content); i += 2 {
+			if !fn(x.file, svcs.Content[i].Value, svcs.Content[i+1]) {
+				return
+			}
+		}
+	}
+}
+
+// findValue finds a service whose key mentions the base name of value.
+func (d docs) findValue(key, value string) (service, file string, line int) {
+	base := value[strings.LastIndexAny(value, `/\`)+1:]
+	d.services(func(f, name string, svc *yaml.Node) bool {
+		var walk func(n *yaml.Node) bool
+		walk = func(n *yaml.Node) bool {
+			if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, base) {
+				line = n.Line
+				return true
+			}
+			for _, c := range n.Content {
+				if walk(c) {
+					return true
+				}
+			}
+			return false
+		}
+		val := valueOf(svc, key)
+		if val != nil && walk(val) {
+			service, file = name, f
+			return false
+		}
+		return true
+	})
+	if file == "" && len(d) > 0 {
+		file = d[0].file
+	}
+	return service, file, line
+}
+
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// findBadPort re-parses every short-syntax port and expose entry to find the one compose-go
+// rejected without saying where.
+func (d docs) findBadPort(env types.Mapping) (service, file string, line int) {
+	d.services(func(f, name string, svc *yaml.Node) bool {
+		for _, key := range []string{"ports", "expose"} {
+			seq := valueOf(svc, key)
+			if seq == nil || seq.Kind != yaml.SequenceNode {
+				continue
+			}
+			for _, item := range seq.Content {
+				if item.Kind != yaml.ScalarNode {
+					continue
+				}
+				v, err := template.Substitute(item.Value, func(k string) (string, bool) { s, ok := env[k]; return s, ok })
+				if err != nil {
+					v = item.Value
+				}
+				if key == "expose" && !strings.Contains(v, ":") {
+					v = "0:" + v // expose has no host part
+					if _, err := types.ParsePortConfig(strings.TrimPrefix(v, "0:")); err == nil {
+						continue
+					}
+				}
+				if _, err := types.ParsePortConfig(v); err != nil {
+					service, file, line = name, f, item.Line
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if file == "" && len(d) > 0 {
+		file = d[0].file
+	}
+	return service, file, line
+}
+
+
+// badYAMLFile returns the first file that does not parse, for YAML errors that do not name it.
+func badYAMLFile(files []string) string {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var n yaml.Node
+		if yaml.Unmarshal(b, &n) != nil {
+			return f
+		}
+	}
+	if len(files) > 0 {
+		return files[0]
+	}
+	return ""
+}
