@@ -1,9 +1,9 @@
 package compose
 
 import (
-	"reflect"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -477,7 +477,6 @@ func (d docs) findBadPort(env types.Mapping) (service, file string, line int) {
 	}
 	return service, file, line
 }
-
 
 // badYAMLFile returns the first file that does not parse, for YAML errors that do not name it.
 func badYAMLFile(files []string) string {
