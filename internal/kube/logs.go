@@ -1,0 +1,98 @@
+package kube
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// ServicePods lists the pods of one compose service of an environment ("" = every service), oldest
+// first.
+func (c *Client) ServicePods(ctx context.Context, namespace, envName, service string) ([]corev1.Pod, error) {
+	sel := v1alpha1.LabelEnv + "=" + envName
+	if service != "" {
+		sel += "," + v1alpha1.LabelService + "=" + service
+	}
+	l, err := c.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods of %s/%s: %w", namespace, envName, c.Explain(err))
+	}
+	pods := l.Items
+	sort.SliceStable(pods, func(i, j int) bool {
+		ti, tj := pods[i].CreationTimestamp, pods[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return pods[i].Name < pods[j].Name
+	})
+	return pods, nil
+}
+
+// MainContainer is the name of the container that runs the service in a pod: the first one.
+func MainContainer(pod *corev1.Pod) string {
+	if len(pod.Spec.Containers) == 0 {
+		return ""
+	}
+	return pod.Spec.Containers[0].Name
+}
+
+// TailLogs returns the last n lines the service's most recent pod wrote. When its container has
+// restarted (a crash loop), the lines are those of the previous, failed run.
+func (c *Client) TailLogs(ctx context.Context, namespace, envName, service string, n int) ([]string, error) {
+	pods, err := c.ServicePods(ctx, namespace, envName, service)
+	if err != nil || len(pods) == 0 {
+		return nil, err
+	}
+	pod := &pods[len(pods)-1]
+	container := MainContainer(pod)
+	previous := false
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.Name == container && st.RestartCount > 0 && st.State.Running == nil {
+			previous = true
+		}
+	}
+	lines, err := c.podLogLines(ctx, pod, container, previous, n)
+	if err != nil && previous {
+		lines, err = c.podLogLines(ctx, pod, container, false, n)
+	}
+	return lines, err
+}
+
+func (c *Client) podLogLines(ctx context.Context, pod *corev1.Pod, container string, previous bool, n int) ([]string, error) {
+	tail := int64(n)
+	rc, err := c.Kube.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{
+		Container: container, Previous: previous, TailLines: &tail,
+	}).Stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }()
+	var lines []string
+	sc := bufio.NewScanner(io.LimitReader(rc, 1<<20))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, strings.TrimRight(sc.Text(), "\r"))
+	}
+	return lines, sc.Err()
+}
+
+// StreamLogs opens the log stream of the pod's main container.
+func (c *Client) StreamLogs(ctx context.Context, pod *corev1.Pod, follow bool, tail int64) (io.ReadCloser, error) {
+	opts := &corev1.PodLogOptions{Container: MainContainer(pod), Follow: follow}
+	if tail >= 0 {
+		opts.TailLines = &tail
+	}
+	rc, err := c.Kube.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
+	if err != nil {
+		return nil, c.Explain(err)
+	}
+	return rc, nil
+}

@@ -1,0 +1,132 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// DefaultNamespace is the namespace of a project's environment when -n does not name one.
+func DefaultNamespace(project string) string { return "ergomake-" + project }
+
+// EnvNamespace resolves the namespace of a project's environment: -n when given, else
+// ergomake-<project>. (The kubeconfig context's namespace is not used: decision 1, one namespace
+// per environment.)
+func (c *Client) EnvNamespace(project string) string {
+	if c.NamespaceExplicit && c.Namespace != "" {
+		return c.Namespace
+	}
+	return DefaultNamespace(project)
+}
+
+// IsOurNamespace says whether ergomake created the namespace (label app.kubernetes.io/managed-by).
+func IsOurNamespace(ns *corev1.Namespace) bool {
+	return ns.Labels[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue
+}
+
+// EnsureNamespace makes sure the namespace exists, creating it labelled as ergomake's when it does
+// not. It returns whether ergomake owns it (created it now or earlier). A namespace that is still
+// terminating (a previous `down`) is waited for and created anew.
+func (c *Client) EnsureNamespace(ctx context.Context, name, project string) (owned bool, err error) {
+	for {
+		ns, err := c.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+				Name: name,
+				Labels: map[string]string{
+					v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
+					v1alpha1.LabelPartOf:    project,
+				},
+			}}
+			_, err = c.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager})
+			if apierrors.IsAlreadyExists(err) {
+				continue
+			}
+			if err != nil {
+				return false, fmt.Errorf("creating namespace %s: %w", name, c.Explain(err))
+			}
+			return true, nil
+		case err != nil:
+			return false, fmt.Errorf("namespace %s: %w", name, c.Explain(err))
+		case ns.DeletionTimestamp != nil:
+			if err := c.WaitNamespaceGone(ctx, name, nil); err != nil {
+				return false, err
+			}
+			continue
+		default:
+			return IsOurNamespace(ns), nil
+		}
+	}
+}
+
+// DeleteNamespace deletes the namespace and waits until it is gone. progress, when not nil, is
+// told what is still being removed.
+func (c *Client) DeleteNamespace(ctx context.Context, name string, progress func(string)) error {
+	err := c.Kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting namespace %s: %w", name, c.Explain(err))
+	}
+	return c.WaitNamespaceGone(ctx, name, progress)
+}
+
+// WaitNamespaceGone watches the namespace until it no longer exists.
+func (c *Client) WaitNamespaceGone(ctx context.Context, name string, progress func(string)) error {
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	for {
+		l, err := c.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return fmt.Errorf("namespace %s: %w", name, c.Explain(err))
+		}
+		if len(l.Items) == 0 {
+			return nil
+		}
+		if progress != nil {
+			progress(fmt.Sprintf("namespace %s terminating", name))
+		}
+		w, err := c.Kube.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{
+			FieldSelector: sel, ResourceVersion: l.ResourceVersion,
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %s: %w", name, c.Explain(err))
+		}
+		gone := drainUntilDeleted(ctx, w)
+		w.Stop()
+		if gone {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// The watch ended (timeout, reconnect): list again.
+	}
+}
+
+// drainUntilDeleted reads the watch until a Deleted event (true) or the watch ends (false).
+func drainUntilDeleted(ctx context.Context, w watch.Interface) bool {
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return false
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return false
+			}
+			if ev.Type == watch.Deleted {
+				return true
+			}
+		}
+	}
+}
