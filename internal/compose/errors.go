@@ -60,7 +60,8 @@ var (
 	reInterpolate = regexp.MustCompile(`^error while interpolating (\S+?): (.*)$`)
 	reEnvFile     = regexp.MustCompile(`^env file (.+?) not found`)
 	reCycle       = regexp.MustCompile(`^dependency cycle detected: (\S+)`)
-	reServiceQ    = regexp.MustCompile(`^service "([^"]+)"`)
+	reServiceQ    = regexp.MustCompile(`^service (?:"([^"]+)"|([^\s"]+))`)
+	reObject      = regexp.MustCompile(`^(secret|config|volume|network) "([^"]+)"(.*)$`)
 	reServicesDot = regexp.MustCompile(`services\.([^.\s:]+)(?:\.([A-Za-z0-9_.\-\[\]]+))?`)
 	rePortErr     = regexp.MustCompile(`(?i)^(invalid (containerPort|hostPort|ip address|proto|port|range)|no port specified|invalid port)`)
 )
@@ -68,6 +69,12 @@ var (
 // locate turns a compose-go error into an *Error, finding the file, the line, the service and the
 // key from the message and, when the message does not say, from the compose files themselves.
 func locate(err error, files []string, env types.Mapping) *Error {
+	e := locateRaw(err, files, env)
+	e.Msg = strings.Join(strings.Fields(strings.TrimSuffix(e.Msg, ": invalid compose project")), " ")
+	return e
+}
+
+func locateRaw(err error, files []string, env types.Mapping) *Error {
 	msg := reIndex.ReplaceAllString(err.Error(), ".$1")
 	if strings.HasPrefix(msg, "yaml: ") || strings.HasPrefix(msg, "libyaml") {
 		e := &Error{Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: "), Err: err}
@@ -103,6 +110,9 @@ func locate(err error, files []string, env types.Mapping) *Error {
 			}
 			if e.Service == "" && len(seg) == 1 {
 				e.Key = ""
+				if docs.legacy(e.File) {
+					e.Msg = fmt.Sprintf("unknown top-level key %q: this file uses the obsolete version 1 format (services at the top level); move the services under \"services:\"", bad)
+				}
 			}
 		} else {
 			e.Msg = strings.TrimSpace(path + " " + what)
@@ -118,6 +128,24 @@ func locate(err error, files []string, env types.Mapping) *Error {
 		if l := reYAMLLine.FindStringSubmatch(m[2]); l != nil {
 			e.Line, _ = strconv.Atoi(l[1])
 		}
+		return e
+	case strings.HasPrefix(msg, "include cycle detected"):
+		var chain []string
+		for _, l := range strings.Split(msg, "\n")[1:] {
+			chain = append(chain, strings.TrimPrefix(strings.TrimSpace(l), "include "))
+		}
+		if len(chain) > 0 {
+			e.File = chain[0]
+		}
+		e.Key = "include"
+		e.Msg = "cycle: " + strings.Join(chain, " includes ")
+		e.Line = docs.line(e.File, "include")
+		return e
+	case reObject.MatchString(msg):
+		m := reObject.FindStringSubmatch(msg)
+		e.Key = m[1] + "s." + m[2]
+		e.Msg = strings.TrimSuffix(strings.TrimSpace(m[3]), ": invalid compose project")
+		e.File, e.Line = docs.find(e.Key)
 		return e
 	case reInterpolate.MatchString(msg):
 		m := reInterpolate.FindStringSubmatch(msg)
@@ -145,8 +173,9 @@ func locate(err error, files []string, env types.Mapping) *Error {
 		}
 		return e
 	case reServiceQ.MatchString(msg):
-		e.Service = reServiceQ.FindStringSubmatch(msg)[1]
-		e.Msg = strings.TrimPrefix(strings.TrimPrefix(msg, fmt.Sprintf("service %q", e.Service)), " ")
+		m := reServiceQ.FindStringSubmatch(msg)
+		e.Service = m[1] + m[2]
+		e.Msg = strings.TrimSpace(msg[len(m[0]):])
 		e.Msg = strings.TrimSuffix(e.Msg, ": invalid compose project")
 		e.Key = guessKey(e.Msg)
 		path := "services." + e.Service
@@ -190,6 +219,11 @@ func guessKey(msg string) string {
 	if strings.Contains(msg, "neither an image nor a build") {
 		return "image"
 	}
+	for _, k := range []string{"secret", "config", "volume", "network"} {
+		if strings.Contains(msg, "undefined "+k) {
+			return k + "s"
+		}
+	}
 	for _, k := range []string{"network_mode", "networks", "depends_on", "build", "image", "volumes_from", "volumes", "secrets", "configs", "extends", "ports", "healthcheck", "deploy", "scale", "container_name", "env_file", "models"} {
 		if strings.Contains(msg, k) {
 			return k
@@ -197,6 +231,11 @@ func guessKey(msg string) string {
 	}
 	if strings.Contains(msg, "depends on") || strings.Contains(msg, "is required by") {
 		return "depends_on"
+	}
+	for _, k := range []string{"secret", "config", "volume", "network"} {
+		if strings.Contains(msg, "undefined "+k) {
+			return k + "s"
+		}
 	}
 	return ""
 }
@@ -494,4 +533,59 @@ func badYAMLFile(files []string) string {
 		return files[0]
 	}
 	return ""
+}
+
+// Locator finds where a service's key is written in a project's compose files.
+type Locator struct{ docs docs }
+
+// NewLocator parses the compose files once.
+func NewLocator(files []string) *Locator { return &Locator{docs: parseFiles(files)} }
+
+// Find returns the last file defining services.<service>.<key> (a dotted key path), or the
+// top-level key when service is empty, with its line; the first file and line 0 when not found.
+func (l *Locator) Find(service, key string) (string, int) {
+	path := key
+	if service != "" {
+		path = "services." + service
+		if key != "" {
+			path += "." + key
+		}
+	}
+	if l == nil || len(l.docs) == 0 {
+		return "", 0
+	}
+	return l.docs.find(path)
+}
+
+// legacy reports whether file looks like the version 1 format: no services key, and top-level
+// mappings holding image or build.
+func (d docs) legacy(file string) bool {
+	for _, x := range d {
+		if x.file != file || x.root.Kind != yaml.MappingNode || valueOf(x.root, "services") != nil {
+			continue
+		}
+		for i := 1; i < len(x.root.Content); i += 2 {
+			v := x.root.Content[i]
+			if valueOf(v, "image") != nil || valueOf(v, "build") != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Has reports whether some compose file writes services.<service>.<key> itself (not through
+// extends, include or compose-go's defaults).
+func (l *Locator) Has(service, key string) bool {
+	if l == nil {
+		return false
+	}
+	path := "services." + service + "." + key
+	want := len(strings.Split(path, "."))
+	for _, x := range l.docs {
+		if n, d := lookupDepth(x.root, path); n != nil && d == want {
+			return true
+		}
+	}
+	return false
 }

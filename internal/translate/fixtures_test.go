@@ -1,0 +1,147 @@
+package translate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ergomake/ergomake/internal/compose"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	logrus.SetOutput(io.Discard) // compose-go's own warnings; ours are checked
+	os.Exit(m.Run())
+}
+
+type fixture struct {
+	Path     string            `json:"path"`
+	Files    []string          `json:"files"`
+	Env      map[string]string `json:"env"`
+	EnvFiles []string          `json:"env_files"`
+}
+
+// TestComposeFixtures loads and translates every compose file of ../shared/compose-fixtures: none
+// may panic; each translates or fails with one clear error naming the file. The outcome of each is
+// kept in testdata/fixtures.golden so that changes are reviewed.
+func TestComposeFixtures(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "compose-fixtures"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skipf("no compose fixtures at %s", dir)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixtures []fixture
+	if err := json.Unmarshal(b, &fixtures); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(fixtures, func(i, j int) bool { return fixtures[i].Path < fixtures[j].Path })
+	var summary strings.Builder
+	ok := 0
+	for _, f := range fixtures {
+		line := runFixture(t, dir, f)
+		if strings.HasPrefix(line, "ok") {
+			ok++
+		}
+		fmt.Fprintf(&summary, "%s: %s\n", f.Path, line)
+	}
+	t.Logf("%d/%d fixtures translate", ok, len(fixtures))
+	golden(t, filepath.Join("testdata", "fixtures.golden"), []byte(summary.String()))
+}
+
+func runFixture(t *testing.T, root string, f fixture) (line string) {
+	t.Helper()
+	dir := filepath.Join(root, f.Path)
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%s: panic: %v", f.Path, r)
+			line = fmt.Sprintf("PANIC: %v", r)
+		}
+	}()
+	environ := []string{}
+	for k, v := range f.Env {
+		environ = append(environ, k+"="+v)
+	}
+	sort.Strings(environ)
+	opts := compose.Options{WorkingDir: dir, Files: f.Files, EnvFiles: f.EnvFiles, Environ: environ}
+	p, err := compose.Load(context.Background(), opts)
+	if err == nil {
+		var res *Result
+		res, err = Translate(p, Options{})
+		if err == nil {
+			return fmt.Sprintf("ok (%d services, %d secrets, %d configmaps, %d warnings)",
+				len(res.Env.Spec.Services), len(res.Secrets), len(res.ConfigMaps), len(res.Warnings))
+		}
+	}
+	msg := err.Error()
+	var ce *compose.Error
+	if !errors.As(err, &ce) {
+		t.Errorf("%s: error is a %T, not a *compose.Error: %v", f.Path, err, err)
+	} else if ce.File == "" || !strings.HasPrefix(msg, ce.File) {
+		t.Errorf("%s: error does not name the file: %v", f.Path, err)
+	}
+	if strings.Contains(msg, "\n") || strings.Contains(msg, "goroutine ") {
+		t.Errorf("%s: error is not one line: %q", f.Path, msg)
+	}
+	return "error: " + strings.ReplaceAll(msg, dir+string(filepath.Separator), "")
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != string(got) {
+		t.Errorf("%s differs from the output (run go test -update and review the diff):\n%s", path, diff(string(want), string(got)))
+	}
+}
+
+// diff shows the first differing lines.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, c string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			c = g[i]
+		}
+		if a != c {
+			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, a, c)
+			if n++; n >= 10 {
+				break
+			}
+		}
+	}
+	return b.String()
+}
