@@ -1,0 +1,216 @@
+// Package config resolves ergomake's settings. It is the only user of viper in the project.
+//
+// A setting is a command-line flag whose name is listed in Keys. Its value comes from, in order:
+// the flag itself when given on the command line; the environment variable ERGOMAKE_<NAME>
+// (upper case, dashes as underscores); the config file; the flag's default. An environment
+// variable applies only where the flag was not set.
+//
+// The config file is YAML, ~/.config/ergomake/config.yaml ($XDG_CONFIG_HOME/ergomake/config.yaml
+// when XDG_CONFIG_HOME is set), or the file named by --config or ERGOMAKE_CONFIG. Its keys are the
+// flag names:
+//
+//	namespace: my-team
+//	context: staging
+//	wait-timeout: 15m
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix prefixes every setting's environment variable.
+const EnvPrefix = "ERGOMAKE_"
+
+// ConfigEnv names the config file when --config is not given.
+const ConfigEnv = EnvPrefix + "CONFIG"
+
+// Key is a setting that a flag, an environment variable and the config file can all give.
+type Key struct {
+	// Name is the flag name and the config file key.
+	Name string
+	// Help says what it sets, for `ergomake --help`.
+	Help string
+}
+
+// Keys are the settings that the environment and the config file can give. A flag of the same
+// name on any command picks them up.
+var Keys = []Key{
+	{Name: "kubeconfig", Help: "path to the kubeconfig file"},
+	{Name: "context", Help: "kubeconfig context to use"},
+	{Name: "namespace", Help: "namespace of the environment"},
+	{Name: "wait-timeout", Help: "how long `up` waits for the environment to become ready"},
+	{Name: "ttl", Help: "how long an environment lives without the CLI attached"},
+}
+
+func isKey(name string) bool {
+	for _, k := range Keys {
+		if k.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// EnvVar is the environment variable of a setting: "wait-timeout" -> "ERGOMAKE_WAIT_TIMEOUT".
+func EnvVar(name string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// DefaultPath is where the config file lives when none is named: $XDG_CONFIG_HOME/ergomake/config.yaml,
+// else $HOME/.config/ergomake/config.yaml. Empty when neither variable is set.
+func DefaultPath(environ []string) string {
+	env := toMap(environ)
+	if x := env["XDG_CONFIG_HOME"]; x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "ergomake", "config.yaml")
+	}
+	if h := env["HOME"]; h != "" {
+		return filepath.Join(h, ".config", "ergomake", "config.yaml")
+	}
+	return ""
+}
+
+// Config is the environment and the config file, ready to fill flags left unset.
+type Config struct {
+	env  map[string]string
+	file *viper.Viper
+	path string // the config file read, "" when none
+}
+
+// Load reads the config file. path is the file --config named; empty means ERGOMAKE_CONFIG, then
+// DefaultPath. A file that was named explicitly must exist; the default one may be missing.
+func Load(path string, environ []string) (*Config, error) {
+	c := &Config{env: toMap(environ)}
+	explicit := path != ""
+	if !explicit {
+		if path = c.env[ConfigEnv]; path != "" {
+			explicit = true
+		} else {
+			path = DefaultPath(environ)
+		}
+	}
+	if path == "" {
+		return c, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !explicit {
+			return c, nil
+		}
+		return nil, fmt.Errorf("config file %s: %w", path, errors.Unwrap(err))
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("config file %s: %v", path, unwrapAll(err))
+	}
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		top, _, _ := strings.Cut(k, ".")
+		if !isKey(top) {
+			unknown = append(unknown, top)
+		} else if _, nested := v.Get(top).(map[string]any); nested {
+			return nil, fmt.Errorf("config file %s: %s: must be a single value, not a mapping", path, top)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("config file %s: unknown key %q (known keys: %s)", path, unknown[0], knownKeys())
+	}
+	c.file, c.path = v, path
+	return c, nil
+}
+
+// Path is the config file that was read, or "".
+func (c *Config) Path() string { return c.path }
+
+// Lookup returns a setting's value from the environment or the config file, and where it came from
+// ("ERGOMAKE_NAMESPACE", "/home/me/.config/ergomake/config.yaml").
+func (c *Config) Lookup(name string) (value, source string, ok bool) {
+	if v, set := c.env[EnvVar(name)]; set && v != "" {
+		return v, EnvVar(name), true
+	}
+	if c.file != nil && c.file.IsSet(name) {
+		switch v := c.file.Get(name).(type) {
+		case nil:
+			return "", "", false
+		case []any:
+			parts := make([]string, len(v))
+			for i, p := range v {
+				parts[i] = fmt.Sprint(p)
+			}
+			return strings.Join(parts, ","), c.path, true
+		default:
+			return fmt.Sprint(v), c.path, true
+		}
+	}
+	return "", "", false
+}
+
+// Apply fills every flag of fs that is a setting and was not given on the command line from the
+// environment, then the config file. Flags given on the command line are left alone, so the order
+// is flag > environment > config file > default.
+func (c *Config) Apply(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || !isKey(f.Name) {
+			return
+		}
+		v, source, ok := c.Lookup(f.Name)
+		if !ok {
+			return
+		}
+		// Value.Set, not fs.Set: the flag stays "not changed", it was not given on the command line.
+		if serr := f.Value.Set(v); serr != nil {
+			if source == c.path {
+				source = "config file " + source + ": " + f.Name
+			}
+			err = fmt.Errorf("%s: %v", source, serr)
+		}
+	})
+	return err
+}
+
+// Wants tells whether any flag in fs is a setting, that is whether Load is worth its cost.
+func Wants(fs *pflag.FlagSet) bool {
+	found := false
+	fs.VisitAll(func(f *pflag.Flag) { found = found || isKey(f.Name) })
+	return found
+}
+
+func knownKeys() string {
+	names := make([]string, len(Keys))
+	for i, k := range Keys {
+		names[i] = k.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func toMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// unwrapAll strips wrappers that repeat the file name or add Go-ish noise.
+func unwrapAll(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
