@@ -54,6 +54,7 @@ func (e *Error) Unwrap() error { return e.Err }
 var (
 	reValidating  = regexp.MustCompile(`^validating (.+?): (\S*) (.*)$`)
 	reAdditional  = regexp.MustCompile(`^additional propert(?:y|ies) '([^']+)'`)
+	reQuoted      = regexp.MustCompile(`'([^']+)'`)
 	reIndex       = regexp.MustCompile(`\.?\[(\d+)\]`)
 	reParse       = regexp.MustCompile(`^failed to parse (.+?): (.*)$`)
 	reYAMLLine    = regexp.MustCompile(`line (\d+)`)
@@ -96,8 +97,17 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 		m := reValidating.FindStringSubmatch(msg)
 		e.File = m[1]
 		path, what := m[2], strings.ReplaceAll(m[3], "must be a array", "must be an array")
-		if a := reAdditional.FindStringSubmatch(what); a != nil {
-			path = strings.TrimPrefix(path+"."+a[1], ".")
+		if reAdditional.MatchString(what) {
+			// jsonschema lists the unknown keys in map order: report the first in the file
+			best, bestLine := "", 0
+			for _, q := range reQuoted.FindAllStringSubmatch(what, -1) {
+				p := strings.TrimPrefix(path+"."+q[1], ".")
+				l := docs.line(e.File, p)
+				if best == "" || (l > 0 && (bestLine == 0 || l < bestLine)) {
+					best, bestLine = p, l
+				}
+			}
+			path = best
 			what = "false schema"
 		}
 		e.setPath(path)
@@ -178,6 +188,12 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 		e.Msg = strings.TrimSpace(msg[len(m[0]):])
 		e.Msg = strings.TrimSuffix(e.Msg, ": invalid compose project")
 		e.Key = guessKey(e.Msg)
+		if strings.Contains(e.Msg, "neither an image nor a build") {
+			// compose-go checks services in map order: report the first one in the files
+			if first := docs.firstServiceWithout("image", "build", "extends"); first != "" {
+				e.Service = first
+			}
+		}
 		path := "services." + e.Service
 		if e.Key != "" {
 			path += "." + e.Key
@@ -588,4 +604,19 @@ func (l *Locator) Has(service, key string) bool {
 		}
 	}
 	return false
+}
+
+// firstServiceWithout returns the first service, in file order, that has none of keys.
+func (d docs) firstServiceWithout(keys ...string) string {
+	found := ""
+	d.services(func(_, name string, svc *yaml.Node) bool {
+		for _, k := range keys {
+			if valueOf(svc, k) != nil {
+				return true
+			}
+		}
+		found = name
+		return false
+	})
+	return found
 }

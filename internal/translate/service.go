@@ -581,6 +581,12 @@ func (t *translator) aliases(out *v1alpha1.ServiceSpec, s types.ServiceConfig, t
 		add(a, "links")
 	}
 	add(s.ContainerName, "container_name")
+	for _, l := range s.Links {
+		target, _, _ := strings.Cut(l, ":")
+		if _, ok := t.p.Services[target]; !ok {
+			t.warn(s.Name, "links", "%q is not a service of the project; left out", target)
+		}
+	}
 	for _, c := range cands {
 		if _, isService := t.p.Services[c.alias]; isService {
 			t.warn(s.Name, c.key, "alias %q is also a service name; it resolves to that service", c.alias)
