@@ -11,12 +11,12 @@ import (
 
 // notTranslated are compose service keys that need no translation and no warning, with why.
 var notTranslated = map[string]string{
-	"name":               "the service's name itself",
-	"profiles":           "applied by compose-go when loading (inactive services are not in the project)",
-	"extends":            "resolved by compose-go when loading",
-	"env_file":           "folded into environment by compose-go when loading",
-	"label_file":         "folded into labels by compose-go when loading",
-	"attach":             "only decides which logs docker compose attaches to",
+	"name":                "the service's name itself",
+	"profiles":            "applied by compose-go when loading (inactive services are not in the project)",
+	"extends":             "resolved by compose-go when loading",
+	"env_file":            "folded into environment by compose-go when loading",
+	"label_file":          "folded into labels by compose-go when loading",
+	"attach":              "only decides which logs docker compose attaches to",
 	"healthcheck.disable": "disable alone means no healthcheck, which is also what no healthcheck gives",
 }
 
