@@ -33,6 +33,7 @@ const (
 	shmPath                 = "/dev/shm"
 	maxDNSNameservers       = 3
 	maxDNSSearches          = 32
+	maxDNSSearchChars       = 2048
 	labelOS                 = "kubernetes.io/os"
 	labelArch               = "kubernetes.io/arch"
 	restartNo               = "no"
@@ -367,10 +368,27 @@ func resources(name string, r *v1alpha1.Resources, e *errs) corev1.ResourceRequi
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		lim, ok := req.Limits[corev1.ResourceName(k)]
-		if q := req.Requests[corev1.ResourceName(k)]; ok && q.Cmp(lim) > 0 {
+		q := req.Requests[corev1.ResourceName(k)]
+		lim, hasLimit := req.Limits[corev1.ResourceName(k)]
+		overcommit := k == string(corev1.ResourceCPU) || k == string(corev1.ResourceMemory) || k == string(corev1.ResourceEphemeralStorage)
+		switch {
+		case !overcommit && !hasLimit:
+			e.add(name, "resources", "%s needs a limit (Kubernetes does not overcommit it)", k)
+		case !overcommit && q.Cmp(lim) != 0:
+			e.add(name, "resources", "the %s request %s must equal its limit %s (Kubernetes does not overcommit it)", k, q.String(), lim.String())
+		case hasLimit && q.Cmp(lim) > 0:
 			e.add(name, "resources", "the %s request %s exceeds its limit %s", k, q.String(), lim.String())
 		}
+	}
+	hasHuge, hasCPUOrMemory := false, false
+	for _, l := range []corev1.ResourceList{req.Limits, req.Requests} {
+		for k := range l {
+			hasHuge = hasHuge || strings.HasPrefix(string(k), corev1.ResourceHugePagesPrefix)
+			hasCPUOrMemory = hasCPUOrMemory || k == corev1.ResourceCPU || k == corev1.ResourceMemory
+		}
+	}
+	if hasHuge && !hasCPUOrMemory {
+		e.add(name, "resources", "hugepages need a cpu or memory limit or request too")
 	}
 	return req
 }
@@ -387,20 +405,25 @@ func dnsConfig(name string, d *v1alpha1.DNSSpec, e *errs) *corev1.PodDNSConfig {
 		}
 		cfg.Nameservers = append(cfg.Nameservers, ns)
 	}
-	// With dnsPolicy ClusterFirst the cluster resolver comes first, so only 2 more fit.
-	if len(d.Nameservers) > maxDNSNameservers-1 {
-		e.add(name, "dns.nameservers", "at most %d nameservers fit next to the cluster's own, not %d", maxDNSNameservers-1, len(d.Nameservers))
+	if len(d.Nameservers) > maxDNSNameservers {
+		e.add(name, "dns.nameservers", "at most %d nameservers, not %d", maxDNSNameservers, len(d.Nameservers))
 	}
 	for _, s := range d.Searches {
-		s = strings.TrimSuffix(s, ".")
-		if msgs := validation.IsDNS1123Subdomain(strings.ToLower(s)); len(msgs) > 0 {
-			e.add(name, "dns.searches", "%q is not a valid search domain: %s", s, strings.Join(msgs, "; "))
-			continue
+		s = strings.ToLower(s)
+		if s != "." {
+			s = strings.TrimSuffix(s, ".")
+			if msgs := validation.IsDNS1123SubdomainWithUnderscore(s); len(msgs) > 0 {
+				e.add(name, "dns.searches", "%q is not a valid search domain: %s", s, strings.Join(msgs, "; "))
+				continue
+			}
 		}
 		cfg.Searches = append(cfg.Searches, s)
 	}
-	if len(d.Searches) > maxDNSSearches-3 {
-		e.add(name, "dns.searches", "at most %d search domains fit next to the cluster's own, not %d", maxDNSSearches-3, len(d.Searches))
+	if len(d.Searches) > maxDNSSearches {
+		e.add(name, "dns.searches", "at most %d search domains, not %d", maxDNSSearches, len(d.Searches))
+	}
+	if n := len(strings.Join(cfg.Searches, " ")); n > maxDNSSearchChars {
+		e.add(name, "dns.searches", "the search list is %d characters long, more than %d", n, maxDNSSearchChars)
 	}
 	for _, o := range d.Options {
 		n, v, hasValue := strings.Cut(o, ":")
