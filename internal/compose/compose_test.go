@@ -54,7 +54,7 @@ func TestBadInput(t *testing.T) {
 		{"malformed container port", map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    ports:\n      - \"abc\"\n"},
 			5, "web", "ports", "Invalid containerPort: abc"},
 		{"wrong type", map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    ports:\n      - target: abc\n"},
-			5, "web", "ports.target", "parsing \"abc\""},
+			5, "web", "ports.target", `"abc" must be an integer`},
 		{"unknown dependency", map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    depends_on: [db]\n"},
 			4, "web", "depends_on", `depends on undefined service "db"`},
 		{"no image", map[string]string{"compose.yaml": "services:\n  web:\n    environment: [A=b]\n"},

@@ -54,6 +54,7 @@ func (e *Error) Unwrap() error { return e.Err }
 var (
 	reValidating  = regexp.MustCompile(`^validating (.+?): (\S*) (.*)$`)
 	reAdditional  = regexp.MustCompile(`^additional propert(?:y|ies) '([^']+)'`)
+	reCast        = regexp.MustCompile(`failed to cast to expected type: strconv\.(\w+): parsing "(.*)": `)
 	reQuoted      = regexp.MustCompile(`'([^']+)'`)
 	reIndex       = regexp.MustCompile(`\.?\[(\d+)\]`)
 	reParse       = regexp.MustCompile(`^failed to parse (.+?): (.*)$`)
@@ -161,6 +162,13 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 		m := reInterpolate.FindStringSubmatch(msg)
 		path := m[1]
 		e.Msg = m[2]
+		if c := reCast.FindStringSubmatch(e.Msg); c != nil {
+			what := map[string]string{"Atoi": "an integer", "ParseInt": "an integer", "ParseUint": "a positive integer", "ParseFloat": "a number", "ParseBool": "a boolean (true or false)"}[c[1]]
+			if what == "" {
+				what = "of another type"
+			}
+			e.Msg = fmt.Sprintf("%q must be %s", c[2], what)
+		}
 		e.setPath(path)
 		e.File, e.Line = docs.find(path)
 		return e
@@ -176,10 +184,13 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 		e.File, e.Line = docs.find("services." + m[1] + ".depends_on")
 		return e
 	case rePortErr.MatchString(msg):
+		var value string
 		e.Key = "ports"
-		e.Service, e.File, e.Line = docs.findBadPort(env)
+		e.Service, e.Key, value, e.File, e.Line = docs.findBadPort(env)
 		if e.Service == "" {
 			e.Key = "ports or expose"
+		} else {
+			e.Msg = fmt.Sprintf("invalid port %q: %s", value, msg)
 		}
 		return e
 	case reServiceQ.MatchString(msg):
@@ -498,7 +509,7 @@ func valueOf(m *yaml.Node, key string) *yaml.Node {
 
 // findBadPort re-parses every short-syntax port and expose entry to find the one compose-go
 // rejected without saying where.
-func (d docs) findBadPort(env types.Mapping) (service, file string, line int) {
+func (d docs) findBadPort(env types.Mapping) (service, badKey, value, file string, line int) {
 	d.services(func(f, name string, svc *yaml.Node) bool {
 		for _, key := range []string{"ports", "expose"} {
 			seq := valueOf(svc, key)
@@ -520,7 +531,7 @@ func (d docs) findBadPort(env types.Mapping) (service, file string, line int) {
 					}
 				}
 				if _, err := types.ParsePortConfig(v); err != nil {
-					service, file, line = name, f, item.Line
+					service, badKey, value, file, line = name, key, strings.TrimPrefix(v, "0:"), f, item.Line
 					return false
 				}
 			}
@@ -530,7 +541,7 @@ func (d docs) findBadPort(env types.Mapping) (service, file string, line int) {
 	if file == "" && len(d) > 0 {
 		file = d[0].file
 	}
-	return service, file, line
+	return service, badKey, value, file, line
 }
 
 // badYAMLFile returns the first file that does not parse, for YAML errors that do not name it.

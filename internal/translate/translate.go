@@ -186,10 +186,7 @@ func (t *translator) run() (*Result, error) {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      t.envName,
 			Namespace: t.ns,
-			Labels: map[string]string{
-				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
-				v1alpha1.LabelPartOf:    t.envName,
-			},
+			Labels:    t.labels(),
 		},
 		Spec: v1alpha1.EnvSpec{Project: t.p.Name},
 	}

@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+echo "tools ready"
+exec sleep infinity

@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, name text UNIQUE NOT NULL);
