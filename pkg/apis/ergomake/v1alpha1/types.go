@@ -105,6 +105,12 @@ const (
 )
 
 // ServiceSpec is one compose service.
+//
+// Escaping: Entrypoint, Command and Environment values are literal, exactly what the process must
+// see (compose interpolation, including `$$` → `$`, already happened in the CLI). Kubernetes
+// expands `$(VAR)` in a container's command, args and env values, so internal/render escapes every
+// `$` as `$$` when it builds the container; nothing else may escape them (internal/translate does
+// not). Healthcheck.Exec is not expanded by Kubernetes and is used as is.
 type ServiceSpec struct {
 	// Name is the compose service name, exactly as written in the compose file.
 	// +kubebuilder:validation:MinLength=1
@@ -125,17 +131,20 @@ type ServiceSpec struct {
 	// +kubebuilder:default=LongRunning
 	// +optional
 	Lifecycle Lifecycle `json:"lifecycle,omitempty"`
-	// Entrypoint overrides the image's ENTRYPOINT (compose entrypoint); nil keeps it.
+	// Entrypoint overrides the image's ENTRYPOINT (compose entrypoint); nil keeps it. Literal
+	// values (render escapes $).
 	// +optional
 	Entrypoint []string `json:"entrypoint,omitempty"`
-	// Command overrides the image's CMD (compose command); nil keeps it.
+	// Command overrides the image's CMD (compose command); nil keeps it. Literal values (render
+	// escapes $).
 	// +optional
 	Command []string `json:"command,omitempty"`
 	// ResetCommand is true when an entrypoint is set without a command, so the image's CMD is
 	// dropped as Docker drops it.
 	// +optional
 	ResetCommand bool `json:"resetCommand,omitempty"`
-	// Environment are the container's variables, already interpolated; values are literal.
+	// Environment are the container's variables, already interpolated, sorted by name; values are
+	// literal (render escapes $).
 	// +optional
 	Environment []EnvVar `json:"environment,omitempty"`
 	// WorkingDir is the container's working directory.
