@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ergomake/ergomake/internal/iostreams"
+)
+
+// Factory holds what every command needs from the outside world. Main builds the real one;
+// tests build one around buffers, a chosen environment and a chosen working directory.
+type Factory struct {
+	// IOStreams are the standard streams and their terminal manners.
+	IOStreams *iostreams.IOStreams
+	// Environ is the user's environment as KEY=VALUE pairs (os.Environ() for real). Commands read
+	// the environment only through it: COMPOSE_*, ERGOMAKE_*, KUBECONFIG, HOME, ...
+	Environ func() []string
+	// WorkingDir is the directory compose files are discovered from (os.Getwd() for real).
+	WorkingDir func() (string, error)
+	// Now is the clock (time.Now for real).
+	Now func() time.Time
+}
+
+// NewFactory returns the Factory of the running process.
+func NewFactory() *Factory {
+	environ := os.Environ()
+	return &Factory{
+		IOStreams:  iostreams.System(environ),
+		Environ:    func() []string { return environ },
+		WorkingDir: os.Getwd,
+		Now:        time.Now,
+	}
+}
+
+// Getenv returns the value of key in the Factory's environment, "" when unset.
+func (f *Factory) Getenv(key string) string {
+	env := f.Environ()
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}

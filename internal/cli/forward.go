@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ergomake/ergomake/internal/iostreams"
+)
+
+// ForwardOptions are the options of `ergomake forward`.
+type ForwardOptions struct {
+	IO      *iostreams.IOStreams
+	Factory *Factory
+	Context context.Context
+
+	Project ProjectOptions
+	Cluster ClusterOptions
+	// Services limits forwarding to these compose services (all when empty).
+	Services []string
+}
+
+// NewCmdForward returns `ergomake forward`.
+func NewCmdForward(f *Factory, runF func(*ForwardOptions) error) *cobra.Command {
+	opts := &ForwardOptions{IO: f.IOStreams, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "forward [SERVICE...] [flags]",
+		Short: "Forward the published ports of a running environment to localhost",
+		Long: `Forward the published ports of an environment that is already running (one started with
+"ergomake up -d", say) to localhost, until Ctrl-C. The environment is left running.`,
+		Example: `  ergomake forward
+  ergomake forward web`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Context = cmd.Context()
+			opts.Services = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return forwardRun(opts)
+		},
+	}
+	addProjectFlags(cmd, &opts.Project)
+	addClusterFlags(cmd, &opts.Cluster)
+	return cmd
+}
+
+func forwardRun(opts *ForwardOptions) error {
+	return notImplemented("forward")
+}

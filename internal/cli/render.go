@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/internal/translate"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// RenderOptions are the options of `ergomake render`.
+type RenderOptions struct {
+	IO      *iostreams.IOStreams
+	Factory *Factory
+	Context context.Context
+
+	Project ProjectOptions
+	// Namespace of the environment; empty means ergomake-<project>.
+	Namespace string
+	// Output is "yaml" or "json".
+	Output string
+}
+
+// NewCmdRender returns `ergomake render`.
+func NewCmdRender(f *Factory, runF func(*RenderOptions) error) *cobra.Command {
+	opts := &RenderOptions{IO: f.IOStreams, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "render [flags]",
+		Short: "Print the Kubernetes objects the compose project becomes",
+		Long: `Print what "ergomake up" would create for the compose project, without a cluster: the
+ErgomakeEnv first, then the Secrets and ConfigMaps it references, then every object the operator
+makes of it (PersistentVolumeClaims, Services, Deployments and Jobs), as a multi-document YAML
+stream, or with -o json as one JSON List.
+
+Compose keys that ergomake translates only approximately, or not at all, are reported on stderr,
+one "warning: " line each. Secret values appear in the Secrets, base64-encoded, as Kubernetes
+stores them.`,
+		Example: `  ergomake render
+  ergomake render -f compose.yaml --profile debug -o json
+  ergomake render | kubectl apply --dry-run=client -f -`,
+		Args: wrapArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Context = cmd.Context()
+			if runF != nil {
+				return runF(opts)
+			}
+			return renderRun(opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output, outputYAML, outputJSON)
+	addProjectFlags(cmd, &opts.Project)
+	addNamespaceFlag(cmd, &opts.Namespace)
+	return cmd
+}
+
+func renderRun(opts *RenderOptions) error {
+	copts, err := opts.Project.composeOptions(opts.Factory)
+	if err != nil {
+		return err
+	}
+	project, err := compose.Load(opts.Context, copts)
+	if err != nil {
+		return err
+	}
+	res, err := translate.Translate(project, translate.Options{Namespace: opts.Namespace})
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(opts.IO.ErrOut, "warning: "+w.String())
+	}
+	objs, err := render.Render(res.Env, render.Options{})
+	if err != nil {
+		return err
+	}
+
+	items := []runtime.Object{withKind(res.Env, v1alpha1.GroupVersion.String(), v1alpha1.Kind)}
+	for _, s := range res.Secrets {
+		items = append(items, withKind(s, "v1", "Secret"))
+	}
+	for _, c := range res.ConfigMaps {
+		items = append(items, withKind(c, "v1", "ConfigMap"))
+	}
+	for _, o := range objs.List() {
+		items = append(items, o)
+	}
+	return printObjects(opts.IO.Out, opts.Output, items)
+}
+
+// withKind sets apiVersion and kind where the object lacks them.
+func withKind[T runtime.Object](o T, apiVersion, kind string) T {
+	gvk := o.GetObjectKind().GroupVersionKind()
+	if gvk.Kind == "" {
+		o.GetObjectKind().SetGroupVersionKind(schema.FromAPIVersionAndKind(apiVersion, kind))
+	}
+	return o
+}
+
+// printObjects prints Kubernetes objects as a multi-document YAML stream (format "yaml") or as
+// a v1 List (format "json"). Fields that only say "unset" (creationTimestamp: null, status: {})
+// are left out, as kubectl leaves them out of what it applies.
+func printObjects(w io.Writer, format string, items []runtime.Object) error {
+	docs := make([]any, 0, len(items))
+	for _, o := range items {
+		m, err := toMap(o)
+		if err != nil {
+			return err
+		}
+		docs = append(docs, m)
+	}
+	if format == outputJSON {
+		return printJSON(w, map[string]any{
+			"apiVersion": "v1",
+			"kind":       "List",
+			"metadata":   map[string]any{},
+			"items":      docs,
+		})
+	}
+	var b bytes.Buffer
+	for _, d := range docs {
+		y, err := yaml.Marshal(d)
+		if err != nil {
+			return err
+		}
+		b.WriteString("---\n")
+		b.Write(y)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// toMap turns an object into its JSON form, without nulls and without an empty status.
+func toMap(o runtime.Object) (map[string]any, error) {
+	raw, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	if s, ok := m["status"].(map[string]any); ok && len(s) == 0 {
+		delete(m, "status")
+	}
+	dropNulls(m)
+	return m, nil
+}
+
+func dropNulls(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if e == nil {
+				delete(t, k)
+				continue
+			}
+			dropNulls(e)
+		}
+	case []any:
+		for _, e := range t {
+			dropNulls(e)
+		}
+	}
+}

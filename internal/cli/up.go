@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ergomake/ergomake/internal/iostreams"
+)
+
+// UpOptions are the options of `ergomake up`.
+type UpOptions struct {
+	IO      *iostreams.IOStreams
+	Factory *Factory
+	Context context.Context
+
+	Project ProjectOptions
+	Cluster ClusterOptions
+
+	// Detach returns once the environment is ready and leaves it running, without forwarding.
+	Detach bool
+	// Keep keeps the environment when `up` ends (Ctrl-C) or fails; only forwarding stops.
+	Keep bool
+	// WaitTimeout is how long to wait for the environment to become ready.
+	WaitTimeout time.Duration
+	// TTL is how long the environment survives without a CLI attached; 0 chooses (10m attached,
+	// 24h detached).
+	TTL time.Duration
+}
+
+// NewCmdUp returns `ergomake up`.
+func NewCmdUp(f *Factory, runF func(*UpOptions) error) *cobra.Command {
+	opts := &UpOptions{IO: f.IOStreams, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "up [flags]",
+		Short: "Bring the compose project up on the cluster and forward its ports",
+		Long: `Bring the compose project up on the Kubernetes cluster, wait until every service is ready, and
+forward every published port to localhost, as "docker compose up" would.
+
+The environment lives in its own namespace (default ergomake-<project>). Press Ctrl-C to tear it
+down; with --keep, Ctrl-C only stops forwarding. With -d/--detach, ergomake returns once the
+environment is ready and leaves it running: "ergomake forward" forwards its ports later and
+"ergomake down" removes it. An environment left without a CLI attached is deleted by the operator
+after --ttl.`,
+		Example: `  ergomake up
+  ergomake up -f compose.yaml -f compose.dev.yaml --profile debug
+  ergomake up -d --context staging -n my-feature`,
+		Args: wrapArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Context = cmd.Context()
+			if opts.WaitTimeout <= 0 {
+				return FlagErrorf("--wait-timeout must be positive, got %s", opts.WaitTimeout)
+			}
+			if opts.TTL < 0 {
+				return FlagErrorf("--ttl must not be negative, got %s", opts.TTL)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return upRun(opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.BoolVarP(&opts.Detach, "detach", "d", false, "return once the environment is ready and leave it running (no port forwarding)")
+	fs.BoolVar(&opts.Keep, "keep", false, "keep the environment when up ends or fails (Ctrl-C stops forwarding only)")
+	fs.DurationVar(&opts.WaitTimeout, "wait-timeout", 10*time.Minute, "how long to wait for the environment to become ready")
+	fs.DurationVar(&opts.TTL, "ttl", 0, "delete the environment after it has been left without a CLI attached this long (0: 10m, or 24h with --detach)")
+	addProjectFlags(cmd, &opts.Project)
+	addClusterFlags(cmd, &opts.Cluster)
+	return cmd
+}
+
+func upRun(opts *UpOptions) error {
+	return notImplemented("up")
+}
