@@ -43,7 +43,7 @@ func (c *Client) DeleteEnv(ctx context.Context, namespace, name string, opts Del
 	defer stopPods()
 	go c.reportPods(pctx, namespace, progress)
 
-	if err := c.waitGone(ctx, c.envListWatch(namespace, name), &unstructured.Unstructured{}, nil); err != nil {
+	if err := c.waitGone(ctx, c.EnvListWatch(namespace, name), &unstructured.Unstructured{}, nil); err != nil {
 		return fmt.Errorf("waiting for ErgomakeEnv %s/%s to be deleted: %w", namespace, name, err)
 	}
 	// Secrets and ConfigMaps are owned by the environment, but not blocking its deletion: remove
@@ -77,7 +77,8 @@ func (c *Client) reportPods(ctx context.Context, namespace string, progress func
 	})
 }
 
-func (c *Client) envListWatch(namespace, name string) cache.ListerWatcher {
+// EnvListWatch lists and watches one environment by name.
+func (c *Client) EnvListWatch(namespace, name string) cache.ListerWatcher {
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
