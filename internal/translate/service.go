@@ -93,6 +93,10 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	if err := t.ports(&out, s); err != nil {
 		return out, err
 	}
+	t.network(&out, s)
+	if len(out.Ports) == 0 && len(out.Expose) == 0 && out.Lifecycle == v1alpha1.LongRunning && !out.HostNetwork {
+		t.warn(name, "ports", "no ports or expose: %q gets a headless Service (its name resolves to the pod, so any port works)", name)
+	}
 	t.healthcheck(&out, s)
 	t.dependsOn(&out, s)
 	t.restart(&out, s)
@@ -122,7 +126,6 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 		q := resource.NewQuantity(int64(s.ShmSize), resource.BinarySI)
 		out.ShmSize = q
 	}
-	t.network(&out, s)
 	t.labels2(&out, s)
 	t.deploy(s)
 	t.unsupported(s)
@@ -591,6 +594,9 @@ func (t *translator) aliases(out *v1alpha1.ServiceSpec, s types.ServiceConfig, t
 		if _, isService := t.p.Services[c.alias]; isService {
 			t.warn(s.Name, c.key, "alias %q is also a service name; it resolves to that service", c.alias)
 			continue
+		}
+		if owner, ok := taken[c.alias]; ok && owner == s.Name {
+			continue // its own Service name already
 		}
 		if owner, ok := taken[c.alias]; ok {
 			t.warn(s.Name, c.key, "alias %q is already an alias of %q; it resolves to %q only", c.alias, owner, owner)

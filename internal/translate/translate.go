@@ -144,7 +144,12 @@ func (t *translator) warn(service, key, format string, args ...any) {
 }
 
 func (t *translator) errorf(service, key, format string, args ...any) error {
-	f, line := t.loc.Find(service, key)
+	return t.errorfAt(service, key, key, format, args...)
+}
+
+// errorfAt is errorf with a more precise path (volumes.2) to find the line.
+func (t *translator) errorfAt(service, key, path, format string, args ...any) error {
+	f, line := t.loc.Find(service, path)
 	if f == "" && len(t.p.ComposeFiles) > 0 {
 		f = t.p.ComposeFiles[0]
 	}
@@ -193,7 +198,10 @@ func (t *translator) run() (*Result, error) {
 	if t.opts.TTL > 0 {
 		env.Spec.TTL = &metav1.Duration{Duration: t.opts.TTL}
 	}
-	taken := map[string]string{} // alias Service names → owner
+	taken := map[string]string{} // Service names and aliases → owner
+	for _, name := range names {
+		taken[t.serviceNames[name]] = name
+	}
 	for _, name := range names {
 		svc, err := t.service(t.p.Services[name], taken)
 		if err != nil {

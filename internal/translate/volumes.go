@@ -35,14 +35,14 @@ func isDockerSocket(p string) bool {
 }
 
 func (t *translator) mounts(out *v1alpha1.ServiceSpec, s types.ServiceConfig) error {
-	for _, v := range s.Volumes {
+	for i, v := range s.Volumes {
 		var m *v1alpha1.VolumeMount
 		var err error
 		switch v.Type {
 		case types.VolumeTypeVolume:
 			m = t.volumeMount(s, v)
 		case types.VolumeTypeBind:
-			m, err = t.bindMount(s, v)
+			m, err = t.bindMount(s, i, v)
 		case types.VolumeTypeTmpfs:
 			m = &v1alpha1.VolumeMount{Type: v1alpha1.MountTmpfs, Target: v.Target}
 			if v.Tmpfs != nil {
@@ -133,7 +133,7 @@ func (t *translator) volumeMount(s types.ServiceConfig, v types.ServiceVolumeCon
 	return m
 }
 
-func (t *translator) bindMount(s types.ServiceConfig, v types.ServiceVolumeConfig) (*v1alpha1.VolumeMount, error) {
+func (t *translator) bindMount(s types.ServiceConfig, index int, v types.ServiceVolumeConfig) (*v1alpha1.VolumeMount, error) {
 	src := v.Source
 	if v.Bind != nil && v.Bind.Propagation != "" {
 		t.warn(s.Name, "volumes", "%s: propagation %q is not supported; ignored", v.Target, v.Bind.Propagation)
@@ -148,7 +148,7 @@ func (t *translator) bindMount(s types.ServiceConfig, v types.ServiceVolumeConfi
 	fi, err := os.Stat(src)
 	if err != nil {
 		if v.Bind != nil && !bool(v.Bind.CreateHostPath) {
-			return nil, t.errorf(s.Name, "volumes", "%s does not exist (create_host_path: false)", src)
+			return nil, t.errorfAt(s.Name, "volumes", fmt.Sprintf("volumes.%d", index), "%s does not exist (create_host_path: false)", src)
 		}
 		t.warn(s.Name, "volumes", "%s does not exist: %s starts as an empty directory in the cluster, and what is written there stays in the cluster", t.rel(src), v.Target)
 		return &v1alpha1.VolumeMount{Type: v1alpha1.MountEmptyDir, Target: v.Target, ReadOnly: v.ReadOnly}, nil
@@ -167,7 +167,7 @@ func (t *translator) bindMount(s types.ServiceConfig, v types.ServiceVolumeConfi
 			return &v1alpha1.VolumeMount{Type: v1alpha1.MountEmptyDir, Target: v.Target, ReadOnly: v.ReadOnly}, nil
 		}
 	}
-	cm, items, err := t.bindConfigMap(s, src, fi)
+	cm, items, err := t.bindConfigMap(s, index, src, fi)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func isEmptyDir(dir string) (bool, error) {
 
 // bindConfigMap ships a file or folder as a ConfigMap (shared by every mount of the same path) and
 // returns its name and the key → path items.
-func (t *translator) bindConfigMap(s types.ServiceConfig, src string, fi fs.FileInfo) (string, []v1alpha1.KeyPath, error) {
+func (t *translator) bindConfigMap(s types.ServiceConfig, index int, src string, fi fs.FileInfo) (string, []v1alpha1.KeyPath, error) {
 	name := objectName("bind", strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))+"-"+shortHash(t.rel(src)))
 	name = truncate(name, 63)
 	var files []string // relative paths
@@ -260,7 +260,14 @@ func (t *translator) bindConfigMap(s types.ServiceConfig, src string, fi fs.File
 		}
 		total += info.Size()
 		if total > t.opts.MaxConfigMapBytes {
-			return "", nil, t.errorf(s.Name, "volumes", "%s is too large to ship to the cluster (more than %s; the limit is %s): mount a named volume instead, or mount only the files the service needs",
+			for _, rest := range files { // the whole size, for the message
+				if fi.IsDir() {
+					if ri, err := os.Stat(filepath.Join(src, filepath.FromSlash(rest))); err == nil && rest > f {
+						total += ri.Size()
+					}
+				}
+			}
+			return "", nil, t.errorfAt(s.Name, "volumes", fmt.Sprintf("volumes.%d", index), "%s is too large to ship to the cluster as a ConfigMap (%s; the limit is %s): mount a named volume instead, or only the files the service needs",
 				t.rel(src), humanBytes(total), humanBytes(t.opts.MaxConfigMapBytes))
 		}
 		b, err := os.ReadFile(path)
@@ -299,7 +306,7 @@ func humanBytes(n int64) string {
 	case n >= 1<<20:
 		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/(1<<20)), ".0") + " MiB"
 	case n >= 1<<10:
-		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/(1<<10)), ".0") + " KiB"
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
