@@ -1,0 +1,407 @@
+// Package install puts the ergomake operator on a cluster (the ErgomakeEnv CRD, the operator's
+// RBAC, ServiceAccount and Deployment, all embedded in the binary) and takes it off again.
+package install
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ergomake/ergomake/config"
+	"github.com/ergomake/ergomake/internal/build"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// FieldManager is the server-side apply field manager of what install applies.
+const FieldManager = "ergomake"
+
+// DefaultNamespace is where the operator runs unless told otherwise.
+const DefaultNamespace = "ergomake-system"
+
+// ImageRepository is where released operator images are published.
+const ImageRepository = "ghcr.io/ergomake/ergomake-operator"
+
+// AnnotationRevision on the operator's pod template: a new value restarts the operator, for an
+// image rebuilt under the same tag.
+const AnnotationRevision = "ergomake.dev/revision"
+
+// Name of the operator's Deployment, ServiceAccount, ClusterRole and ClusterRoleBinding.
+const Name = "ergomake-operator"
+
+// Options say what to install where.
+type Options struct {
+	// Image of the operator (default: DefaultImage()).
+	Image string
+	// Namespace the operator runs in (default ergomake-system).
+	Namespace string
+	// Revision, when set, is recorded on the operator's pods (AnnotationRevision).
+	Revision string
+	// Timeout bounds the wait for the operator to become available (default 3 minutes).
+	Timeout time.Duration
+	// Out receives progress lines (nil: discarded).
+	Out io.Writer
+}
+
+// DefaultImage is the operator image matching this binary's version.
+func DefaultImage() string {
+	v := build.Get().Version
+	if v == "" || v == "dev" || strings.Contains(v, "dirty") {
+		v = "latest"
+	}
+	return ImageRepository + ":" + v
+}
+
+func (o *Options) defaults() error {
+	if o.Image == "" {
+		o.Image = DefaultImage()
+	}
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if errs := validation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
+		return fmt.Errorf("namespace %q: %s", o.Namespace, strings.Join(errs, "; "))
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 3 * time.Minute
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	return nil
+}
+
+// Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
+// ServiceAccount, the ClusterRoleBinding and the Deployment.
+func Objects(opts Options) ([]*unstructured.Unstructured, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	crd, err := decode(config.CRD)
+	if err != nil {
+		return nil, fmt.Errorf("embedded CRD: %w", err)
+	}
+	out = append(out, crd...)
+	role, err := decode(config.RBAC)
+	if err != nil {
+		return nil, fmt.Errorf("embedded RBAC: %w", err)
+	}
+	out = append(out, role...)
+
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName(opts.Namespace)
+	ns.SetLabels(map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
+	out = append(out, ns)
+
+	for _, file := range []string{"operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/deployment.yaml"} {
+		b, err := fs.ReadFile(config.Operator, file)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("embedded %s: %w", file, err)
+		}
+		out = append(out, objs...)
+	}
+	for _, u := range out {
+		if u.GetNamespace() != "" {
+			u.SetNamespace(opts.Namespace)
+		}
+		switch u.GetKind() {
+		case "ClusterRoleBinding":
+			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+			for _, s := range subjects {
+				if m, ok := s.(map[string]any); ok {
+					m["namespace"] = opts.Namespace
+				}
+			}
+			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
+				return nil, err
+			}
+		case "ClusterRole":
+			labels := u.GetLabels()
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
+			labels["app.kubernetes.io/name"] = Name
+			u.SetLabels(labels)
+		case "Deployment":
+			containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+			for _, c := range containers {
+				if m, ok := c.(map[string]any); ok {
+					m["image"] = opts.Image
+				}
+			}
+			if err := unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+				return nil, err
+			}
+			if opts.Revision != "" {
+				if err := unstructured.SetNestedField(u.Object, opts.Revision, "spec", "template", "metadata", "annotations", AnnotationRevision); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// decode splits a multi-document YAML file into objects.
+func decode(b []byte) ([]*unstructured.Unstructured, error) {
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := d.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, err
+		}
+		if len(m) == 0 {
+			continue
+		}
+		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+}
+
+func newClient(cfg *rest.Config) (client.Client, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, apiextensionsv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// Install applies the CRD, the RBAC, the ServiceAccount and the operator Deployment, and waits
+// until the operator is available.
+func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
+	objs, err := Objects(opts)
+	if err != nil {
+		return err
+	}
+	if err := opts.defaults(); err != nil {
+		return err
+	}
+	c, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	for _, u := range objs {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		fmt.Fprintf(opts.Out, "applied %s %s\n", u.GetKind(), qualifiedName(u))
+		if u.GetKind() == "CustomResourceDefinition" {
+			if err := waitCRD(ctx, c, u.GetName(), opts); err != nil {
+				return err
+			}
+		}
+	}
+	return waitAvailable(ctx, c, opts)
+}
+
+func qualifiedName(u *unstructured.Unstructured) string {
+	if u.GetNamespace() != "" {
+		return u.GetNamespace() + "/" + u.GetName()
+	}
+	return u.GetName()
+}
+
+func waitCRD(ctx context.Context, c client.Client, name string, opts Options) error {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		for _, cond := range crd.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("CustomResourceDefinition %s is not established: %w", name, err)
+	}
+	fmt.Fprintf(opts.Out, "CustomResourceDefinition %s established\n", name)
+	return nil
+}
+
+// waitAvailable waits until the operator Deployment has rolled out, printing a line each time
+// what it waits for changes.
+func waitAvailable(ctx context.Context, c client.Client, opts Options) error {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	key := client.ObjectKey{Namespace: opts.Namespace, Name: Name}
+	last := ""
+	var why string
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var d appsv1.Deployment
+		if err := c.Get(ctx, key, &d); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		done, msg := rolledOut(&d)
+		if !done {
+			if reason := podTrouble(ctx, c, opts.Namespace); reason != "" {
+				msg += ": " + reason
+			}
+		}
+		why = msg
+		if msg != last {
+			fmt.Fprintf(opts.Out, "operator %s: %s\n", key, msg)
+			last = msg
+		}
+		return done, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil && why != "" {
+			return fmt.Errorf("the operator did not become available within %s (%s)", opts.Timeout, why)
+		}
+		return fmt.Errorf("waiting for the operator: %w", err)
+	}
+	return nil
+}
+
+// rolledOut is kubectl rollout status's test: the newest template is rolled out and available.
+func rolledOut(d *appsv1.Deployment) (bool, string) {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	switch {
+	case st.ObservedGeneration < d.Generation:
+		return false, "waiting for the rollout to start"
+	case st.UpdatedReplicas < want:
+		return false, fmt.Sprintf("%d of %d updated replicas", st.UpdatedReplicas, want)
+	case st.Replicas > st.UpdatedReplicas:
+		return false, fmt.Sprintf("%d old replicas pending termination", st.Replicas-st.UpdatedReplicas)
+	case st.AvailableReplicas < st.UpdatedReplicas:
+		return false, fmt.Sprintf("%d of %d updated replicas available", st.AvailableReplicas, st.UpdatedReplicas)
+	}
+	return true, "available"
+}
+
+// podTrouble names what keeps an operator pod from starting (image pull, crash loop), if anything.
+func podTrouble(ctx context.Context, c client.Client, namespace string) string {
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/name": Name}); err != nil {
+		return ""
+	}
+	var out []string
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
+				s := w.Reason
+				if w.Message != "" {
+					s += ": " + w.Message
+				}
+				out = append(out, s)
+			}
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && cond.Message != "" {
+				out = append(out, "unschedulable: "+cond.Message)
+			}
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
+}
+
+// Uninstall removes what Install applied: the CRD (and with it every ErgomakeEnv, whose objects
+// the garbage collector then removes), the operator and its RBAC, and the namespace when ergomake
+// created it. Objects already gone are skipped.
+func Uninstall(ctx context.Context, cfg *rest.Config, opts Options) error {
+	objs, err := Objects(opts)
+	if err != nil {
+		return err
+	}
+	if err := opts.defaults(); err != nil {
+		return err
+	}
+	c, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	// Reverse order, but the CRD first: its environments are deleted while the operator that
+	// reports on them still runs.
+	order := []*unstructured.Unstructured{objs[0]}
+	for i := len(objs) - 1; i > 0; i-- {
+		order = append(order, objs[i])
+	}
+	for _, u := range order {
+		if u.GetKind() == "Namespace" {
+			var ns corev1.Namespace
+			if err := c.Get(ctx, client.ObjectKey{Name: u.GetName()}, &ns); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return err
+			}
+			if ns.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
+				fmt.Fprintf(opts.Out, "kept Namespace %s (not created by ergomake)\n", u.GetName())
+				continue
+			}
+		}
+		err := c.Delete(ctx, u, client.PropagationPolicy(metav1.DeletePropagationForeground))
+		switch {
+		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+			fmt.Fprintf(opts.Out, "%s %s already gone\n", u.GetKind(), qualifiedName(u))
+			continue
+		case err != nil:
+			return fmt.Errorf("deleting %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		if err := waitGone(ctx, c, u, opts.Timeout); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.Out, "deleted %s %s\n", u.GetKind(), qualifiedName(u))
+	}
+	return nil
+}
+
+func waitGone(ctx context.Context, c client.Client, u *unstructured.Unstructured, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		probe := &unstructured.Unstructured{}
+		probe.SetGroupVersionKind(u.GroupVersionKind())
+		err := c.Get(ctx, client.ObjectKeyFromObject(u), probe)
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return fmt.Errorf("%s %s is not gone: %w", u.GetKind(), qualifiedName(u), err)
+	}
+	return nil
+}

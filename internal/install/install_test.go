@@ -1,0 +1,66 @@
+package install
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func TestObjects(t *testing.T) {
+	objs, err := Objects(Options{Image: "ergomake.test/ergomake-operator:dev", Namespace: "ops", Revision: "abc123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
+	}
+	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops," +
+		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Deployment/ergomake-operator"
+	if got := strings.Join(kinds, ","); got != want {
+		t.Fatalf("objects %s\nwant    %s", got, want)
+	}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ServiceAccount", "Deployment":
+			if o.GetNamespace() != "ops" {
+				t.Errorf("%s namespace %q", o.GetKind(), o.GetNamespace())
+			}
+		case "ClusterRoleBinding":
+			subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
+			if ns := subjects[0].(map[string]any)["namespace"]; ns != "ops" {
+				t.Errorf("binding subject namespace %v", ns)
+			}
+		}
+		if o.GetKind() == "Deployment" {
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			c := containers[0].(map[string]any)
+			if c["image"] != "ergomake.test/ergomake-operator:dev" || c["imagePullPolicy"] != "IfNotPresent" {
+				t.Errorf("container %v", c)
+			}
+			rev, _, _ := unstructured.NestedString(o.Object, "spec", "template", "metadata", "annotations", AnnotationRevision)
+			if rev != "abc123" {
+				t.Errorf("revision %q", rev)
+			}
+		}
+	}
+}
+
+func TestObjectsDefaults(t *testing.T) {
+	objs, err := Objects(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := objs[len(objs)-1]
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	if img := containers[0].(map[string]any)["image"]; !strings.HasPrefix(img.(string), ImageRepository+":") {
+		t.Errorf("default image %v", img)
+	}
+	if d.GetNamespace() != DefaultNamespace {
+		t.Errorf("namespace %q", d.GetNamespace())
+	}
+	if _, err := Objects(Options{Namespace: "Not_A_Name"}); err == nil || !strings.Contains(err.Error(), "Not_A_Name") {
+		t.Errorf("bad namespace: %v", err)
+	}
+}

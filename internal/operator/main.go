@@ -1,0 +1,60 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/ergomake/ergomake/internal/build"
+)
+
+// Main runs the ergomake-operator binary with its command-line arguments and returns its exit code.
+func Main(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ergomake-operator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		opts       Options
+		kubeconfig string
+		version    bool
+	)
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `address the metrics endpoint binds to ("0" turns it off)`)
+	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
+	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas, so that only one reconciles")
+	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the operator's own)")
+	fs.StringVar(&opts.Instance, "instance", "", "handle only ErgomakeEnvs labelled "+LabelInstance+"=<instance> (default: those without the label)")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if version {
+		fmt.Fprintln(stderr, "ergomake-operator", build.Get().Version)
+		return 0
+	}
+	if kubeconfig != "" {
+		os.Setenv("KUBECONFIG", kubeconfig)
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "ergomake-operator: %v\n", err)
+		return 1
+	}
+	opts.Config = cfg
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, opts); err != nil {
+		fmt.Fprintf(stderr, "ergomake-operator: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,550 @@
+// Package operator reconciles each ErgomakeEnv into the Kubernetes objects internal/render builds
+// for it, enforces depends_on, reports a truthful status and reclaims environments whose heartbeat
+// has expired.
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// FieldManager is the server-side apply field manager of everything the operator applies.
+const FieldManager = "ergomake-operator"
+
+// progressRequeue is how often an environment that is not ready yet is looked at again even when
+// nothing it owns changed: probe failures and pull progress show up only in events.
+const progressRequeue = 5 * time.Second
+
+// Reconciler turns ErgomakeEnvs into running environments.
+type Reconciler struct {
+	// Client reads through the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server directly (objects the cache does not hold).
+	APIReader client.Reader
+	// Kube fetches container logs and events.
+	Kube kubernetes.Interface
+	// Scheme knows every type the operator handles.
+	Scheme *runtime.Scheme
+	// Clock decides TTL expiry and status timestamps.
+	Clock clock.Clock
+}
+
+// +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
+// +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile brings one ErgomakeEnv's objects and status in line with its spec.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	env := &v1alpha1.ErgomakeEnv{}
+	if err := r.Client.Get(ctx, req.NamespacedName, env); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !env.DeletionTimestamp.IsZero() {
+		// The garbage collector removes what the environment owns.
+		return ctrl.Result{}, nil
+	}
+
+	now := r.Clock.Now()
+	expiry, hasTTL, hbErr := Expiry(env)
+	if hbErr != nil {
+		logger.Info("ignoring unreadable heartbeat, using the creation time", "error", hbErr.Error())
+	}
+	if hasTTL && !now.Before(expiry) {
+		logger.Info("heartbeat expired: deleting the environment", "expiredAt", expiry.Format(time.RFC3339))
+		err := r.Client.Delete(ctx, env, client.Preconditions{UID: &env.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, nil
+	}
+
+	status, err := r.converge(ctx, env, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.writeStatus(ctx, env, status); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+
+	var result ctrl.Result
+	if status.Phase != v1alpha1.PhaseReady {
+		result.RequeueAfter = progressRequeue
+	}
+	if hasTTL {
+		if until := expiry.Sub(now); result.RequeueAfter == 0 || until < result.RequeueAfter {
+			result.RequeueAfter = until
+		}
+	}
+	return result, nil
+}
+
+// Expiry is when env is reclaimed: its heartbeat (or creation time) plus its TTL. ok is false when
+// it has no TTL. err reports a heartbeat annotation that is not RFC 3339 (the creation time is
+// used instead).
+func Expiry(env *v1alpha1.ErgomakeEnv) (at time.Time, ok bool, err error) {
+	if env.Spec.TTL == nil || env.Spec.TTL.Duration <= 0 {
+		return time.Time{}, false, nil
+	}
+	last := env.CreationTimestamp.Time
+	if hb, found := env.Annotations[v1alpha1.AnnotationHeartbeat]; found {
+		t, perr := time.Parse(time.RFC3339, hb)
+		if perr != nil {
+			err = fmt.Errorf("annotation %s: %q is not an RFC 3339 time", v1alpha1.AnnotationHeartbeat, hb)
+		} else if t.After(last) {
+			last = t
+		}
+	}
+	return last.Add(env.Spec.TTL.Duration), true, err
+}
+
+// owned are the objects of one environment that it controls, by kind and name.
+type owned struct {
+	services    map[string]*corev1.Service
+	deployments map[string]*appsv1.Deployment
+	jobs        map[string]*batchv1.Job
+	claims      map[string]*corev1.PersistentVolumeClaim
+	pods        []*corev1.Pod
+}
+
+func (r *Reconciler) listOwned(ctx context.Context, env *v1alpha1.ErgomakeEnv) (*owned, error) {
+	opts := []client.ListOption{
+		client.InNamespace(env.Namespace),
+		client.MatchingLabels{v1alpha1.LabelEnv: render.LabelValue(env.Name)},
+	}
+	o := &owned{
+		services:    map[string]*corev1.Service{},
+		deployments: map[string]*appsv1.Deployment{},
+		jobs:        map[string]*batchv1.Job{},
+		claims:      map[string]*corev1.PersistentVolumeClaim{},
+	}
+	var svcs corev1.ServiceList
+	if err := r.Client.List(ctx, &svcs, opts...); err != nil {
+		return nil, err
+	}
+	for i := range svcs.Items {
+		if metav1.IsControlledBy(&svcs.Items[i], env) {
+			o.services[svcs.Items[i].Name] = &svcs.Items[i]
+		}
+	}
+	var deps appsv1.DeploymentList
+	if err := r.Client.List(ctx, &deps, opts...); err != nil {
+		return nil, err
+	}
+	for i := range deps.Items {
+		if metav1.IsControlledBy(&deps.Items[i], env) {
+			o.deployments[deps.Items[i].Name] = &deps.Items[i]
+		}
+	}
+	var jobs batchv1.JobList
+	if err := r.Client.List(ctx, &jobs, opts...); err != nil {
+		return nil, err
+	}
+	for i := range jobs.Items {
+		if metav1.IsControlledBy(&jobs.Items[i], env) {
+			o.jobs[jobs.Items[i].Name] = &jobs.Items[i]
+		}
+	}
+	var claims corev1.PersistentVolumeClaimList
+	if err := r.Client.List(ctx, &claims, opts...); err != nil {
+		return nil, err
+	}
+	for i := range claims.Items {
+		if metav1.IsControlledBy(&claims.Items[i], env) {
+			o.claims[claims.Items[i].Name] = &claims.Items[i]
+		}
+	}
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, opts...); err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		if pods.Items[i].DeletionTimestamp.IsZero() {
+			o.pods = append(o.pods, &pods.Items[i])
+		}
+	}
+	return o, nil
+}
+
+// converge applies what may be applied and returns the status that describes the result.
+func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, now time.Time) (*v1alpha1.EnvStatus, error) {
+	o, err := r.listOwned(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+
+	// First pass without ClusterIPs: is the spec buildable at all, and which Services does it have?
+	objs, renderErr := render.Render(env, render.Options{})
+	if renderErr != nil {
+		// Nothing is created for a spec that cannot be built; what an earlier spec built stays.
+		return r.status(ctx, env, o, nil, nil, now, renderErr)
+	}
+
+	// Claims and Services first: pods need the ClusterIPs for hostAliases.
+	clusterIPs := map[string]string{}
+	var conflicts []string
+	for _, c := range objs.Claims {
+		if err := r.applyOwned(ctx, env, c, o.claims[c.Name] != nil); err != nil {
+			if errors.Is(err, errNotOwned) {
+				conflicts = append(conflicts, err.Error())
+				continue
+			}
+			return nil, err
+		}
+	}
+	for _, s := range objs.Services {
+		for _, svc := range s.Services {
+			existing := o.services[svc.Name]
+			if existing != nil && serviceUpToDate(existing, svc) {
+				clusterIPs[svc.Name] = existing.Spec.ClusterIP
+				continue
+			}
+			if err := r.applyOwned(ctx, env, svc, existing != nil); err != nil {
+				if errors.Is(err, errNotOwned) {
+					conflicts = append(conflicts, err.Error())
+					continue
+				}
+				return nil, err
+			}
+			clusterIPs[svc.Name] = svc.Spec.ClusterIP
+		}
+	}
+	for name, ip := range clusterIPs {
+		if ip == "" || ip == corev1.ClusterIPNone {
+			delete(clusterIPs, name)
+		}
+	}
+	if len(conflicts) > 0 {
+		return r.status(ctx, env, o, nil, nil, now, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
+	}
+
+	// Second pass with the ClusterIPs: the workloads carry hostAliases for non-DNS names.
+	objs, renderErr = render.Render(env, render.Options{ClusterIPs: clusterIPs})
+	if renderErr != nil {
+		return r.status(ctx, env, o, nil, nil, now, renderErr)
+	}
+
+	// Remove what the spec no longer has.
+	if err := r.prune(ctx, o, objs); err != nil {
+		return nil, err
+	}
+
+	// Workloads, in dependency order: a service is created once its dependencies meet their
+	// conditions; one that exists already is kept up to date.
+	specs := map[string]*v1alpha1.ServiceSpec{}
+	for i := range env.Spec.Services {
+		specs[env.Spec.Services[i].Name] = &env.Spec.Services[i]
+	}
+	events, err := r.events(ctx, env, o)
+	if err != nil {
+		return nil, err
+	}
+	states := map[string]assessment{}
+	workloads := map[string]client.Object{}
+	for _, rs := range objs.Services {
+		if w := currentWorkload(o, &rs); w != nil {
+			workloads[rs.Name] = w
+			states[rs.Name] = assessService(observe(o, &rs, w), events, now)
+		}
+	}
+	gates := map[string]gate{}
+	// Creating one service never satisfies another's dependency in the same pass (it has no pods
+	// yet), so one pass in spec order decides every gate.
+	for _, rs := range objs.Services {
+		svc := specs[rs.Name]
+		g := decideGate(*svc, specs, states)
+		gates[rs.Name] = g
+		if _, exists := workloads[rs.Name]; !exists && !g.Open {
+			continue
+		}
+		w, err := r.applyWorkload(ctx, env, o, &rs)
+		if err != nil {
+			if errors.Is(err, errNotOwned) {
+				conflicts = append(conflicts, err.Error())
+				continue
+			}
+			return nil, err
+		}
+		if w != nil {
+			workloads[rs.Name] = w
+			states[rs.Name] = assessService(observe(o, &rs, w), events, now)
+		} else {
+			delete(workloads, rs.Name)
+			delete(states, rs.Name)
+		}
+	}
+	if len(conflicts) > 0 {
+		return r.status(ctx, env, o, workloads, gates, now, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
+	}
+	return r.status(ctx, env, o, workloads, gates, now, nil)
+}
+
+// currentWorkload is the service's Deployment or Job as the cache shows it.
+func currentWorkload(o *owned, rs *render.Service) client.Object {
+	if rs.Deployment != nil {
+		if d := o.deployments[rs.Deployment.Name]; d != nil {
+			return d
+		}
+		return nil
+	}
+	if j := o.jobs[rs.Job.Name]; j != nil {
+		return j
+	}
+	return nil
+}
+
+// observe gathers the workload and the current pods of one service.
+func observe(o *owned, rs *render.Service, w client.Object) observed {
+	var obs observed
+	label := render.LabelValue(rs.Name)
+	switch w := w.(type) {
+	case *appsv1.Deployment:
+		obs.Deployment = w
+		hash := w.Spec.Template.Annotations[v1alpha1.AnnotationSpecHash]
+		for _, p := range o.pods {
+			if p.Labels[v1alpha1.LabelService] != label {
+				continue
+			}
+			if hash != "" && p.Annotations[v1alpha1.AnnotationSpecHash] != hash {
+				continue // a pod of an older template, going away
+			}
+			obs.Pods = append(obs.Pods, p)
+		}
+	case *batchv1.Job:
+		obs.Job = w
+		for _, p := range o.pods {
+			if p.Labels[v1alpha1.LabelService] == label && metav1.IsControlledBy(p, w) {
+				obs.Pods = append(obs.Pods, p)
+			}
+		}
+	}
+	return obs
+}
+
+var errNotOwned = errors.New("exists and is not owned by this environment")
+
+// applyOwned server-side applies obj with env as its controller. When the object is not among
+// env's owned objects, it is looked up first: one that exists and belongs to someone else is
+// left alone (errNotOwned).
+func (r *Reconciler) applyOwned(ctx context.Context, env *v1alpha1.ErgomakeEnv, obj client.Object, knownOwned bool) error {
+	if !knownOwned {
+		existing := &unstructured.Unstructured{}
+		existing.SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
+		err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), existing)
+		switch {
+		case err == nil:
+			if !metav1.IsControlledBy(existing, env) {
+				return fmt.Errorf("%s %q %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), errNotOwned)
+			}
+		case !apierrors.IsNotFound(err):
+			return err
+		}
+	}
+	if err := controllerutil.SetControllerReference(env, obj, r.Scheme); err != nil {
+		return err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	unstructured.RemoveNestedField(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	// Hand back what the API server answered (ClusterIP, creationTimestamp, status).
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj)
+}
+
+// serviceUpToDate is true when an owned Service already has everything the rendered one asks
+// for, so that applying it would change nothing.
+func serviceUpToDate(existing, rendered *corev1.Service) bool {
+	want := rendered.Spec
+	got := existing.Spec
+	if want.ClusterIP == corev1.ClusterIPNone && got.ClusterIP != corev1.ClusterIPNone {
+		return false
+	}
+	if !equality.Semantic.DeepEqual(want.Selector, got.Selector) || len(want.Ports) != len(got.Ports) {
+		return false
+	}
+	for i := range want.Ports {
+		w, g := want.Ports[i], got.Ports[i]
+		if w.Name != g.Name || w.Port != g.Port || w.TargetPort != g.TargetPort || w.Protocol != g.Protocol ||
+			!equality.Semantic.DeepEqual(w.AppProtocol, g.AppProtocol) {
+			return false
+		}
+	}
+	for k, v := range rendered.Labels {
+		if existing.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// applyWorkload creates or updates the service's Deployment or Job. A Job whose spec changed is
+// deleted (its pod template is immutable) and created again on a later pass, once it is gone; nil
+// is returned meanwhile.
+func (r *Reconciler) applyWorkload(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *owned, rs *render.Service) (client.Object, error) {
+	if rs.Job != nil {
+		if existing := o.jobs[rs.Job.Name]; existing != nil {
+			if existing.Annotations[v1alpha1.AnnotationSpecHash] == rs.SpecHash {
+				return existing, nil
+			}
+			if existing.DeletionTimestamp.IsZero() {
+				err := r.Client.Delete(ctx, existing, client.PropagationPolicy(metav1.DeletePropagationForeground),
+					client.Preconditions{UID: &existing.UID})
+				if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+					return nil, err
+				}
+			}
+			return nil, nil
+		}
+		if err := r.applyOwned(ctx, env, rs.Job, false); err != nil {
+			return nil, err
+		}
+		return rs.Job, nil
+	}
+	existing := o.deployments[rs.Deployment.Name]
+	if existing != nil && deploymentUpToDate(existing, rs) {
+		return existing, nil
+	}
+	if err := r.applyOwned(ctx, env, rs.Deployment, existing != nil); err != nil {
+		return nil, err
+	}
+	return rs.Deployment, nil
+}
+
+// deploymentUpToDate: same spec hash, same hostAliases. Applying an identical object is a no-op
+// anyway; skipping it spares a request per service per pass.
+func deploymentUpToDate(existing *appsv1.Deployment, rs *render.Service) bool {
+	if existing.Annotations[v1alpha1.AnnotationSpecHash] != rs.SpecHash ||
+		existing.Spec.Template.Annotations[v1alpha1.AnnotationSpecHash] != rs.SpecHash {
+		return false
+	}
+	if !equality.Semantic.DeepEqual(existing.Spec.Template.Spec.HostAliases, rs.Deployment.Spec.Template.Spec.HostAliases) {
+		return false
+	}
+	for _, ref := range existing.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller {
+			return true
+		}
+	}
+	return false
+}
+
+// prune deletes owned objects the rendered environment no longer has.
+func (r *Reconciler) prune(ctx context.Context, o *owned, objs *render.Objects) error {
+	keep := map[string]bool{}
+	for _, obj := range objs.List() {
+		keep[obj.GetObjectKind().GroupVersionKind().Kind+"/"+obj.GetName()] = true
+	}
+	var stale []client.Object
+	for name, x := range o.services {
+		if !keep["Service/"+name] {
+			stale = append(stale, x)
+		}
+	}
+	for name, x := range o.deployments {
+		if !keep["Deployment/"+name] {
+			stale = append(stale, x)
+		}
+	}
+	for name, x := range o.jobs {
+		if !keep["Job/"+name] {
+			stale = append(stale, x)
+		}
+	}
+	for name, x := range o.claims {
+		if !keep["PersistentVolumeClaim/"+name] {
+			stale = append(stale, x)
+		}
+	}
+	for _, x := range stale {
+		if !x.GetDeletionTimestamp().IsZero() {
+			continue
+		}
+		uid := x.GetUID()
+		err := r.Client.Delete(ctx, x, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting %s: %w", x.GetName(), err)
+		}
+		log.FromContext(ctx).Info("deleted an object the spec no longer has", "name", x.GetName())
+	}
+	return nil
+}
+
+// events lists the environment's pod events, when some service may need them to explain itself.
+func (r *Reconciler) events(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *owned) (map[string]podEvents, error) {
+	needed := false
+	for _, p := range o.pods {
+		if !podReady(p) && p.Status.Phase != corev1.PodSucceeded {
+			needed = true
+			break
+		}
+	}
+	if !needed || r.Kube == nil {
+		return nil, nil
+	}
+	list, err := r.Kube.CoreV1().Events(env.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod"})
+	if err != nil {
+		// Events only refine messages: go on without them.
+		log.FromContext(ctx).Info("cannot list events", "error", err.Error())
+		return nil, nil
+	}
+	return eventsByPod(list.Items), nil
+}
+
+// lastLog returns the last lines of a container's log, or "" when they cannot be read.
+func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef) string {
+	if r.Kube == nil || ref == nil {
+		return ""
+	}
+	b, err := r.Kube.CoreV1().Pods(namespace).GetLogs(ref.Pod, &corev1.PodLogOptions{
+		Container:  ref.Container,
+		Previous:   ref.Previous,
+		TailLines:  ptr.To(int64(logLines)),
+		LimitBytes: ptr.To(int64(4096)),
+	}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(b), "\n")
+}

@@ -1,0 +1,294 @@
+package operator
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) metav1.Time { return metav1.NewTime(t0.Add(d)) }
+
+// pod builds a pod of one container named "app" with the given container state.
+func pod(name string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
+		Spec:       corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{{Name: "app", Image: "img:1"}}},
+		Status: corev1.PodStatus{
+			Phase: corev1.PodPending,
+			Conditions: []corev1.PodCondition{
+				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+				{Type: corev1.PodReady, Status: corev1.ConditionFalse},
+			},
+		},
+	}
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
+}
+
+func waiting(reason, msg string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "img:1",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}
+	}
+}
+
+func running(ready bool) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Status.Phase = corev1.PodRunning
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "img:1", Ready: ready, Started: ptrBool(true),
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(0)}}}}
+		if ready {
+			p.Status.Conditions[1] = corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: at(5 * time.Second)}
+		}
+	}
+}
+
+func ptrBool(b bool) *bool { return &b }
+
+func event(pod, reason, msg string, when time.Duration) corev1.Event {
+	return corev1.Event{
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: pod, FieldPath: "spec.containers{app}"},
+		Reason:         reason, Message: msg, LastTimestamp: at(when),
+	}
+}
+
+func TestAssessPod(t *testing.T) {
+	now := t0.Add(2 * time.Minute)
+	tests := []struct {
+		name        string
+		pod         *corev1.Pod
+		events      []corev1.Event
+		want        v1alpha1.ServiceState
+		wantReason  string
+		wantMsg     []string // substrings
+		wantFailed  bool
+		wantStarted bool
+		wantLog     *logRef
+	}{
+		{
+			name: "unschedulable for a moment",
+			pod: pod("p", func(p *corev1.Pod) {
+				p.Status.Conditions[0] = corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+					Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available: 1 Insufficient memory.", LastTransitionTime: metav1.NewTime(now.Add(-10 * time.Second))}
+			}),
+			want: v1alpha1.StateStarting, wantReason: ReasonUnschedulable, wantMsg: []string{"cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory."},
+		},
+		{
+			name: "unschedulable for long fails",
+			pod: pod("p", func(p *corev1.Pod) {
+				p.Status.Conditions[0] = corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+					Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available: 1 Insufficient cpu.", LastTransitionTime: at(0)}
+			}),
+			want: v1alpha1.StateStarting, wantReason: ReasonUnschedulable, wantMsg: []string{"Insufficient cpu"}, wantFailed: true,
+		},
+		{
+			name:   "pulling",
+			pod:    pod("p", waiting("ContainerCreating", "")),
+			events: []corev1.Event{event("p", "Scheduled", "assigned", 0), event("p", "Pulling", `Pulling image "img:1"`, time.Second)},
+			want:   v1alpha1.StatePulling, wantReason: ReasonPulling, wantMsg: []string{`pulling image "img:1"`},
+		},
+		{
+			name:   "pulled, creating",
+			pod:    pod("p", waiting("ContainerCreating", "")),
+			events: []corev1.Event{event("p", "Pulling", `Pulling image "img:1"`, time.Second), event("p", "Pulled", "done", 2*time.Second)},
+			want:   v1alpha1.StateStarting, wantReason: "ContainerCreating",
+		},
+		{
+			name: "image not found",
+			pod: pod("p", waiting("ErrImagePull",
+				`failed to pull and unpack image "docker.io/library/img:1": failed to resolve reference "docker.io/library/img:1": docker.io/library/img:1: not found`)),
+			want: v1alpha1.StateFailed, wantReason: "ErrImagePull", wantFailed: true,
+			wantMsg: []string{`cannot pull image "img:1"`, "not found"},
+		},
+		{
+			name:   "pull back-off without the error takes it from the events",
+			pod:    pod("p", waiting("ImagePullBackOff", `Back-off pulling image "img:1"`)),
+			events: []corev1.Event{event("p", "Failed", `Failed to pull image "img:1": rpc error: dial tcp: lookup registry: no such host`, time.Second)},
+			want:   v1alpha1.StateFailed, wantReason: "ImagePullBackOff", wantFailed: true,
+			wantMsg: []string{`cannot pull image "img:1"`, "no such host"},
+		},
+		{
+			name: "crash loop",
+			pod: pod("p", func(p *corev1.Pod) {
+				p.Status.Phase = corev1.PodRunning
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "img:1", RestartCount: 3,
+					State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s"}},
+					LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+			}),
+			want: v1alpha1.StateFailed, wantReason: "CrashLoopBackOff", wantFailed: true, wantStarted: true,
+			wantMsg: []string{"crash loop: exited with code 1, restarted 3 times"},
+			wantLog: &logRef{Pod: "p", Container: "app", Previous: true},
+		},
+		{
+			name: "config error",
+			pod:  pod("p", waiting("CreateContainerConfigError", `secret "s" not found`)),
+			want: v1alpha1.StateFailed, wantReason: "CreateContainerConfigError", wantFailed: true,
+			wantMsg: []string{`container app cannot start: secret "s" not found`},
+		},
+		{
+			name:   "running, probe failing",
+			pod:    pod("p", running(false)),
+			events: []corev1.Event{event("p", "Unhealthy", "Readiness probe failed: pg_isready: no response\n", 10*time.Second)},
+			want:   v1alpha1.StateRunning, wantReason: ReasonProbeFailing, wantStarted: true,
+			wantMsg: []string{"Readiness probe failed: pg_isready: no response"},
+		},
+		{
+			name:   "running, a probe failure of an earlier container does not count",
+			pod:    pod("p", running(false)),
+			events: []corev1.Event{event("p", "Unhealthy", "Readiness probe failed: old", -10*time.Second)},
+			want:   v1alpha1.StateRunning, wantReason: ReasonRunning, wantStarted: true,
+		},
+		{
+			name: "ready", pod: pod("p", running(true)),
+			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantStarted: true,
+		},
+		{
+			name: "succeeded",
+			pod:  pod("p", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
+			want: v1alpha1.StateCompleted, wantReason: ReasonCompleted, wantStarted: true,
+		},
+		{
+			name: "job pod exited non-zero",
+			pod: pod("p", func(p *corev1.Pod) {
+				p.Spec.RestartPolicy = corev1.RestartPolicyNever
+				p.Status.Phase = corev1.PodFailed
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "img:1",
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}}}
+			}),
+			want: v1alpha1.StateFailed, wantReason: ReasonContainerFailed, wantFailed: true, wantStarted: true,
+			wantMsg: []string{"exited with code 3"},
+			wantLog: &logRef{Pod: "p", Container: "app"},
+		},
+		{
+			name: "no container status yet",
+			pod:  pod("p"),
+			want: v1alpha1.StateStarting, wantReason: ReasonContainerCreating,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := assessPod(tt.pod, eventsByPod(tt.events)[tt.pod.Name], now)
+			if got.State != tt.want || got.Reason != tt.wantReason || got.Failed != tt.wantFailed || got.Started != tt.wantStarted {
+				t.Errorf("got state=%s reason=%s failed=%v started=%v, want %s %s %v %v (message %q)",
+					got.State, got.Reason, got.Failed, got.Started, tt.want, tt.wantReason, tt.wantFailed, tt.wantStarted, got.Message)
+			}
+			for _, s := range tt.wantMsg {
+				if !strings.Contains(got.Message, s) {
+					t.Errorf("message %q lacks %q", got.Message, s)
+				}
+			}
+			if (got.Log == nil) != (tt.wantLog == nil) || (got.Log != nil && *got.Log != *tt.wantLog) {
+				t.Errorf("log = %+v, want %+v", got.Log, tt.wantLog)
+			}
+		})
+	}
+}
+
+func deployment(replicas, ready, updated, total int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Generation: 2, CreationTimestamp: at(0)},
+		Spec:       appsv1.DeploymentSpec{Replicas: &replicas},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: total, UpdatedReplicas: updated,
+			ReadyReplicas: ready, AvailableReplicas: ready},
+	}
+}
+
+func job(conds ...batchv1.JobCondition) *batchv1.Job {
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "migrate"}, Status: batchv1.JobStatus{Conditions: conds}}
+}
+
+func TestAssessService(t *testing.T) {
+	now := t0.Add(time.Minute)
+	crashing := pod("c", func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", RestartCount: 2,
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2}}}}
+	})
+	failedJobPod := pod("j", func(p *corev1.Pod) {
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		p.Status.Phase = corev1.PodFailed
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 7, FinishedAt: at(30 * time.Second)}}}}
+	})
+	tests := []struct {
+		name    string
+		obs     observed
+		want    v1alpha1.ServiceState
+		reason  string
+		ready   int32
+		desired int32
+		msg     string
+		flags   string // S started, H healthy, C completed, F failed
+		readyAt time.Time
+	}{
+		{name: "not created", obs: observed{}, want: v1alpha1.StateWaiting},
+		{name: "deployment, no pods yet", obs: observed{Deployment: deployment(1, 0, 0, 0)},
+			want: v1alpha1.StateStarting, reason: ReasonCreating, desired: 1},
+		{name: "deployment rolled out", obs: observed{Deployment: deployment(1, 1, 1, 1), Pods: []*corev1.Pod{pod("a", running(true))}},
+			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, desired: 1, flags: "SH", readyAt: t0.Add(5 * time.Second)},
+		{name: "deployment one of two ready: the worst pod speaks",
+			obs:  observed{Deployment: deployment(2, 1, 2, 2), Pods: []*corev1.Pod{pod("a", running(true)), pod("b", running(false))}},
+			want: v1alpha1.StateRunning, reason: ReasonRunning, ready: 1, desired: 2, flags: "S"},
+		{name: "deployment crash looping",
+			obs:  observed{Deployment: deployment(1, 0, 1, 1), Pods: []*corev1.Pod{crashing}},
+			want: v1alpha1.StateFailed, reason: "CrashLoopBackOff", desired: 1, flags: "SF", msg: "exited with code 2"},
+		{name: "deployment rolling out: old ready pods do not make it healthy",
+			obs:  observed{Deployment: deployment(1, 1, 1, 2), Pods: []*corev1.Pod{pod("a", running(true))}},
+			want: v1alpha1.StateStarting, reason: ReasonRollingOut, ready: 1, desired: 1, flags: "S"},
+		{name: "deployment scaled to zero", obs: observed{Deployment: deployment(0, 0, 0, 0)},
+			want: v1alpha1.StateHealthy, reason: ReasonScaledToZero, flags: "SH", readyAt: t0},
+		{name: "job running", obs: observed{Job: job(), Pods: []*corev1.Pod{pod("j", running(false))}},
+			want: v1alpha1.StateRunning, reason: ReasonRunning, desired: 1, flags: "S"},
+		{name: "job complete", obs: observed{Job: func() *batchv1.Job {
+			j := job(batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue})
+			j.Status.CompletionTime = ptrMeta(at(40 * time.Second))
+			return j
+		}()},
+			want: v1alpha1.StateCompleted, reason: ReasonCompleted, ready: 1, desired: 1, flags: "SHC", readyAt: t0.Add(40 * time.Second)},
+		{name: "job failed: exit code and log",
+			obs: observed{Job: job(batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded",
+				Message: "Job has reached the specified backoff limit"}), Pods: []*corev1.Pod{failedJobPod}},
+			want: v1alpha1.StateFailed, reason: ReasonJobFailed, desired: 1, flags: "SF",
+			msg: "the job failed: Job has reached the specified backoff limit; exited with code 7"},
+		{name: "job attempt failed, retrying",
+			obs:  observed{Job: job(), Pods: []*corev1.Pod{failedJobPod}},
+			want: v1alpha1.StateStarting, reason: ReasonRestarting, desired: 1, flags: "S", msg: "exited with code 7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := assessService(tt.obs, nil, now)
+			flags := ""
+			for _, f := range []struct {
+				on bool
+				c  string
+			}{{a.Started, "S"}, {a.Healthy, "H"}, {a.Completed, "C"}, {a.Failed, "F"}} {
+				if f.on {
+					flags += f.c
+				}
+			}
+			if a.State != tt.want || a.Reason != tt.reason || a.Ready != tt.ready || a.Desired != tt.desired || flags != tt.flags {
+				t.Errorf("got %s %s %d/%d %q, want %s %s %d/%d %q (message %q)",
+					a.State, a.Reason, a.Ready, a.Desired, flags, tt.want, tt.reason, tt.ready, tt.desired, tt.flags, a.Message)
+			}
+			if !strings.Contains(a.Message, tt.msg) {
+				t.Errorf("message %q lacks %q", a.Message, tt.msg)
+			}
+			if !a.ReadyAt.Equal(tt.readyAt) {
+				t.Errorf("readyAt %v, want %v", a.ReadyAt, tt.readyAt)
+			}
+		})
+	}
+}
+
+func ptrMeta(t metav1.Time) *metav1.Time { return &t }

@@ -1,0 +1,195 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// Condition reasons.
+const (
+	CondReasonAllReady      = "AllServicesReady"
+	CondReasonNotReady      = "ServicesNotReady"
+	CondReasonStarting      = "ServicesStarting"
+	CondReasonServiceFailed = "ServiceFailed"
+	CondReasonRenderFailed  = "RenderFailed"
+	CondReasonAsExpected    = "AsExpected"
+	CondReasonDone          = "Done"
+)
+
+// status assesses every service and builds the status that describes them. buildErr, when set, is
+// why the environment cannot be built (its services then show what an earlier spec left running).
+func (r *Reconciler) status(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *owned, workloads map[string]client.Object,
+	gates map[string]gate, now time.Time, buildErr error) (*v1alpha1.EnvStatus, error) {
+	if workloads == nil {
+		workloads = workloadsByLabel(env, o)
+	}
+	events, err := r.events(ctx, env, o)
+	if err != nil {
+		return nil, err
+	}
+	states := map[string]assessment{}
+	for _, svc := range env.Spec.Services {
+		w := workloads[svc.Name]
+		if w == nil {
+			continue
+		}
+		rs := render.Service{Name: svc.Name}
+		a := assessService(observe(o, &rs, w), events, now)
+		a.CreatedAt = w.GetCreationTimestamp().Time
+		if a.Log != nil {
+			if lines := r.lastLog(ctx, env.Namespace, a.Log); lines != "" {
+				a.Message += "; last log lines:\n" + lines
+			}
+		}
+		states[svc.Name] = a
+	}
+	st := buildStatus(env, states, gates, now, buildErr)
+	return &st, nil
+}
+
+// workloadsByLabel finds each service's Deployment or Job by its labels, for when the spec cannot
+// be rendered.
+func workloadsByLabel(env *v1alpha1.ErgomakeEnv, o *owned) map[string]client.Object {
+	bySvcLabel := map[string]client.Object{}
+	for _, d := range o.deployments {
+		bySvcLabel[d.Labels[v1alpha1.LabelService]] = d
+	}
+	for _, j := range o.jobs {
+		bySvcLabel[j.Labels[v1alpha1.LabelService]] = j
+	}
+	out := map[string]client.Object{}
+	for _, svc := range env.Spec.Services {
+		if w := bySvcLabel[render.LabelValue(svc.Name)]; w != nil {
+			out[svc.Name] = w
+		}
+	}
+	return out
+}
+
+// buildStatus is the environment's status from where each service stands (states: the services
+// whose workload exists) and the dependency gates of the others.
+func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates map[string]gate, now time.Time, buildErr error) v1alpha1.EnvStatus {
+	prev := map[string]v1alpha1.ServiceStatus{}
+	for _, s := range env.Status.Services {
+		prev[s.Name] = s
+	}
+	st := v1alpha1.EnvStatus{
+		ObservedGeneration: env.Generation,
+		Conditions:         append([]metav1.Condition(nil), env.Status.Conditions...),
+	}
+	var (
+		ready    int
+		failed   []string
+		notReady []string
+	)
+	for _, svc := range env.Spec.Services {
+		ss := v1alpha1.ServiceStatus{Name: svc.Name}
+		a, created := states[svc.Name]
+		g, gated := gates[svc.Name]
+		switch {
+		case created:
+			ss.State, ss.Ready, ss.Desired, ss.Reason, ss.Message = a.State, a.Ready, a.Desired, a.Reason, a.Message
+			if !a.CreatedAt.IsZero() {
+				ss.CreatedAt = ptrTime(a.CreatedAt)
+			}
+			if a.Healthy || a.Completed {
+				p, ok := prev[svc.Name]
+				if ok && p.ReadyAt != nil && p.CreatedAt != nil && ss.CreatedAt != nil && p.CreatedAt.Equal(ss.CreatedAt) {
+					ss.ReadyAt = p.ReadyAt
+				} else if !a.ReadyAt.IsZero() {
+					ss.ReadyAt = ptrTime(a.ReadyAt)
+				} else {
+					ss.ReadyAt = ptrTime(now)
+				}
+			}
+		case buildErr != nil:
+			ss.State, ss.Desired, ss.Reason = v1alpha1.StateWaiting, desiredReplicas(svc), CondReasonRenderFailed
+			ss.Message = "not created: the environment cannot be built"
+		case gated && !g.Open:
+			w := waitingAssessment(svc, g)
+			ss.State, ss.Desired, ss.Reason, ss.Message = w.State, w.Desired, w.Reason, w.Message
+			ss.WaitingFor = dependencyNames(g)
+		default:
+			ss.State, ss.Desired, ss.Reason, ss.Message = v1alpha1.StateStarting, desiredReplicas(svc), ReasonCreating, "creating its workload"
+		}
+		switch {
+		case created && (a.Healthy || a.Completed):
+			ready++
+		case created && a.Failed:
+			failed = append(failed, fmt.Sprintf("%s: %s", svc.Name, firstLine(a.Message)))
+		default:
+			notReady = append(notReady, fmt.Sprintf("%s (%s)", svc.Name, ss.State))
+		}
+		st.Services = append(st.Services, ss)
+	}
+	total := len(env.Spec.Services)
+	st.Summary = fmt.Sprintf("%d/%d", ready, total)
+
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg,
+			ObservedGeneration: env.Generation, LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
+		})
+	}
+	switch {
+	case buildErr != nil:
+		st.Phase = v1alpha1.PhaseDegraded
+		st.Message = "cannot build the environment: " + buildErr.Error()
+		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, CondReasonRenderFailed, st.Message)
+		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, CondReasonRenderFailed, "nothing is created until the spec is fixed")
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonRenderFailed, st.Message)
+	case len(failed) > 0:
+		st.Phase = v1alpha1.PhaseDegraded
+		st.Message = strings.Join(failed, "; ")
+		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, CondReasonServiceFailed, st.Message)
+		if len(notReady) > 0 {
+			set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, CondReasonStarting, "not ready: "+strings.Join(notReady, ", "))
+		} else {
+			set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, CondReasonServiceFailed, "nothing else is starting")
+		}
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonServiceFailed, st.Message)
+	case ready == total:
+		st.Phase = v1alpha1.PhaseReady
+		st.Message = fmt.Sprintf("all %d services ready", total)
+		set(v1alpha1.ConditionReady, metav1.ConditionTrue, CondReasonAllReady, st.Message)
+		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, CondReasonDone, st.Message)
+		set(v1alpha1.ConditionDegraded, metav1.ConditionFalse, CondReasonAsExpected, "no service failed")
+	default:
+		st.Phase = v1alpha1.PhaseProgressing
+		st.Message = "not ready: " + strings.Join(notReady, ", ")
+		set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, CondReasonStarting, st.Message)
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonNotReady, fmt.Sprintf("%d/%d services ready", ready, total))
+		set(v1alpha1.ConditionDegraded, metav1.ConditionFalse, CondReasonAsExpected, "no service failed")
+	}
+	return st
+}
+
+// writeStatus writes st through the status subresource when it differs from what is stored.
+func (r *Reconciler) writeStatus(ctx context.Context, env *v1alpha1.ErgomakeEnv, st *v1alpha1.EnvStatus) error {
+	if equality.Semantic.DeepEqual(env.Status, *st) {
+		return nil
+	}
+	env = env.DeepCopy()
+	env.Status = *st
+	return r.Client.Status().Update(ctx, env)
+}
+
+func ptrTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSuffix(line, "; last log lines:")
+}

@@ -1,0 +1,156 @@
+package operator
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+func testEnv() *v1alpha1.ErgomakeEnv {
+	return &v1alpha1.ErgomakeEnv{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ergomake-shop", Generation: 3, CreationTimestamp: at(0)},
+		Spec: v1alpha1.EnvSpec{Project: "shop", Services: []v1alpha1.ServiceSpec{
+			{Name: "db"},
+			{Name: "migrate", Lifecycle: v1alpha1.OneShot, DependsOn: []v1alpha1.Dependency{{Service: "db", Condition: v1alpha1.ServiceHealthy, Required: true}}},
+			{Name: "web", DependsOn: []v1alpha1.Dependency{{Service: "migrate", Condition: v1alpha1.ServiceCompletedSuccessfully, Required: true}}},
+		}},
+	}
+}
+
+func TestBuildStatus(t *testing.T) {
+	now := t0.Add(time.Minute)
+	healthy := assessment{State: v1alpha1.StateHealthy, Ready: 1, Desired: 1, Healthy: true, Started: true, CreatedAt: t0, ReadyAt: t0.Add(10 * time.Second)}
+	completed := assessment{State: v1alpha1.StateCompleted, Ready: 1, Desired: 1, Completed: true, Healthy: true, Started: true,
+		CreatedAt: t0.Add(11 * time.Second), ReadyAt: t0.Add(20 * time.Second)}
+
+	t.Run("progressing", func(t *testing.T) {
+		env := testEnv()
+		states := map[string]assessment{"db": {State: v1alpha1.StatePulling, Desired: 1, Reason: ReasonPulling, CreatedAt: t0}}
+		gates := map[string]gate{
+			"db":      {Open: true},
+			"migrate": {WaitingFor: []string{"db (service_healthy)"}},
+			"web":     {WaitingFor: []string{"migrate (service_completed_successfully)"}},
+		}
+		st := buildStatus(env, states, gates, now, nil)
+		if st.Phase != v1alpha1.PhaseProgressing || st.Summary != "0/3" || st.ObservedGeneration != 3 {
+			t.Errorf("phase %s summary %s gen %d", st.Phase, st.Summary, st.ObservedGeneration)
+		}
+		if st.Message != "not ready: db (pulling), migrate (waiting), web (waiting)" {
+			t.Errorf("message %q", st.Message)
+		}
+		if got := st.Services[1]; got.State != v1alpha1.StateWaiting || got.Reason != ReasonWaitingForDependencies ||
+			len(got.WaitingFor) != 1 || got.WaitingFor[0] != "db" || got.CreatedAt != nil {
+			t.Errorf("migrate %+v", got)
+		}
+		if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionProgressing); c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != 3 {
+			t.Errorf("progressing %+v", c)
+		}
+		if !meta.IsStatusConditionFalse(st.Conditions, v1alpha1.ConditionReady) || !meta.IsStatusConditionFalse(st.Conditions, v1alpha1.ConditionDegraded) {
+			t.Errorf("conditions %+v", st.Conditions)
+		}
+	})
+
+	t.Run("ready keeps the first readyAt", func(t *testing.T) {
+		env := testEnv()
+		env.Status.Services = []v1alpha1.ServiceStatus{{Name: "db", CreatedAt: ptrTime(t0), ReadyAt: ptrTime(t0.Add(3 * time.Second))}}
+		web := healthy
+		web.CreatedAt, web.ReadyAt = t0.Add(21*time.Second), t0.Add(25*time.Second)
+		st := buildStatus(env, map[string]assessment{"db": healthy, "migrate": completed, "web": web}, nil, now, nil)
+		if st.Phase != v1alpha1.PhaseReady || st.Summary != "3/3" || st.Message != "all 3 services ready" {
+			t.Errorf("phase %s summary %s message %q", st.Phase, st.Summary, st.Message)
+		}
+		if !st.Services[0].ReadyAt.Time.Equal(t0.Add(3 * time.Second)) {
+			t.Errorf("db readyAt %v", st.Services[0].ReadyAt)
+		}
+		if !st.Services[1].ReadyAt.Time.Equal(t0.Add(20*time.Second)) || !st.Services[2].CreatedAt.Time.Equal(t0.Add(21*time.Second)) {
+			t.Errorf("services %+v", st.Services)
+		}
+		if !meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady) {
+			t.Errorf("conditions %+v", st.Conditions)
+		}
+	})
+
+	t.Run("a failed service degrades the environment", func(t *testing.T) {
+		env := testEnv()
+		failed := assessment{State: v1alpha1.StateFailed, Desired: 1, Failed: true, Reason: ReasonJobFailed, CreatedAt: t0,
+			Message: "the job failed; exited with code 3; last log lines:\nboom"}
+		gates := map[string]gate{"web": {WaitingFor: []string{"migrate (service_completed_successfully)"}, Failed: []string{"migrate: JobFailed"}}}
+		st := buildStatus(env, map[string]assessment{"db": healthy, "migrate": failed}, gates, now, nil)
+		if st.Phase != v1alpha1.PhaseDegraded || st.Message != "migrate: the job failed; exited with code 3" {
+			t.Errorf("phase %s message %q", st.Phase, st.Message)
+		}
+		if st.Services[2].Reason != ReasonDependencyFailed {
+			t.Errorf("web %+v", st.Services[2])
+		}
+		if !meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionDegraded) {
+			t.Errorf("conditions %+v", st.Conditions)
+		}
+	})
+
+	t.Run("render failure", func(t *testing.T) {
+		env := testEnv()
+		st := buildStatus(env, nil, nil, now, errors.New(`service "web": dependsOn: unknown service "cache"`))
+		if st.Phase != v1alpha1.PhaseDegraded || !strings.Contains(st.Message, `unknown service "cache"`) {
+			t.Errorf("phase %s message %q", st.Phase, st.Message)
+		}
+		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionDegraded)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != CondReasonRenderFailed {
+			t.Errorf("degraded %+v", c)
+		}
+		for _, s := range st.Services {
+			if s.State != v1alpha1.StateWaiting || s.CreatedAt != nil {
+				t.Errorf("service %+v", s)
+			}
+		}
+	})
+
+	t.Run("transition time only moves on change", func(t *testing.T) {
+		env := testEnv()
+		first := buildStatus(env, nil, nil, now, nil)
+		env.Status = first
+		second := buildStatus(env, nil, nil, now.Add(time.Minute), nil)
+		a := meta.FindStatusCondition(first.Conditions, v1alpha1.ConditionProgressing)
+		b := meta.FindStatusCondition(second.Conditions, v1alpha1.ConditionProgressing)
+		if !a.LastTransitionTime.Equal(&b.LastTransitionTime) {
+			t.Errorf("transition time moved: %v -> %v", a.LastTransitionTime, b.LastTransitionTime)
+		}
+	})
+}
+
+func TestExpiry(t *testing.T) {
+	ttl := &metav1.Duration{Duration: 10 * time.Minute}
+	tests := []struct {
+		name    string
+		ttl     *metav1.Duration
+		hb      string
+		want    time.Time
+		wantOK  bool
+		wantErr bool
+	}{
+		{name: "no ttl"},
+		{name: "zero ttl", ttl: &metav1.Duration{}},
+		{name: "no heartbeat: creation time", ttl: ttl, want: t0.Add(10 * time.Minute), wantOK: true},
+		{name: "heartbeat", ttl: ttl, hb: t0.Add(time.Hour).Format(time.RFC3339), want: t0.Add(70 * time.Minute), wantOK: true},
+		{name: "heartbeat before creation", ttl: ttl, hb: t0.Add(-time.Hour).Format(time.RFC3339), want: t0.Add(10 * time.Minute), wantOK: true},
+		{name: "bad heartbeat", ttl: ttl, hb: "yesterday", want: t0.Add(10 * time.Minute), wantOK: true, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testEnv()
+			env.Spec.TTL = tt.ttl
+			if tt.hb != "" {
+				env.Annotations = map[string]string{v1alpha1.AnnotationHeartbeat: tt.hb}
+			}
+			got, ok, err := Expiry(env)
+			if !got.Equal(tt.want) || ok != tt.wantOK || (err != nil) != tt.wantErr {
+				t.Errorf("Expiry = %v %v %v, want %v %v err=%v", got, ok, err, tt.want, tt.wantOK, tt.wantErr)
+			}
+		})
+	}
+}
