@@ -52,6 +52,10 @@ type Options struct {
 	WorkingDir string
 	// Environ is the user's environment as KEY=VALUE. Nil: os.Environ().
 	Environ []string
+	// Warn, when set, receives compose-go's warnings ("The \"X\" variable is not set. Defaulting
+	// to a blank string.", obsolete `version`, ...) instead of compose-go printing them to stderr
+	// through logrus.
+	Warn func(msg string)
 }
 
 // Load finds, reads, interpolates and validates the compose project. The returned project has
@@ -191,6 +195,9 @@ func Load(ctx context.Context, opts Options) (p *types.Project, err error) {
 			return nil, &Error{Key: "project name", Msg: fmt.Sprintf("invalid project name %q: it must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit", opts.ProjectName), Err: err}
 		}
 		return nil, &Error{Msg: err.Error(), Err: err}
+	}
+	if opts.Warn != nil {
+		defer captureWarnings(opts.Warn)()
 	}
 	p, err = po.LoadProject(ctx)
 	if err != nil {

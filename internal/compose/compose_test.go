@@ -141,3 +141,17 @@ func TestDiscoveryAndEnv(t *testing.T) {
 		t.Errorf("missing -f: %v", err)
 	}
 }
+
+func TestWarningsCaptured(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"compose.yaml": "version: \"3.8\"\nservices:\n  web:\n    image: nginx:${UNSET_TAG}\n"})
+	var got []string
+	_, err := Load(context.Background(), Options{WorkingDir: dir, Environ: []string{}, Warn: func(m string) { got = append(got, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(got, "\n")
+	if !strings.Contains(all, `"UNSET_TAG" variable is not set`) || !strings.Contains(all, "version") {
+		t.Errorf("warnings not captured: %q", got)
+	}
+}
