@@ -38,6 +38,10 @@ func (t *translator) mounts(out *v1alpha1.ServiceSpec, s types.ServiceConfig) er
 	for i, v := range s.Volumes {
 		var m *v1alpha1.VolumeMount
 		var err error
+		if !strings.HasPrefix(v.Target, "/") {
+			t.warn(s.Name, "volumes", "target %q is not an absolute Linux path; not mounted", v.Target)
+			continue
+		}
 		switch v.Type {
 		case types.VolumeTypeVolume:
 			m = t.volumeMount(s, v)
