@@ -84,6 +84,9 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	for _, c := range []*cobra.Command{
 		NewCmdCompletion(f),
 		NewCmdVersion(f, nil),
+		NewCmdInstall(f, nil),
+		NewCmdUninstall(f, nil),
+		NewCmdOperator(f, nil),
 	} {
 		c.GroupID = "other"
 		cmd.AddCommand(c)

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ergomake/ergomake/internal/install"
+	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/kube"
+)
+
+// InstallOptions are the options of `ergomake install` and `ergomake uninstall`.
+type InstallOptions struct {
+	IO      *iostreams.IOStreams
+	Context context.Context
+
+	Kubeconfig  string
+	KubeContext string
+	// Namespace the operator runs in; only an explicit --namespace counts (ERGOMAKE_NAMESPACE
+	// names environments' namespaces, not the operator's).
+	Namespace string
+	Image     string
+	Revision  string
+	Timeout   time.Duration
+}
+
+// NewCmdInstall returns `ergomake install`.
+func NewCmdInstall(f *Factory, runF func(*InstallOptions) error) *cobra.Command {
+	opts := &InstallOptions{IO: f.IOStreams}
+	cmd := &cobra.Command{
+		Use:   "install [flags]",
+		Short: "Install the ergomake operator on the cluster",
+		Long: `Install the ergomake operator on the cluster: the ErgomakeEnv CustomResourceDefinition, the
+operator's ClusterRole, ServiceAccount and binding, and its Deployment. Waits until the operator is
+available. Running it again updates what it installed (server-side apply).`,
+		Example: `  ergomake install
+  ergomake install --image ergomake.test/ergomake-operator:dev --namespace ergomake-system`,
+		Args: wrapArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Context = cmd.Context()
+			if err := opts.finish(cmd); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return installRun(opts)
+		},
+	}
+	addInstallFlags(cmd, opts)
+	cmd.Flags().StringVar(&opts.Image, "image", install.DefaultImage(), "operator image")
+	cmd.Flags().StringVar(&opts.Revision, "revision", "", "value recorded on the operator's pods; a new value restarts them (for an image rebuilt under the same tag)")
+	return cmd
+}
+
+// NewCmdUninstall returns `ergomake uninstall`.
+func NewCmdUninstall(f *Factory, runF func(*InstallOptions) error) *cobra.Command {
+	opts := &InstallOptions{IO: f.IOStreams}
+	cmd := &cobra.Command{
+		Use:   "uninstall [flags]",
+		Short: "Remove the ergomake operator from the cluster",
+		Long: `Remove what "ergomake install" installed: the ErgomakeEnv CustomResourceDefinition (and with it
+every environment on the cluster, and everything they own), the operator and its RBAC, and its
+namespace when ergomake created it. Waits until they are gone.`,
+		Example: `  ergomake uninstall`,
+		Args:    wrapArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Context = cmd.Context()
+			if err := opts.finish(cmd); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return uninstallRun(opts)
+		},
+	}
+	addInstallFlags(cmd, opts)
+	return cmd
+}
+
+func addInstallFlags(cmd *cobra.Command, opts *InstallOptions) {
+	fs := cmd.Flags()
+	fs.StringVarP(&opts.Namespace, "namespace", "n", install.DefaultNamespace, "namespace the operator runs in")
+	fs.DurationVar(&opts.Timeout, "timeout", 3*time.Minute, "how long to wait")
+	fs.StringVar(&opts.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&opts.KubeContext, "context", "", "kubeconfig context to use (default: the current context)")
+	_ = cmd.MarkFlagFilename("kubeconfig")
+	setGroup(fs, "kubeconfig", groupCluster)
+	setGroup(fs, "context", groupCluster)
+}
+
+func (opts *InstallOptions) finish(cmd *cobra.Command) error {
+	if !cmd.Flags().Changed("namespace") {
+		opts.Namespace = install.DefaultNamespace
+	}
+	if opts.Timeout <= 0 {
+		return FlagErrorf("--timeout must be positive, got %s", opts.Timeout)
+	}
+	if cmd.Flags().Lookup("image") != nil && opts.Image == "" {
+		return FlagErrorf("--image must not be empty")
+	}
+	return nil
+}
+
+func (opts *InstallOptions) install() install.Options {
+	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut}
+}
+
+func installRun(opts *InstallOptions) error {
+	c, err := kube.New(kube.Options{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s) on %s\n", opts.Image, c)
+	if err := install.Install(opts.Context, c.Config, opts.install()); err != nil {
+		return c.Explain(err)
+	}
+	fmt.Fprintf(opts.IO.Out, "ergomake operator installed in namespace %s\n", opts.Namespace)
+	return nil
+}
+
+func uninstallRun(opts *InstallOptions) error {
+	c, err := kube.New(kube.Options{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "removing the ergomake operator from %s\n", c)
+	if err := install.Uninstall(opts.Context, c.Config, opts.install()); err != nil {
+		return c.Explain(err)
+	}
+	fmt.Fprintln(opts.IO.Out, "ergomake operator uninstalled")
+	return nil
+}
