@@ -192,7 +192,7 @@ func Load(ctx context.Context, opts Options) (p *types.Project, err error) {
 	)
 	if err != nil {
 		if opts.ProjectName != "" && opts.ProjectName != loader.NormalizeProjectName(opts.ProjectName) {
-			return nil, &Error{Key: "project name", Msg: fmt.Sprintf("invalid project name %q: it must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit", opts.ProjectName), Err: err}
+			return nil, &Error{Msg: fmt.Sprintf("invalid project name %q (-p/--project-name): it must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit", opts.ProjectName), Err: err}
 		}
 		return nil, &Error{Msg: err.Error(), Err: err}
 	}

@@ -55,6 +55,7 @@ var (
 	reValidating  = regexp.MustCompile(`^validating (.+?): (\S*) (.*)$`)
 	reAdditional  = regexp.MustCompile(`^additional propert(?:y|ies) '([^']+)'`)
 	reCast        = regexp.MustCompile(`failed to cast to expected type: strconv\.(\w+): parsing "(.*)": `)
+	reOpen        = regexp.MustCompile(`^open (.+?): (.*)$`)
 	reQuoted      = regexp.MustCompile(`'([^']+)'`)
 	reIndex       = regexp.MustCompile(`\.?\[(\d+)\]`)
 	reParse       = regexp.MustCompile(`^failed to parse (.+?): (.*)$`)
@@ -138,6 +139,26 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 		e.File, e.Msg = m[1], "invalid YAML: "+strings.TrimPrefix(m[2], "yaml: ")
 		if l := reYAMLLine.FindStringSubmatch(m[2]); l != nil {
 			e.Line, _ = strconv.Atoi(l[1])
+		}
+		return e
+	case strings.Contains(msg, "invalid project name"):
+		e.Msg = strings.TrimPrefix(msg[strings.Index(msg, "invalid project name"):], "")
+		if v, ok := env[EnvComposeProjectName]; ok && v != "" {
+			e.Key = EnvComposeProjectName
+			return e
+		}
+		e.Key = "name"
+		e.File, e.Line = docs.find("name")
+		return e
+	case reOpen.MatchString(msg):
+		m := reOpen.FindStringSubmatch(msg)
+		base := m[1][strings.LastIndexAny(m[1], `/\`)+1:]
+		e.Msg = fmt.Sprintf("%s: %s", m[1], m[2])
+		if file, path, line := docs.findScalar(base); file != "" {
+			e.File, e.Line = file, line
+			e.setPath(path)
+		} else if len(files) > 0 {
+			e.File = files[0]
 		}
 		return e
 	case strings.HasPrefix(msg, "include cycle detected"):
@@ -630,4 +651,38 @@ func (d docs) firstServiceWithout(keys ...string) string {
 		return false
 	})
 	return found
+}
+
+// findScalar finds the first scalar value mentioning needle in the files: its file, its dotted
+// path and its line.
+func (d docs) findScalar(needle string) (file, path string, line int) {
+	var walk func(n *yaml.Node, p []string) bool
+	walk = func(n *yaml.Node, p []string) bool {
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if strings.Contains(n.Value, needle) {
+				path, line = strings.Join(p, "."), n.Line
+				return true
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if walk(n.Content[i+1], append(p, n.Content[i].Value)) {
+					return true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if walk(c, append(p, strconv.Itoa(i))) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, x := range d {
+		if walk(x.root, nil) {
+			return x.file, path, line
+		}
+	}
+	return "", "", 0
 }
