@@ -1,0 +1,295 @@
+package forward
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/streaming/pkg/httpstream"
+)
+
+// A tunnel is one upgraded pods/portforward connection. It carries one local
+// connection at a time (its own error and data streams), so that flow
+// control, a slow reader or a failure stay within that connection. When the
+// connection ends cleanly the tunnel goes back to its pod's pool.
+type tunnel struct {
+	conn   httpstream.Connection
+	pool   *pool
+	nextID int // request IDs for the streams of this tunnel
+	uses   int
+}
+
+func (t *tunnel) dead() bool {
+	select {
+	case <-t.conn.CloseChan():
+		return true
+	default:
+		return false
+	}
+}
+
+// pool holds the tunnels of one pod: idle ones dialled ahead of need and the
+// ones in use.
+type pool struct {
+	f    *Forwarder
+	pod  string
+	uid  types.UID
+	kick chan struct{} // wakes the pre-dialler
+	done chan struct{} // closed when the pool is retired
+
+	mu      sync.Mutex
+	idle    []*tunnel
+	active  map[*tunnel]struct{}
+	dialing int
+	warm    bool // keep f.prewarm idle tunnels dialled
+	retired bool
+}
+
+func newPool(f *Forwarder, pod string, uid types.UID) *pool {
+	return &pool{
+		f:      f,
+		pod:    pod,
+		uid:    uid,
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		active: map[*tunnel]struct{}{},
+	}
+}
+
+func (p *pool) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// get returns an idle live tunnel, marked active, or nil.
+func (p *pool) get() *tunnel {
+	var got *tunnel
+	var dead []*tunnel
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		n := len(p.idle)
+		t := p.idle[n-1] // most recently used first: its connection is warm
+		p.idle = p.idle[:n-1]
+		if t.dead() {
+			dead = append(dead, t)
+			continue
+		}
+		p.active[t] = struct{}{}
+		got = t
+		break
+	}
+	p.mu.Unlock()
+	for _, t := range dead {
+		hardClose(t.conn)
+	}
+	p.poke()
+	return got
+}
+
+// adopt registers a freshly dialled tunnel as active. It returns false when
+// the pool was retired in the meantime (the caller closes the tunnel).
+func (p *pool) adopt(t *tunnel) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retired {
+		return false
+	}
+	p.active[t] = struct{}{}
+	return true
+}
+
+// put returns a tunnel after its connection ended; reusable tunnels are kept
+// idle while the pod still takes new connections and the pool has room.
+func (p *pool) put(t *tunnel, reusable bool) {
+	p.mu.Lock()
+	delete(p.active, t)
+	keep := reusable && p.warm && !p.retired && len(p.idle) < p.f.maxIdle && !t.dead()
+	if keep {
+		p.idle = append(p.idle, t)
+	}
+	p.mu.Unlock()
+	if !keep {
+		hardClose(t.conn)
+	}
+}
+
+// setWarm says whether this pod takes new connections. A pod that does not
+// loses its idle tunnels at once.
+func (p *pool) setWarm(warm bool) {
+	p.mu.Lock()
+	p.warm = warm
+	var drop []*tunnel
+	if !warm {
+		drop, p.idle = p.idle, nil
+	}
+	p.mu.Unlock()
+	for _, t := range drop {
+		hardClose(t.conn)
+	}
+	if warm {
+		p.poke()
+	}
+}
+
+// retire closes every tunnel of the pool, ending the connections they carry
+// (the pod is gone). It returns how many connections were ended.
+func (p *pool) retire() int {
+	p.mu.Lock()
+	if p.retired {
+		p.mu.Unlock()
+		return 0
+	}
+	p.retired = true
+	p.warm = false
+	close(p.done)
+	drop := p.idle
+	p.idle = nil
+	n := len(p.active)
+	for t := range p.active {
+		drop = append(drop, t)
+	}
+	p.mu.Unlock()
+	for _, t := range drop {
+		hardClose(t.conn)
+	}
+	return n
+}
+
+// empty reports whether a cold pool holds nothing and can be dropped.
+func (p *pool) empty() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.warm && len(p.idle) == 0 && len(p.active) == 0 && p.dialing == 0
+}
+
+// dial opens a new tunnel to the pod.
+func (p *pool) dial(ctx context.Context) (*tunnel, error) {
+	dctx, cancel := context.WithTimeout(ctx, p.f.dialTimeout)
+	defer cancel()
+	conn, err := p.f.dialer(dctx, p.pod)
+	p.f.stats.dials.Add(1)
+	if err != nil {
+		p.f.stats.dialFailures.Add(1)
+		return nil, err
+	}
+	t := &tunnel{conn: conn, pool: p}
+	p.f.wg.Add(1)
+	go func() { // forget the tunnel if it dies while idle
+		defer p.f.wg.Done()
+		<-conn.CloseChan()
+		p.mu.Lock()
+		for i, it := range p.idle {
+			if it == t {
+				p.idle = append(p.idle[:i], p.idle[i+1:]...)
+				break
+			}
+		}
+		p.mu.Unlock()
+		p.poke()
+	}()
+	return t, nil
+}
+
+// prewarm keeps f.prewarm idle tunnels dialled while the pool is warm,
+// backing off when dialling fails. It ends when the pool is retired or ctx
+// is done.
+func (p *pool) prewarm(ctx context.Context) {
+	bo := newBackoff(100*time.Millisecond, 10*time.Second, 30*time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.done:
+			return
+		case <-p.kick:
+		}
+		for {
+			p.mu.Lock()
+			need := p.warm && !p.retired && len(p.idle)+p.dialing < p.f.prewarm
+			if need {
+				p.dialing++
+			}
+			p.mu.Unlock()
+			if !need {
+				break
+			}
+			t, err := p.dial(ctx)
+			p.mu.Lock()
+			p.dialing--
+			keep := err == nil && p.warm && !p.retired
+			if keep {
+				p.idle = append(p.idle, t)
+			}
+			p.mu.Unlock()
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d := bo.next()
+				p.f.logf("forward: pod %s: dialling a tunnel failed (retrying in %s): %v", p.pod, d.Round(time.Millisecond), err)
+				p.f.stats.redials.Add(1)
+				if !sleepCtx(ctx, p.done, d) {
+					return
+				}
+				continue
+			}
+			bo.success()
+			if !keep {
+				hardClose(t.conn)
+				break
+			}
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// backoff is a capped exponential backoff that starts over once things have
+// gone well for a while.
+type backoff struct {
+	min, max, healthy time.Duration
+	cur               time.Duration
+	lastFail          time.Time
+	now               func() time.Time
+}
+
+func newBackoff(min, max, healthy time.Duration) *backoff {
+	return &backoff{min: min, max: max, healthy: healthy, now: time.Now}
+}
+
+// next returns how long to wait after a failure.
+func (b *backoff) next() time.Duration {
+	now := b.now()
+	if b.cur == 0 || (!b.lastFail.IsZero() && now.Sub(b.lastFail) > b.healthy) {
+		b.cur = b.min
+	} else {
+		b.cur *= 2
+		if b.cur > b.max {
+			b.cur = b.max
+		}
+	}
+	b.lastFail = now
+	return b.cur
+}
+
+// success notes that an attempt worked; the delay is reset only after a
+// healthy period, so a flapping target still backs off.
+func (b *backoff) success() {
+	if !b.lastFail.IsZero() && b.now().Sub(b.lastFail) > b.healthy {
+		b.cur = 0
+	}
+}
