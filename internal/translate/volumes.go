@@ -176,10 +176,11 @@ func (t *translator) bindMount(s types.ServiceConfig, index int, v types.Service
 		return nil, err
 	}
 	m := &v1alpha1.VolumeMount{Type: v1alpha1.MountConfigMap, Source: cm, Target: v.Target, ReadOnly: v.ReadOnly}
-	if fi.IsDir() {
-		m.Items = items
-	} else {
-		m.SubPath = items[0].Key
+	m.Items = items
+	if !fi.IsDir() {
+		// one file: mounted by subPath; its item keeps its mode (an executable entrypoint script)
+		m.Items[0].Path = m.Items[0].Key
+		m.SubPath = m.Items[0].Key
 	}
 	where := ""
 	if !t.inProject(src) {
