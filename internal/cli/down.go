@@ -2,11 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/ui"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // DownOptions are the options of `ergomake down`.
@@ -54,5 +61,73 @@ The environment is found by project name and namespace as "ergomake up" names th
 }
 
 func downRun(opts *DownOptions) error {
-	return notImplemented("down")
+	ctx := opts.Context
+	project, err := projectName(ctx, opts.Factory, opts.Project)
+	if err != nil {
+		return err
+	}
+	client, err := connect(ctx, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	status := ui.NewStatus(opts.IO, ui.StatusOptions{Now: opts.Factory.Now})
+	defer status.Stop()
+	dctx, cancel := context.WithTimeout(ctx, opts.WaitTimeout)
+	defer cancel()
+
+	env, err := findEnv(ctx, client, project)
+	var nf *notFoundError
+	if errors.As(err, &nf) {
+		// Nothing to delete, but an earlier, interrupted teardown may have left our namespace.
+		return downLeftNamespace(dctx, opts, client, status, project, nf)
+	}
+	if err != nil {
+		return err
+	}
+	ownNS := env.Annotations[v1alpha1.AnnotationCreatedNamespace] == "true"
+	if !ownNS {
+		if ns, err := client.Kube.CoreV1().Namespaces().Get(ctx, env.Namespace, metav1.GetOptions{}); err == nil {
+			ownNS = kube.IsOurNamespace(ns)
+		}
+	}
+	status.Start(fmt.Sprintf("Deleting environment %s/%s", env.Namespace, env.Name))
+	err = client.DeleteEnv(dctx, env.Namespace, env.Name, kube.DeleteOptions{Namespace: ownNS, Progress: status.Update})
+	if err != nil {
+		status.End(false)
+		if dctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("environment %s/%s not gone after %s (its objects are still being deleted; run down again to wait)",
+				env.Namespace, env.Name, opts.WaitTimeout)
+		}
+		return err
+	}
+	status.End(true)
+	if ownNS {
+		fmt.Fprintf(opts.IO.Out, "Environment %s and namespace %s removed.\n", env.Name, env.Namespace)
+	} else {
+		fmt.Fprintf(opts.IO.Out, "Environment %s removed from namespace %s.\n", env.Name, env.Namespace)
+	}
+	return nil
+}
+
+// downLeftNamespace removes the namespace of a project whose environment is already gone, when
+// ergomake created it and nothing else lives in it; otherwise it says there is nothing to do.
+func downLeftNamespace(ctx context.Context, opts *DownOptions, client *kube.Client, status *ui.Status,
+	project string, nf *notFoundError) error {
+	name := client.EnvNamespace(project)
+	ns, err := client.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && (!kube.IsOurNamespace(ns) || ns.Labels[v1alpha1.LabelPartOf] != kube.EnvName(project))) {
+		fmt.Fprintf(opts.IO.Out, "Nothing to do: %s.\n", nf.msg)
+		return nil
+	}
+	if err != nil {
+		return client.Explain(err)
+	}
+	status.Start("Deleting namespace " + name)
+	if err := client.DeleteNamespace(ctx, name, status.Update); err != nil {
+		status.End(false)
+		return err
+	}
+	status.End(true)
+	fmt.Fprintf(opts.IO.Out, "Namespace %s removed.\n", name)
+	return nil
 }

@@ -2,10 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/ui"
+	"github.com/ergomake/ergomake/internal/wait"
 )
 
 // ForwardOptions are the options of `ergomake forward`.
@@ -32,7 +36,9 @@ func NewCmdForward(f *Factory, runF func(*ForwardOptions) error) *cobra.Command 
   ergomake forward web`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
-			opts.Services = args
+			if len(args) > 0 {
+				opts.Services = args
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -41,9 +47,50 @@ func NewCmdForward(f *Factory, runF func(*ForwardOptions) error) *cobra.Command 
 	}
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	cmd.ValidArgsFunction = completeServices(f, &opts.Project)
 	return cmd
 }
 
 func forwardRun(opts *ForwardOptions) error {
-	return notImplemented("forward")
+	ctx := opts.Context
+	project, err := projectName(ctx, opts.Factory, opts.Project)
+	if err != nil {
+		return err
+	}
+	client, err := connect(ctx, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	env, err := findEnv(ctx, client, project)
+	if err != nil {
+		return err
+	}
+	only, err := serviceFilter(env, opts.Services)
+	if err != nil {
+		return err
+	}
+	status := ui.NewStatus(opts.IO, ui.StatusOptions{Now: opts.Factory.Now})
+	defer status.Stop()
+	if wait.Evaluate(env) != wait.Ready {
+		status.Warnf("environment %s/%s is not ready (%s): connections wait for ready pods", env.Namespace, env.Name, envSummary(env))
+	}
+	sess, err := startForwarding(ctx, opts.IO, status, client, env, only)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintf(opts.IO.Out, "Remote services of %s are now bound to localhost. [Press CTRL+C to stop forwarding; the environment keeps running]\n", env.Name)
+	hctx, stopBeats := context.WithCancel(ctx)
+	gone := heartbeat(hctx, client, env.Namespace, env.Name, opts.Factory.Now, sess.stop)
+	werr := sess.wait()
+	stopBeats()
+	if errors.Is(<-gone, errEnvGone) {
+		return fmt.Errorf("environment %s/%s was deleted", env.Namespace, env.Name)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return werr
 }

@@ -1,11 +1,23 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
 
+	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/ui"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // LogsOptions are the options of `ergomake logs`.
@@ -38,7 +50,9 @@ service's name, as "docker compose logs" prints them.`,
   ergomake logs -f --tail 100 web worker`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
-			opts.Services = args
+			if len(args) > 0 {
+				opts.Services = args
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -51,9 +65,196 @@ service's name, as "docker compose logs" prints them.`,
 	fs.BoolVarP(&opts.Timestamps, "timestamps", "t", false, "show timestamps")
 	addProjectFlags(cmd, &opts.Project) // -f is --follow here, as in docker compose logs
 	addClusterFlags(cmd, &opts.Cluster)
+	cmd.ValidArgsFunction = completeServices(f, &opts.Project)
 	return cmd
 }
 
 func logsRun(opts *LogsOptions) error {
-	return notImplemented("logs")
+	ctx := opts.Context
+	project, err := projectName(ctx, opts.Factory, opts.Project)
+	if err != nil {
+		return err
+	}
+	client, err := connect(ctx, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	env, err := findEnv(ctx, client, project)
+	if err != nil {
+		return err
+	}
+	only, err := serviceFilter(env, opts.Services)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, s := range env.Spec.Services {
+		if only == nil || only[s.Name] {
+			names = append(names, s.Name)
+		}
+	}
+	m := newLogMux(opts.IO, names)
+	return m.run(ctx, client, env, only, opts.Follow, opts.Tail, opts.Timestamps)
+}
+
+// logMux prints the log lines of many pods, each prefixed with its service and replica number
+// ("web-1  | ..."), coloured per service on a terminal, as docker compose prints them.
+type logMux struct {
+	mu     sync.Mutex
+	w      io.Writer
+	styles *ui.Styles
+	width  int
+	colors map[string]lipgloss.Style
+
+	// next and index number the pods of each service in the order they were first seen.
+	next    map[string]int
+	index   map[string]int // pod UID → number
+	started map[string]bool
+	wg      sync.WaitGroup
+}
+
+// Colours of service prefixes, in docker compose's order.
+var logColors = []string{"6", "3", "2", "5", "4", "14", "11", "10", "13", "12"}
+
+func newLogMux(ios *iostreams.IOStreams, services []string) *logMux {
+	m := &logMux{w: ios.Out, styles: ui.NewStyles(ios.ColorEnabled()), colors: map[string]lipgloss.Style{},
+		next: map[string]int{}, index: map[string]int{}, started: map[string]bool{}}
+	for i, s := range services {
+		m.colors[s] = m.styles.NewStyle().Foreground(lipgloss.Color(logColors[i%len(logColors)]))
+		m.width = max(m.width, len(s)+2) // "-1"
+	}
+	return m
+}
+
+func (m *logMux) prefix(pod *corev1.Pod) string {
+	svc := pod.Labels[v1alpha1.LabelService]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.index[string(pod.UID)]
+	if !ok {
+		m.next[svc]++
+		n = m.next[svc]
+		m.index[string(pod.UID)] = n
+	}
+	name := fmt.Sprintf("%s-%d", svc, n)
+	if len(name) > m.width {
+		m.width = len(name)
+	}
+	return name
+}
+
+func (m *logMux) line(svc, name, text string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pad := name + strings.Repeat(" ", max(0, m.width-len(name)))
+	st, ok := m.colors[svc]
+	if !ok {
+		st = m.styles.NewStyle()
+	}
+	fmt.Fprintf(m.w, "%s | %s\n", st.Render(pad), text)
+}
+
+// run streams the logs of every pod of the environment (of the services in only, when not nil).
+// With follow, it keeps streaming, picking up pods that start later, until ctx ends.
+func (m *logMux) run(ctx context.Context, client *kube.Client, env *v1alpha1.ErgomakeEnv, only map[string]bool,
+	follow bool, tail int64, timestamps bool) error {
+	pods, err := client.ServicePods(ctx, env.Namespace, env.Name, "")
+	if err != nil {
+		return err
+	}
+	// Number the pods in creation order, per service, before any line is printed.
+	for i := range pods {
+		if only == nil || only[pods[i].Labels[v1alpha1.LabelService]] {
+			m.prefix(&pods[i])
+		}
+	}
+	for i := range pods {
+		m.maybeStream(ctx, client, &pods[i], only, follow, tail, timestamps)
+	}
+	if !follow {
+		m.wg.Wait()
+		return nil
+	}
+	// Follow: watch for pods that start (replacements, restarts) and stream them too.
+	sel := v1alpha1.LabelEnv + "=" + env.Name
+	rv := ""
+	for ctx.Err() == nil {
+		l, err := client.Kube.CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv})
+		if err != nil {
+			break
+		}
+		for i := range l.Items {
+			m.maybeStream(ctx, client, &l.Items[i], only, follow, tail, timestamps)
+		}
+		w, err := client.Kube.CoreV1().Pods(env.Namespace).Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: l.ResourceVersion})
+		if err != nil {
+			break
+		}
+		for ev := range w.ResultChan() {
+			if pod, ok := ev.Object.(*corev1.Pod); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+				m.maybeStream(ctx, client, pod, only, follow, tail, timestamps)
+			}
+		}
+		w.Stop()
+	}
+	m.wg.Wait()
+	if ctx.Err() != nil {
+		return nil // Ctrl-C ends following; not an error
+	}
+	return nil
+}
+
+// maybeStream starts streaming a pod's log once its container has started, once per container
+// run.
+func (m *logMux) maybeStream(ctx context.Context, client *kube.Client, pod *corev1.Pod, only map[string]bool,
+	follow bool, tail int64, timestamps bool) {
+	svc := pod.Labels[v1alpha1.LabelService]
+	if only != nil && !only[svc] {
+		return
+	}
+	container := kube.MainContainer(pod)
+	restarts := int32(-1)
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.Name == container && (st.State.Running != nil || st.State.Terminated != nil) {
+			restarts = st.RestartCount
+		}
+	}
+	if restarts < 0 {
+		return // not started yet: nothing to read
+	}
+	key := fmt.Sprintf("%s/%d", pod.UID, restarts)
+	m.mu.Lock()
+	if m.started[key] {
+		m.mu.Unlock()
+		return
+	}
+	m.started[key] = true
+	m.mu.Unlock()
+	name := m.prefix(pod)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		opts := &corev1.PodLogOptions{Container: container, Follow: follow, Timestamps: timestamps}
+		if tail >= 0 {
+			opts.TailLines = &tail
+		}
+		rc, err := client.Kube.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.line(svc, name, fmt.Sprintf("(cannot read the log: %v)", client.Explain(err)))
+			}
+			return
+		}
+		defer func() { _ = rc.Close() }()
+		r := bufio.NewReaderSize(rc, 64*1024)
+		for {
+			text, err := r.ReadString('\n')
+			if text != "" {
+				m.line(svc, name, strings.TrimRight(text, "\r\n"))
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 }

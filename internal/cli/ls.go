@@ -2,10 +2,16 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/ui"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // LsOptions are the options of `ergomake ls`.
@@ -45,6 +51,64 @@ project, namespace, services ready/total, age and who brought it up.`,
 	return cmd
 }
 
+// lsEntry is one environment, as `ergomake ls -o json` prints it.
+type lsEntry struct {
+	Project   string    `json:"project"`
+	Name      string    `json:"name"`
+	Namespace string    `json:"namespace"`
+	Phase     string    `json:"phase"`
+	Ready     int       `json:"ready"`
+	Total     int       `json:"total"`
+	Created   time.Time `json:"created"`
+	Owner     string    `json:"owner,omitempty"`
+	Message   string    `json:"message,omitempty"`
+}
+
 func lsRun(opts *LsOptions) error {
-	return notImplemented("ls")
+	ctx := opts.Context
+	client, err := connect(ctx, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	envs, err := client.ListEnvs(ctx, opts.Cluster.Namespace)
+	if err != nil {
+		return err
+	}
+	entries := make([]lsEntry, 0, len(envs))
+	for i := range envs {
+		e := &envs[i]
+		ready, total := readyCount(e)
+		phase := string(e.Status.Phase)
+		if phase == "" {
+			phase = string(v1alpha1.PhasePending)
+		}
+		if e.DeletionTimestamp != nil {
+			phase = "Deleting"
+		}
+		entries = append(entries, lsEntry{
+			Project: e.Spec.Project, Name: e.Name, Namespace: e.Namespace, Phase: phase,
+			Ready: ready, Total: total, Created: e.CreationTimestamp.UTC(),
+			Owner: e.Annotations[v1alpha1.AnnotationOwner], Message: e.Status.Message,
+		})
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].Project != entries[j].Project {
+			return entries[i].Project < entries[j].Project
+		}
+		return entries[i].Namespace < entries[j].Namespace
+	})
+	if opts.Output == outputJSON {
+		return printJSON(opts.IO.Out, entries)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintf(opts.IO.ErrOut, "No environments on %s.\n", client)
+		return nil
+	}
+	t := ui.NewTable(opts.IO, "PROJECT", "NAMESPACE", "PHASE", "SERVICES", "AGE", "OWNER")
+	now := opts.Factory.Now()
+	for _, e := range entries {
+		t.AddRow(e.Project, e.Namespace, e.Phase, fmt.Sprintf("%d/%d", e.Ready, e.Total),
+			duration.HumanDuration(now.Sub(e.Created)), e.Owner)
+	}
+	return t.Print()
 }

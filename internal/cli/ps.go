@@ -2,10 +2,15 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
+	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/ui"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // PsOptions are the options of `ergomake ps`.
@@ -34,7 +39,9 @@ ports, and the reason when a service is not ready.`,
   ergomake ps web db -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
-			opts.Services = args
+			if len(args) > 0 {
+				opts.Services = args
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -44,9 +51,128 @@ ports, and the reason when a service is not ready.`,
 	addOutputFlag(cmd, &opts.Output, outputTable, outputJSON)
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	cmd.ValidArgsFunction = completeServices(f, &opts.Project)
 	return cmd
 }
 
+// psPort is one port of a service, as `ergomake ps -o json` prints it.
+type psPort struct {
+	Target    int32  `json:"target"`
+	Published string `json:"published,omitempty"`
+	HostIP    string `json:"hostIP,omitempty"`
+	Protocol  string `json:"protocol"`
+}
+
+// psEntry is one service, as `ergomake ps -o json` prints it.
+type psEntry struct {
+	Service    string   `json:"service"`
+	State      string   `json:"state"`
+	Ready      int32    `json:"ready"`
+	Desired    int32    `json:"desired"`
+	Ports      []psPort `json:"ports"`
+	Reason     string   `json:"reason,omitempty"`
+	Message    string   `json:"message,omitempty"`
+	WaitingFor []string `json:"waitingFor,omitempty"`
+}
+
 func psRun(opts *PsOptions) error {
-	return notImplemented("ps")
+	ctx := opts.Context
+	project, err := projectName(ctx, opts.Factory, opts.Project)
+	if err != nil {
+		return err
+	}
+	client, err := connect(ctx, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	env, err := findEnv(ctx, client, project)
+	if err != nil {
+		return err
+	}
+	only, err := serviceFilter(env, opts.Services)
+	if err != nil {
+		return err
+	}
+	entries := psEntries(env, only)
+	if opts.Output == outputJSON {
+		return printJSON(opts.IO.Out, entries)
+	}
+	t := ui.NewTable(opts.IO, "SERVICE", "STATE", "READY", "PORTS", "REASON")
+	t.CellStyle = func(row, col int, value string) lipgloss.Style {
+		if col == 1 {
+			return stateStyle(t.Styles(), value)
+		}
+		return t.Styles().NewStyle()
+	}
+	for _, e := range entries {
+		var ports []string
+		for _, p := range e.Ports {
+			ports = append(ports, portText(p))
+		}
+		reason := e.Reason
+		if e.Message != "" {
+			if reason != "" {
+				reason += ": "
+			}
+			reason += firstLine(e.Message)
+		} else if len(e.WaitingFor) > 0 {
+			reason = "waiting for " + strings.Join(e.WaitingFor, ", ")
+		}
+		t.AddRow(e.Service, e.State, fmt.Sprintf("%d/%d", e.Ready, e.Desired), strings.Join(ports, ", "), reason)
+	}
+	return t.Print()
+}
+
+func psEntries(env *v1alpha1.ErgomakeEnv, only map[string]bool) []psEntry {
+	byName := map[string]v1alpha1.ServiceStatus{}
+	for _, s := range env.Status.Services {
+		byName[s.Name] = s
+	}
+	entries := []psEntry{}
+	for _, spec := range env.Spec.Services {
+		if only != nil && !only[spec.Name] {
+			continue
+		}
+		st, ok := byName[spec.Name]
+		e := psEntry{Service: spec.Name, State: string(st.State), Ready: st.Ready, Desired: st.Desired,
+			Reason: st.Reason, Message: st.Message, WaitingFor: st.WaitingFor, Ports: []psPort{}}
+		if !ok || e.State == "" {
+			e.State = "pending"
+		}
+		for _, p := range spec.Ports {
+			pp := psPort{Target: p.Target, HostIP: p.HostIP, Protocol: strings.ToLower(orTCP(p.Protocol))}
+			if p.Publish {
+				pp.Published = p.Published
+				if pp.Published == "" {
+					pp.Published = "auto"
+				}
+			}
+			e.Ports = append(e.Ports, pp)
+		}
+		for _, p := range spec.Expose {
+			e.Ports = append(e.Ports, psPort{Target: p.Target, Protocol: strings.ToLower(orTCP(p.Protocol))})
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+func orTCP(p string) string {
+	if p == "" {
+		return "TCP"
+	}
+	return p
+}
+
+// portText is docker compose's port notation: "9200->9200/tcp" when published, "9300/tcp" when not.
+func portText(p psPort) string {
+	s := fmt.Sprintf("%d/%s", p.Target, p.Protocol)
+	if p.Published == "" {
+		return s
+	}
+	host := ""
+	if p.HostIP != "" {
+		host = p.HostIP + ":"
+	}
+	return host + p.Published + "->" + s
 }

@@ -3,28 +3,60 @@ package kube
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
-// DefaultNamespace is the namespace of a project's environment when -n does not name one.
-func DefaultNamespace(project string) string { return "ergomake-" + project }
+// DefaultNamespace is the namespace of an environment when -n does not name one:
+// ergomake-<environment name>.
+func DefaultNamespace(envName string) string {
+	return strings.TrimRight(truncate("ergomake-"+envName, 63), "-.")
+}
+
+var (
+	reNotLabel = regexp.MustCompile(`[^a-z0-9-]+`)
+	reDashes   = regexp.MustCompile(`-{2,}`)
+)
+
+// EnvName is the name of a project's ErgomakeEnv: the project name when it is a DNS-1123 label,
+// else a sanitized form (the rule internal/translate names environments by).
+func EnvName(project string) string {
+	if len(validation.IsDNS1123Label(project)) == 0 {
+		return project
+	}
+	out := reNotLabel.ReplaceAllString(strings.ToLower(project), "-")
+	out = strings.Trim(reDashes.ReplaceAllString(out, "-"), "-")
+	if out == "" {
+		out = "project"
+	}
+	return strings.TrimRight(truncate(out, 63), "-.")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
 
 // EnvNamespace resolves the namespace of a project's environment: -n when given, else
-// ergomake-<project>. (The kubeconfig context's namespace is not used: decision 1, one namespace
-// per environment.)
+// ergomake-<environment name>. (The kubeconfig context's namespace is not used: decision 1, one
+// namespace per environment.)
 func (c *Client) EnvNamespace(project string) string {
 	if c.NamespaceExplicit && c.Namespace != "" {
 		return c.Namespace
 	}
-	return DefaultNamespace(project)
+	return DefaultNamespace(EnvName(project))
 }
 
 // IsOurNamespace says whether ergomake created the namespace (label app.kubernetes.io/managed-by).
