@@ -86,8 +86,23 @@ func runFixture(t *testing.T, root string, f fixture) (line string) {
 		var res *Result
 		res, err = Translate(p, Options{})
 		if err == nil {
-			return fmt.Sprintf("ok (%d services, %d secrets, %d configmaps, %d warnings)",
-				len(res.Env.Spec.Services), len(res.Secrets), len(res.ConfigMaps), len(res.Warnings))
+			counts := map[string]int{}
+			for _, w := range res.Warnings {
+				counts[strings.SplitN(w.Key, ".", 2)[0]]++
+			}
+			var keys []string
+			for k, n := range counts {
+				if n > 1 {
+					k = fmt.Sprintf("%s×%d", k, n)
+				}
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			line := fmt.Sprintf("ok (%d services, %d secrets, %d configmaps)", len(res.Env.Spec.Services), len(res.Secrets), len(res.ConfigMaps))
+			if len(keys) > 0 {
+				line += "; warnings: " + strings.Join(keys, ", ")
+			}
+			return line
 		}
 	}
 	msg := err.Error()

@@ -231,6 +231,11 @@ func (t *translator) projectWarnings() {
 	if len(t.p.Models) > 0 {
 		t.warn("", "models", "AI models are not supported")
 	}
+	for _, name := range sortedKeys(t.p.Networks) {
+		if t.p.Networks[name].Internal {
+			t.warn("", "networks."+name+".internal", "not enforced: services on this network can still reach outside the environment")
+		}
+	}
 	// Networks isolate services in compose; the environment has one flat network. Say so when
 	// two services share no network.
 	nets := map[string]map[string]bool{}
