@@ -58,7 +58,9 @@ var (
 	reOpen        = regexp.MustCompile(`^open (.+?): (.*)$`)
 	reQuoted      = regexp.MustCompile(`'([^']+)'`)
 	reIndex       = regexp.MustCompile(`\.?\[(\d+)\]`)
-	reParse       = regexp.MustCompile(`^failed to parse (.+?): (.*)$`)
+	reParse       = regexp.MustCompile(`(?s)^failed to parse (.+?): (.*)$`)
+	reDecode      = regexp.MustCompile(`'services\[([^\]]+)\]\.([^']+)' (.*)`)
+	reMapping     = regexp.MustCompile(`^(\S+) must be a (mapping|list|string)`)
 	reYAMLLine    = regexp.MustCompile(`line (\d+)`)
 	reInterpolate = regexp.MustCompile(`^error while interpolating (\S+?): (.*)$`)
 	reEnvFile     = regexp.MustCompile(`^env file (.+?) not found`)
@@ -80,12 +82,7 @@ func locate(err error, files []string, env types.Mapping) *Error {
 func locateRaw(err error, files []string, env types.Mapping) *Error {
 	msg := reIndex.ReplaceAllString(err.Error(), ".$1")
 	if strings.HasPrefix(msg, "yaml: ") || strings.HasPrefix(msg, "libyaml") {
-		e := &Error{Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: "), Err: err}
-		e.File = badYAMLFile(files)
-		if l := reYAMLLine.FindStringSubmatch(msg); l != nil {
-			e.Line, _ = strconv.Atoi(l[1])
-		}
-		return e
+		return yamlError(err, badYAMLFile(files), msg, parseFiles(files))
 	}
 	// compose-go wraps with "compose file %q is invalid: " for discovered files.
 	if i := strings.Index(msg, " is invalid: "); strings.HasPrefix(msg, "compose file ") && i > 0 {
@@ -136,10 +133,37 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 		return e
 	case reParse.MatchString(msg):
 		m := reParse.FindStringSubmatch(msg)
-		e.File, e.Msg = m[1], "invalid YAML: "+strings.TrimPrefix(m[2], "yaml: ")
-		if l := reYAMLLine.FindStringSubmatch(m[2]); l != nil {
-			e.Line, _ = strconv.Atoi(l[1])
+		return yamlError(err, m[1], m[2], docs)
+	case reDecode.MatchString(msg):
+		m := reDecode.FindStringSubmatch(msg)
+		e.Service, e.Key, e.Msg = m[1], m[2], m[3]
+		e.File, e.Line = docs.find("services." + m[1] + "." + m[2])
+		return e
+	case strings.HasPrefix(msg, "healthcheck.test must start"):
+		e.Key = "healthcheck.test"
+		d := docs
+		d.services(func(f, name string, svc *yaml.Node) bool {
+			test := valueOf(valueOf(svc, "healthcheck"), "test")
+			if test != nil && test.Kind == yaml.SequenceNode && len(test.Content) > 0 {
+				switch test.Content[0].Value {
+				case "CMD", "CMD-SHELL", "NONE":
+				default:
+					e.Service, e.File, e.Line = name, f, test.Line
+					return false
+				}
+			}
+			return true
+		})
+		e.Msg = strings.TrimPrefix(msg, "healthcheck.test ")
+		if e.File == "" && len(files) > 0 {
+			e.File = files[0]
 		}
+		return e
+	case reMapping.MatchString(msg):
+		m := reMapping.FindStringSubmatch(msg)
+		e.setPath(m[1])
+		e.Msg = strings.TrimSpace(strings.TrimPrefix(msg, m[1]))
+		e.File, e.Line = docs.find(m[1])
 		return e
 	case strings.Contains(msg, "invalid project name"):
 		e.Msg = strings.TrimPrefix(msg[strings.Index(msg, "invalid project name"):], "")
@@ -685,4 +709,82 @@ func (d docs) findScalar(needle string) (file, path string, line int) {
 		}
 	}
 	return "", "", 0
+}
+
+var reConstruct = regexp.MustCompile(`cannot (?:construct|unmarshal) !!(\w+)`)
+
+// yamlError describes a YAML syntax error, with the line and, when the line holds a key, the
+// service and the key.
+func yamlError(err error, file, msg string, d docs) *Error {
+	msg = strings.TrimPrefix(strings.TrimSpace(msg), "yaml: ")
+	msg = strings.TrimSpace(strings.TrimPrefix(msg, "construct errors:"))
+	msg = strings.Join(strings.Fields(msg), " ")
+	// "line 1: line 4: mapping key ..." : the outer line is the document's
+	for {
+		rest := regexp.MustCompile(`^line \d+: (line \d+: .*)$`).FindStringSubmatch(msg)
+		if rest == nil {
+			break
+		}
+		msg = rest[1]
+	}
+	e := &Error{File: file, Msg: "invalid YAML: " + msg, Err: err}
+	if l := reYAMLLine.FindStringSubmatch(msg); l != nil {
+		e.Line, _ = strconv.Atoi(l[1])
+		msg = strings.TrimPrefix(msg, l[0]+": ")
+		e.Msg = "invalid YAML: " + msg
+	}
+	if c := reConstruct.FindStringSubmatch(msg); c != nil && e.Line <= 1 {
+		e.Msg = fmt.Sprintf("a compose file must be a mapping (services:, volumes:, ...) at its top level, not a %s", map[string]string{"seq": "list", "str": "string"}[c[1]])
+		if strings.HasSuffix(e.Msg, " ") {
+			e.Msg += "scalar"
+		}
+	}
+	if e.Line > 0 && strings.Contains(msg, "cannot start any token") {
+		if b, err := os.ReadFile(file); err == nil {
+			if lines := strings.Split(string(b), "\n"); e.Line <= len(lines) && strings.Contains(lines[e.Line-1], "\t") {
+				e.Msg += " (a tab: indent with spaces)"
+			}
+		}
+	}
+	if e.Line > 0 {
+		if p := d.pathAtLine(file, e.Line); p != "" {
+			e.setPath(p)
+		}
+	}
+	return e
+}
+
+// pathAtLine is the dotted path of the key written on line of file ("" when none).
+func (d docs) pathAtLine(file string, line int) string {
+	var found string
+	var walk func(n *yaml.Node, p []string) bool
+	walk = func(n *yaml.Node, p []string) bool {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				kp := append(append([]string{}, p...), k.Value)
+				if k.Line == line {
+					found = strings.Join(kp, ".")
+					return true
+				}
+				if walk(n.Content[i+1], kp) {
+					return true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if walk(c, append(append([]string{}, p...), strconv.Itoa(i))) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, x := range d {
+		if x.file == file && walk(x.root, nil) {
+			return found
+		}
+	}
+	return ""
 }

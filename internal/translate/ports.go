@@ -17,13 +17,11 @@ func (t *translator) ports(out *v1alpha1.ServiceSpec, s types.ServiceConfig) err
 	seen := map[string]bool{} // "80/TCP" already a Service port
 	type pending struct {
 		spec v1alpha1.PortSpec
-		key  string
 		name string // requested name
 	}
 	var all []pending
 
-	for i, p := range s.Ports {
-		key := fmt.Sprintf("ports[%d]", i)
+	for _, p := range s.Ports {
 		if p.Target == 0 || p.Target > 65535 {
 			return t.errorf(s.Name, "ports", "invalid container port %d", p.Target)
 		}
@@ -47,8 +45,7 @@ func (t *translator) ports(out *v1alpha1.ServiceSpec, s types.ServiceConfig) err
 				return t.errorf(s.Name, "ports", "published port %q: %v", p.Published, err)
 			}
 		}
-		_ = key
-		all = append(all, pending{spec: spec, key: "ports", name: p.Name})
+		all = append(all, pending{spec: spec, name: p.Name})
 	}
 	nPorts := len(all)
 	for _, e := range s.Expose {
@@ -57,7 +54,7 @@ func (t *translator) ports(out *v1alpha1.ServiceSpec, s types.ServiceConfig) err
 			return t.errorf(s.Name, "expose", "%q: %v", e, err)
 		}
 		for _, spec := range specs {
-			all = append(all, pending{spec: spec, key: "expose"})
+			all = append(all, pending{spec: spec})
 		}
 	}
 

@@ -126,7 +126,7 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 		q := resource.NewQuantity(int64(s.ShmSize), resource.BinarySI)
 		out.ShmSize = q
 	}
-	t.labels2(&out, s)
+	t.labelsAndAnnotations(&out, s)
 	t.deploy(s)
 	t.unsupported(s)
 	return out, nil
@@ -608,7 +608,7 @@ func (t *translator) aliases(out *v1alpha1.ServiceSpec, s types.ServiceConfig, t
 	sort.Strings(out.Aliases)
 }
 
-func (t *translator) labels2(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
+func (t *translator) labelsAndAnnotations(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 	for _, k := range sortedKeys(s.Labels) {
 		v := s.Labels[k]
 		if len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 && !strings.HasPrefix(k, "ergomake.dev/") {
