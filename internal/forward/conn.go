@@ -26,6 +26,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // (the error stream) before its tunnel is given up rather than reused.
 const settleTimeout = 2 * time.Second
 
+// How long a clean end of the pod's data waits for the error stream.
+const errGrace = 250 * time.Millisecond
+
 type outcome int
 
 const (
@@ -155,6 +158,24 @@ func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, lo
 			// A stream also reads EOF when its tunnel dies (the pod went
 			// away): that is not the pod's side closing.
 			abort = err != nil || t.dead()
+			if abort {
+				break
+			}
+			// The server closes the error stream before the data stream,
+			// but the two are delivered independently: give an error
+			// (connection refused in the pod) the chance to turn this end
+			// into a reset rather than a clean one.
+			if !errDone {
+				select {
+				case r := <-errc:
+					errDone = true
+					if len(r.msg) > 0 {
+						podErr = strings.TrimSpace(string(r.msg))
+					}
+					abort = podErr != "" || r.err != nil
+				case <-time.After(errGrace):
+				}
+			}
 			if !abort {
 				closeWrite(local)
 			}
