@@ -234,6 +234,8 @@ func serviceRows(env *v1alpha1.ErgomakeEnv) [][]string {
 // serviceDetails is what a user should know about a service beyond its state.
 func serviceDetails(s v1alpha1.ServiceStatus) string {
 	switch {
+	case s.State == v1alpha1.StateHealthy || s.State == v1alpha1.StateCompleted:
+		return ""
 	case s.State == v1alpha1.StateWaiting && len(s.WaitingFor) > 0 && s.Message == "":
 		return "waiting for " + strings.Join(s.WaitingFor, ", ")
 	case s.Message != "":

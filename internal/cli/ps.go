@@ -110,7 +110,9 @@ func psRun(opts *PsOptions) error {
 			ports = append(ports, portText(p))
 		}
 		reason := e.Reason
-		if e.Message != "" {
+		if e.State == string(v1alpha1.StateHealthy) || e.State == string(v1alpha1.StateCompleted) {
+			reason = ""
+		} else if e.Message != "" {
 			if reason != "" {
 				reason += ": "
 			}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -93,7 +94,12 @@ const (
 )
 
 func upRun(opts *UpOptions) error {
-	ctx := opts.Context
+	// Signals: the first Ctrl-C (or SIGTERM) ends the session, which then tears down; a second
+	// one, or the first during a teardown after a failure, abandons the teardown at once.
+	ctx, cancel := context.WithCancel(opts.Context)
+	defer cancel()
+	sig := newSignals(cancel)
+	defer sig.stop()
 	ios := opts.IO
 	now := opts.Factory.Now
 	status := ui.NewStatus(ios, ui.StatusOptions{Now: now})
@@ -133,7 +139,7 @@ func upRun(opts *UpOptions) error {
 	}
 	status.End(true)
 
-	u := &upSession{opts: opts, status: status, client: client, project: project.Name, ns: ns, name: name}
+	u := &upSession{opts: opts, status: status, client: client, project: project.Name, ns: ns, name: name, sig: sig}
 	return u.run(ctx, res, ttl)
 }
 
@@ -145,6 +151,7 @@ type upSession struct {
 	project string
 	ns      string
 	name    string
+	sig     *signals
 
 	// created: this run created the environment (so a failure removes it); ownNamespace:
 	// ergomake created the namespace (so teardown removes it).
@@ -186,6 +193,9 @@ func (u *upSession) run(ctx context.Context, res *translate.Result, ttl time.Dur
 
 	// From here on, a failure removes what this run made (unless --keep).
 	fail := func(err error) error {
+		if ctx.Err() != nil && u.created {
+			return u.interrupted(ctx)
+		}
 		if opts.Keep || !u.created {
 			if u.created || existing != nil {
 				status.Logf("Keeping the environment (--keep): %s removes it", downCommand(opts.Cluster, u.project, u.ns))
@@ -393,14 +403,11 @@ func (u *upSession) teardownAfter(ctx context.Context, cause error) error {
 func (u *upSession) teardown(ctx context.Context) error {
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	interrupted := make(chan struct{})
+	// After Ctrl-C, a second one abandons the teardown; after a failure, the first one does.
+	interrupted := u.sig.tearingDown(ctx.Err() == nil)
 	go func() {
 		select {
-		case <-sigs:
-			close(interrupted)
+		case <-interrupted:
 			cancel()
 		case <-tctx.Done():
 		}
@@ -474,4 +481,60 @@ func envSummary(env *v1alpha1.ErgomakeEnv) string {
 		phase = string(v1alpha1.PhasePending)
 	}
 	return fmt.Sprintf("%s, %d/%d services ready", phase, ready, total)
+}
+
+// signals turns SIGINT and SIGTERM into the two steps of `up`: the first cancels the session; a
+// second (or the first once a teardown has begun without one) abandons the teardown.
+type signals struct {
+	ch      chan os.Signal
+	done    chan struct{}
+	abort   chan struct{}
+	mu      sync.Mutex
+	count   int
+	tearing bool
+	aborted bool
+}
+
+func newSignals(cancel context.CancelFunc) *signals {
+	s := &signals{ch: make(chan os.Signal, 2), done: make(chan struct{}), abort: make(chan struct{})}
+	signal.Notify(s.ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-s.ch:
+				s.mu.Lock()
+				s.count++
+				if s.count == 1 {
+					cancel()
+				}
+				if (s.count > 1 || s.tearing) && !s.aborted {
+					s.aborted = true
+					close(s.abort)
+				}
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s
+}
+
+// tearingDown says a teardown begins; the returned channel closes when the user wants it
+// abandoned: at the second signal, or at the first when abortOnFirst (a teardown after a failure,
+// not after Ctrl-C).
+func (s *signals) tearingDown(abortOnFirst bool) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tearing = abortOnFirst
+	if s.tearing && s.count > 0 && !s.aborted {
+		s.aborted = true
+		close(s.abort)
+	}
+	return s.abort
+}
+
+func (s *signals) stop() {
+	signal.Stop(s.ch)
+	close(s.done)
 }
