@@ -40,6 +40,7 @@ func goldenCases(t *testing.T) []goldenCase {
 	}
 	cases = append(cases,
 		goldenCase{name: "profiles-debug", dir: "profiles", profiles: []string{"debug"}},
+		goldenCase{name: "migrations-checks", dir: "migrations", profiles: []string{"checks"}},
 		goldenCase{name: "profiles-tools-from-env", dir: "profiles", environ: []string{"COMPOSE_PROFILES=tools"}},
 		goldenCase{name: "webapp-ttl-namespace", dir: "webapp", environ: []string{"APP_TAG=2.0.0", "POSTGRES_PASSWORD=from-shell"},
 			opts: Options{TTL: 90 * time.Minute, Namespace: "team-a"}},

@@ -62,18 +62,21 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	}
 
 	// command and entrypoint: literal argv (render escapes $).
-	if s.Entrypoint != nil {
-		if len(s.Entrypoint) == 0 {
-			t.warn(name, "entrypoint", "an empty entrypoint cannot clear the image's ENTRYPOINT on Kubernetes; the image's is kept")
-		} else {
-			out.Entrypoint = append([]string{}, s.Entrypoint...)
-			if s.Command == nil {
-				out.ResetCommand = true
-			}
-		}
-	}
 	if len(s.Command) > 0 {
 		out.Command = append([]string{}, s.Command...)
+	}
+	switch {
+	case s.Entrypoint == nil:
+	case len(s.Entrypoint) > 0:
+		out.Entrypoint = append([]string{}, s.Entrypoint...)
+		if s.Command == nil {
+			out.ResetCommand = true
+		}
+	case len(out.Command) > 0:
+		// `entrypoint: ""` clears the image's ENTRYPOINT: the command is the whole argv
+		out.Entrypoint, out.Command = out.Command, nil
+	default:
+		t.warn(name, "entrypoint", "an empty entrypoint without a command runs the image's CMD as the whole command line in Docker; Kubernetes cannot express that, so the image's ENTRYPOINT is kept")
 	}
 
 	// environment (env_file is already folded in by compose-go)
