@@ -45,7 +45,8 @@ func addProjectFlags(cmd *cobra.Command, p *ProjectOptions) {
 	}
 }
 
-// composeOptions are the compose loader's options for these flags, in f's environment.
+// composeOptions are the compose loader's options for these flags, in f's environment. compose-go's
+// own warnings (unset variables, obsolete "version") become "warning: " lines on stderr.
 func (p ProjectOptions) composeOptions(f *Factory) (compose.Options, error) {
 	wd, err := f.WorkingDir()
 	if err != nil {
@@ -59,6 +60,9 @@ func (p ProjectOptions) composeOptions(f *Factory) (compose.Options, error) {
 		EnvFiles:         p.EnvFiles,
 		WorkingDir:       wd,
 		Environ:          f.Environ(),
+		Warn: func(msg string) {
+			fmt.Fprintln(f.IOStreams.ErrOut, "warning: "+strings.TrimSpace(msg))
+		},
 	}, nil
 }
 

@@ -49,6 +49,11 @@ func exitCode(ctx context.Context, f *Factory, cmd *cobra.Command, err error) in
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &exitErr):
+		if exitErr.Err != nil && !errors.Is(exitErr.Err, ErrSilent) {
+			fmt.Fprintln(stderr, "error: "+exitErr.Err.Error())
+		}
+		return exitErr.Code
 	case errors.Is(err, ErrSilent):
 		return ExitFailure
 	case errors.Is(err, ErrCancel), errors.Is(err, context.Canceled) && ctx.Err() != nil:
@@ -62,11 +67,6 @@ func exitCode(ctx context.Context, f *Factory, cmd *cobra.Command, err error) in
 			fmt.Fprint(stderr, "\n"+cmd.UsageString())
 		}
 		return ExitUsage
-	case errors.As(err, &exitErr):
-		if exitErr.Err != nil && !errors.Is(exitErr.Err, ErrSilent) {
-			fmt.Fprintln(stderr, "error: "+exitErr.Err.Error())
-		}
-		return exitErr.Code
 	default:
 		fmt.Fprintln(stderr, "error: "+err.Error())
 		return ExitFailure

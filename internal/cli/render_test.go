@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// repoTestdata is the repository's testdata folder of example projects.
+func repoTestdata(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestRenderGolden runs `ergomake render` end to end (argv to stdout, stderr and exit code) on
+// example projects and compares with reviewed golden files (go test -update rewrites them).
+func TestRenderGolden(t *testing.T) {
+	td := repoTestdata(t)
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		code int
+		// outline keeps only "kind namespace/name" per object in the golden file: the objects'
+		// bodies are translate's and render's golden files' business.
+		outline bool
+	}{
+		{name: "webapp", args: []string{"render", "-f", filepath.Join(td, "webapp", "compose.yaml")}},
+		{name: "webapp-json", args: []string{"-f", filepath.Join(td, "webapp", "compose.yaml"), "render", "-o", "json", "-n", "team-a"}},
+		{name: "migrations-env", args: []string{"render"}, env: []string{"COMPOSE_FILE=" + filepath.Join(td, "migrations", "compose.yaml"), "COMPOSE_PROJECT_NAME=shop", "ERGOMAKE_NAMESPACE=from-env"}, outline: true},
+		{name: "bad-unknown-key", args: []string{"render", "-f", filepath.Join(td, "bad", "unknown-key", "compose.yaml")}, code: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, stdout, stderr := testFactory(t, tt.env...)
+			code := Run(context.Background(), f, tt.args)
+			if code != tt.code {
+				t.Fatalf("exit code %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			clean := func(s string) string { return strings.ReplaceAll(s, td, "<testdata>") }
+			var b strings.Builder
+			fmt.Fprintf(&b, "# ergomake %s\n# exit code %d\n# stderr:\n", clean(strings.Join(tt.args, " ")), code)
+			for _, line := range strings.SplitAfter(clean(stderr.String()), "\n") {
+				if line != "" {
+					b.WriteString("#   " + line)
+				}
+			}
+			if tt.outline {
+				b.WriteString("# stdout outline:\n" + outline(t, stdout.Bytes()))
+			} else {
+				b.WriteString("# stdout:\n" + stdout.String())
+			}
+			golden(t, filepath.Join("testdata", "render", tt.name+".golden"), b.String())
+
+			if code == 0 {
+				checkRenderOutput(t, stdout.Bytes(), strings.Contains(tt.name, "json"))
+			} else if n := strings.Count(stderr.String(), "\n"); n != 1 || stdout.Len() != 0 {
+				t.Errorf("a failing render should print one line and nothing on stdout; got stderr %q, stdout %q", stderr, stdout)
+			}
+		})
+	}
+}
+
+// checkRenderOutput checks the shape golden files cannot: every document is an object with
+// apiVersion, kind and metadata.name, the ErgomakeEnv comes first, and every object carries the
+// environment label.
+func checkRenderOutput(t *testing.T, out []byte, isJSON bool) {
+	t.Helper()
+	var docs []map[string]any
+	if isJSON {
+		var list struct {
+			APIVersion string           `json:"apiVersion"`
+			Kind       string           `json:"kind"`
+			Items      []map[string]any `json:"items"`
+		}
+		if err := json.Unmarshal(out, &list); err != nil {
+			t.Fatalf("-o json is not JSON: %v", err)
+		}
+		if list.APIVersion != "v1" || list.Kind != "List" {
+			t.Errorf("-o json is a %s %s, want a v1 List", list.APIVersion, list.Kind)
+		}
+		docs = list.Items
+	} else {
+		for _, d := range strings.Split(string(out), "---\n")[1:] {
+			var m map[string]any
+			if err := yaml.Unmarshal([]byte(d), &m); err != nil {
+				t.Fatalf("document is not YAML: %v\n%s", err, d)
+			}
+			docs = append(docs, m)
+		}
+	}
+	if len(docs) < 2 {
+		t.Fatalf("%d objects, want the ErgomakeEnv and more", len(docs))
+	}
+	for i, d := range docs {
+		meta, _ := d["metadata"].(map[string]any)
+		if d["apiVersion"] == nil || d["kind"] == nil || meta["name"] == nil || meta["namespace"] == nil {
+			t.Errorf("object %d lacks apiVersion, kind, name or namespace: %v", i, d)
+		}
+		if i == 0 {
+			if d["kind"] != "ErgomakeEnv" {
+				t.Errorf("first object is a %v, want the ErgomakeEnv", d["kind"])
+			}
+			continue
+		}
+		labels, _ := meta["labels"].(map[string]any)
+		if labels["ergomake.dev/env"] == nil {
+			t.Errorf("%v %v has no ergomake.dev/env label", d["kind"], meta["name"])
+		}
+	}
+}
+
+// outline lists the objects of a YAML stream, one "kind namespace/name" line each.
+func outline(t *testing.T, out []byte) string {
+	var b strings.Builder
+	for _, d := range strings.Split(string(out), "---\n")[1:] {
+		var m struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(d), &m); err != nil {
+			t.Fatalf("document is not YAML: %v", err)
+		}
+		fmt.Fprintf(&b, "%s %s/%s\n", m.Kind, m.Metadata.Namespace, m.Metadata.Name)
+	}
+	return b.String()
+}
+
+type fixture struct {
+	Path     string            `json:"path"`
+	Files    []string          `json:"files"`
+	Env      map[string]string `json:"env"`
+	EnvFiles []string          `json:"env_files"`
+}
+
+// TestRenderComposeFixtures runs `ergomake render` over every compose file of
+// ../shared/compose-fixtures: none may panic; each renders (exit 0, a YAML stream that starts
+// with the ErgomakeEnv) or fails with exit 1 and one clear "error: " line naming the file.
+func TestRenderComposeFixtures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "compose-fixtures"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skipf("no compose fixtures at %s", dir)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixtures []fixture
+	if err := json.Unmarshal(b, &fixtures); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(fixtures, func(i, j int) bool { return fixtures[i].Path < fixtures[j].Path })
+	rendered := 0
+	for _, fx := range fixtures {
+		fdir := filepath.Join(dir, fx.Path)
+		var env []string
+		for k, v := range fx.Env {
+			env = append(env, k+"="+v)
+		}
+		f, stdout, stderr := testFactory(t, env...)
+		f.WorkingDir = func() (string, error) { return fdir, nil }
+		args := []string{"render"}
+		for _, file := range fx.Files {
+			args = append(args, "-f", file)
+		}
+		for _, e := range fx.EnvFiles {
+			args = append(args, "--env-file", e)
+		}
+		code := Run(context.Background(), f, args)
+		errOut := stderr.String()
+		if strings.Contains(errOut, "goroutine ") || strings.Contains(errOut, "panic") {
+			t.Errorf("%s: panic: %s", fx.Path, errOut)
+			continue
+		}
+		switch code {
+		case 0:
+			rendered++
+			if !bytes.HasPrefix(stdout.Bytes(), []byte("---\napiVersion: ergomake.dev/v1alpha1\nkind: ErgomakeEnv\n")) {
+				t.Errorf("%s: output does not start with the ErgomakeEnv:\n%.200s", fx.Path, stdout)
+			}
+		case 1:
+			lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "error: ") || stdout.Len() != 0 {
+				t.Errorf("%s: failure is not one error line: %q", fx.Path, errOut)
+			}
+			for _, l := range lines[:len(lines)-1] {
+				if !strings.HasPrefix(l, "warning: ") {
+					t.Errorf("%s: stray stderr line %q", fx.Path, l)
+				}
+			}
+		default:
+			t.Errorf("%s: exit code %d: %s", fx.Path, code, errOut)
+		}
+	}
+	t.Logf("%d/%d fixtures render", rendered, len(fixtures))
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/cli -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (run go test ./internal/cli -update and review the diff):\n%s", path, firstDiff(string(want), got))
+	}
+}
+
+// firstDiff shows the first lines that differ.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; (i < len(w) || i < len(g)) && shown < 10; i++ {
+		var a, c string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			c = g[i]
+		}
+		if a != c {
+			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, a, c)
+			shown++
+		}
+	}
+	return b.String()
+}
+
