@@ -263,12 +263,12 @@ func (t *translator) bindConfigMap(s types.ServiceConfig, index int, src string,
 		if err != nil {
 			return "", nil, t.errorf(s.Name, "volumes", "cannot read %s: %v", path, err)
 		}
-		total += info.Size()
+		total += info.Size() + int64(len(f)) // Kubernetes counts keys and values
 		if total > t.opts.MaxConfigMapBytes {
 			for _, rest := range files { // the whole size, for the message
 				if fi.IsDir() {
 					if ri, err := os.Stat(filepath.Join(src, filepath.FromSlash(rest))); err == nil && rest > f {
-						total += ri.Size()
+						total += ri.Size() + int64(len(rest))
 					}
 				}
 			}
@@ -296,8 +296,14 @@ func (t *translator) bindConfigMap(s types.ServiceConfig, index int, src string,
 			cm.BinaryData[key] = b
 		}
 		kp := v1alpha1.KeyPath{Key: key, Path: f}
-		if info.Mode().Perm()&0o111 != 0 {
+		// keep what matters of the file's mode (not the umask's variations): executable scripts
+		// stay executable, private files (keys readable by their owner only) stay private
+		switch perm := info.Mode().Perm(); {
+		case perm&0o111 != 0:
 			mode := int32(0o755)
+			kp.Mode = &mode
+		case perm&0o044 == 0:
+			mode := int32(perm & 0o700)
 			kp.Mode = &mode
 		}
 		items = append(items, kp)
