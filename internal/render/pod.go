@@ -313,21 +313,21 @@ func probes(name string, hc *v1alpha1.Healthcheck, e *errs) (readiness, startup 
 		SuccessThreshold: 1,
 	}
 	if hc.StartPeriod != nil && hc.StartPeriod.Duration != 0 {
-		period := dur("startPeriod", hc.StartPeriod, 0)
-		if period <= 0 {
+		if period := dur("startPeriod", hc.StartPeriod, 0); period <= 0 {
 			return readiness, nil
 		}
 		every := dur("startInterval", hc.StartInterval, defaultStartInterval)
-		every = time.Duration(ceilSeconds(every, math.MaxInt32)) * time.Second
-		threshold := int64((period + every - 1) / every)
-		if threshold > math.MaxInt32 {
-			threshold = math.MaxInt32
-		}
+		// During the start period Docker checks every start_interval and the first success makes
+		// the container healthy; failures never stop it. A startup probe checks at that pace, but
+		// the kubelet kills the container when it runs out of failures, which Docker never does
+		// (and which would interrupt a slow first start, e.g. a database initialising its data
+		// directory, over and over). So it gets no practical limit: a service that never passes
+		// stays not ready, as it stays unhealthy under Docker.
 		startup = &corev1.Probe{
 			ProbeHandler:     handler,
-			PeriodSeconds:    int32(every / time.Second),
+			PeriodSeconds:    int32(ceilSeconds(every, math.MaxInt32)),
 			TimeoutSeconds:   readiness.TimeoutSeconds,
-			FailureThreshold: int32(threshold),
+			FailureThreshold: math.MaxInt32,
 			SuccessThreshold: 1,
 		}
 	}

@@ -2,6 +2,7 @@ package render
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -374,11 +375,11 @@ func TestProbes(t *testing.T) {
 		{"start period with the default start interval", v1alpha1.Healthcheck{Exec: []string{"true"},
 			Interval: metav1.Duration{Duration: 10 * time.Second}, Timeout: metav1.Duration{Duration: 5 * time.Second}, Retries: 3,
 			StartPeriod: &metav1.Duration{Duration: 42 * time.Second}},
-			[3]int32{10, 5, 3}, &[3]int32{5, 5, 9}},
+			[3]int32{10, 5, 3}, &[3]int32{5, 5, math.MaxInt32}},
 		{"start period with a start interval", v1alpha1.Healthcheck{Exec: []string{"true"},
 			Interval: metav1.Duration{Duration: 10 * time.Second}, Timeout: metav1.Duration{Duration: 5 * time.Second}, Retries: 3,
 			StartPeriod: &metav1.Duration{Duration: time.Minute}, StartInterval: &metav1.Duration{Duration: 2 * time.Second}},
-			[3]int32{10, 5, 3}, &[3]int32{2, 5, 30}},
+			[3]int32{10, 5, 3}, &[3]int32{2, 5, math.MaxInt32}},
 		{"zero start period: no startup probe", v1alpha1.Healthcheck{Exec: []string{"true"}, StartPeriod: &metav1.Duration{}},
 			[3]int32{30, 30, 3}, nil},
 	}
