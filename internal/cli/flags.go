@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/internal/config"
 )
 
 // ProjectOptions select the compose project, with docker compose's flags and environment
@@ -68,7 +69,8 @@ func (p ProjectOptions) composeOptions(f *Factory) (compose.Options, error) {
 
 // ClusterOptions select the cluster, with kubectl's flags. Each is also a setting (ERGOMAKE_*
 // environment variable, config file key: see internal/config); $KUBECONFIG is honoured by the
-// kubeconfig loader when --kubeconfig is not set.
+// kubeconfig loader when --kubeconfig is not set. A command whose -n/--namespace means something
+// else (install: the operator's namespace) registers its own flag instead.
 type ClusterOptions struct {
 	Kubeconfig string
 	Context    string
@@ -83,6 +85,7 @@ func addClusterFlags(cmd *cobra.Command, c *ClusterOptions) {
 	_ = cmd.MarkFlagFilename("kubeconfig")
 	setGroup(fs, "kubeconfig", groupCluster)
 	setGroup(fs, "context", groupCluster)
+	config.MarkSetting(fs, "kubeconfig", "context")
 	addNamespaceFlag(cmd, &c.Namespace)
 }
 
@@ -90,6 +93,7 @@ func addClusterFlags(cmd *cobra.Command, c *ClusterOptions) {
 func addNamespaceFlag(cmd *cobra.Command, ns *string) {
 	cmd.Flags().StringVarP(ns, "namespace", "n", "", "namespace of the environment (default: ergomake-<project>)")
 	setGroup(cmd.Flags(), "namespace", groupCluster)
+	config.MarkSetting(cmd.Flags(), "namespace")
 }
 
 // Flag groups, shown as sections in help.

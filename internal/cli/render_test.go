@@ -261,4 +261,3 @@ func firstDiff(want, got string) string {
 	}
 	return b.String()
 }
-

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/translate"
@@ -79,6 +80,7 @@ after --ttl.`,
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the environment when up ends or fails (Ctrl-C stops forwarding only)")
 	fs.DurationVar(&opts.WaitTimeout, "wait-timeout", 10*time.Minute, "how long to wait for the environment to become ready")
 	fs.DurationVar(&opts.TTL, "ttl", 0, "delete the environment after it has been left without a CLI attached this long (0: 10m, or 24h with --detach)")
+	config.MarkSetting(fs, "wait-timeout", "ttl") // ERGOMAKE_WAIT_TIMEOUT, ERGOMAKE_TTL, config file
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
 	return cmd

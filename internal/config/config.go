@@ -1,6 +1,8 @@
 // Package config resolves ergomake's settings. It is the only user of viper in the project.
 //
-// A setting is a command-line flag whose name is listed in Keys. Its value comes from, in order:
+// A setting is a command-line flag whose name is listed in Keys and that its command marked with
+// MarkSetting (a flag of the same name that means something else, such as the operator's own
+// --namespace of `ergomake install`, is left alone). Its value comes from, in order:
 // the flag itself when given on the command line; the environment variable ERGOMAKE_<NAME>
 // (upper case, dashes as underscores); the config file; the flag's default. An environment
 // variable applies only where the flag was not set.
@@ -49,6 +51,25 @@ var Keys = []Key{
 	{Name: "namespace", Help: "namespace of the environment"},
 	{Name: "wait-timeout", Help: "how long `up` waits for the environment to become ready"},
 	{Name: "ttl", Help: "how long an environment lives without the CLI attached"},
+}
+
+// SettingAnnotation marks the flags the environment and the config file may fill.
+const SettingAnnotation = "ergomake_setting"
+
+// MarkSetting marks flags of fs as settings. Each must be a Key.
+func MarkSetting(fs *pflag.FlagSet, names ...string) {
+	for _, name := range names {
+		if !isKey(name) {
+			panic(fmt.Sprintf("config.MarkSetting: %q is not a setting (add it to config.Keys)", name))
+		}
+		if err := fs.SetAnnotation(name, SettingAnnotation, []string{"true"}); err != nil {
+			panic(fmt.Sprintf("config.MarkSetting: %v", err))
+		}
+	}
+}
+
+func isSetting(f *pflag.Flag) bool {
+	return isKey(f.Name) && len(f.Annotations[SettingAnnotation]) > 0
 }
 
 func isKey(name string) bool {
@@ -155,13 +176,13 @@ func (c *Config) Lookup(name string) (value, source string, ok bool) {
 	return "", "", false
 }
 
-// Apply fills every flag of fs that is a setting and was not given on the command line from the
+// Apply fills every flag of fs that is a marked setting and was not given on the command line from the
 // environment, then the config file. Flags given on the command line are left alone, so the order
 // is flag > environment > config file > default.
 func (c *Config) Apply(fs *pflag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || !isKey(f.Name) {
+		if err != nil || f.Changed || !isSetting(f) {
 			return
 		}
 		v, source, ok := c.Lookup(f.Name)
@@ -182,7 +203,7 @@ func (c *Config) Apply(fs *pflag.FlagSet) error {
 // Wants tells whether any flag in fs is a setting, that is whether Load is worth its cost.
 func Wants(fs *pflag.FlagSet) bool {
 	found := false
-	fs.VisitAll(func(f *pflag.Flag) { found = found || isKey(f.Name) })
+	fs.VisitAll(func(f *pflag.Flag) { found = found || isSetting(f) })
 	return found
 }
 

@@ -23,6 +23,7 @@ func newFlags(s *settings) *pflag.FlagSet {
 	fs.StringVar(&s.context, "context", "", "")
 	fs.DurationVar(&s.waitTimeout, "wait-timeout", 10*time.Minute, "")
 	fs.StringArrayVarP(&s.file, "file", "f", nil, "")
+	MarkSetting(fs, "namespace", "context", "wait-timeout")
 	return fs
 }
 
@@ -96,6 +97,33 @@ func TestPrecedence(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestUnmarkedFlagsAreLeftAlone(t *testing.T) {
+	var ns string
+	fs := pflag.NewFlagSet("install", pflag.ContinueOnError)
+	fs.StringVarP(&ns, "namespace", "n", "ergomake-system", "namespace the operator runs in")
+	c, err := Load("", []string{"ERGOMAKE_NAMESPACE=team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Wants(fs) {
+		t.Error("Wants = true without a marked setting")
+	}
+	if err := c.Apply(fs); err != nil || ns != "ergomake-system" {
+		t.Errorf("unmarked --namespace = %q (err %v), want its default", ns, err)
+	}
+}
+
+func TestMarkSettingRejectsUnknownKeys(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("MarkSetting accepted a flag that is not a setting")
+		}
+	}()
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	fs.String("file", "", "")
+	MarkSetting(fs, "file")
 }
 
 func TestDefaultWhenNothingSet(t *testing.T) {
