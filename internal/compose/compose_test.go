@@ -169,3 +169,20 @@ func TestWarningsCaptured(t *testing.T) {
 		t.Errorf("warnings not captured: %q", got)
 	}
 }
+
+func TestErrorsInIncludedFiles(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{
+		"compose.yaml":    "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: nginx\n",
+		"db/compose.yaml": "services:\n  db:\n    image: postgres\n    ports:\n      - \"5432:abc\"\n",
+	})
+	_, err := Load(context.Background(), Options{WorkingDir: dir, Environ: []string{}})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.File != filepath.Join(dir, "db", "compose.yaml") || ce.Line != 5 || ce.Service != "db" || ce.Key != "ports" {
+		t.Fatalf("want the included file, line 5, service db, key ports; got %v", err)
+	}
+	l := NewLocator([]string{filepath.Join(dir, "compose.yaml")})
+	if f, line := l.Find("db", "image"); f != filepath.Join(dir, "db", "compose.yaml") || line != 3 {
+		t.Errorf("Locator.Find in an included file: %s:%d", f, line)
+	}
+}

@@ -3,6 +3,7 @@ package compose
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -387,7 +388,15 @@ type doc struct {
 
 func parseFiles(files []string) docs {
 	var d docs
-	for _, f := range files {
+	seen := map[string]bool{}
+	queue := append([]string{}, files...)
+	for len(queue) > 0 && len(d) < 64 {
+		f := queue[0]
+		queue = queue[1:]
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
@@ -396,9 +405,50 @@ func parseFiles(files []string) docs {
 		if yaml.Unmarshal(b, &n) != nil || len(n.Content) == 0 {
 			continue
 		}
-		d = append(d, doc{file: f, root: n.Content[0]})
+		root := n.Content[0]
+		d = append(d, doc{file: f, root: root})
+		queue = append(queue, referencedFiles(f, root)...)
 	}
 	return d
+}
+
+// referencedFiles lists the local files a compose file includes or extends, so that errors and
+// warnings about what they define name them.
+func referencedFiles(file string, root *yaml.Node) []string {
+	var out []string
+	add := func(n *yaml.Node) {
+		if n == nil || n.Kind != yaml.ScalarNode || n.Value == "" || strings.Contains(n.Value, "$") || strings.Contains(n.Value, "://") {
+			return
+		}
+		p := n.Value
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(file), p)
+		}
+		out = append(out, p)
+	}
+	if inc := valueOf(root, "include"); inc != nil && inc.Kind == yaml.SequenceNode {
+		for _, item := range inc.Content {
+			switch item.Kind {
+			case yaml.ScalarNode:
+				add(item)
+			case yaml.MappingNode:
+				p := valueOf(item, "path")
+				if p != nil && p.Kind == yaml.SequenceNode {
+					for _, c := range p.Content {
+						add(c)
+					}
+				} else {
+					add(p)
+				}
+			}
+		}
+	}
+	if svcs := valueOf(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
+		for i := 1; i < len(svcs.Content); i += 2 {
+			add(valueOf(valueOf(svcs.Content[i], "extends"), "file"))
+		}
+	}
+	return out
 }
 
 // lookup walks a dotted path (numeric segments index sequences) and returns the node of the
