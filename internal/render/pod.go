@@ -177,6 +177,7 @@ func renderPod(env *v1alpha1.ErgomakeEnv, svc *v1alpha1.ServiceSpec, volumes map
 	if svc.Platform != "" {
 		pod.NodeSelector = platformSelector(name, svc.Platform, e)
 	}
+	pod.HostAliases = extraHosts(svc, e)
 
 	c.SecurityContext, pod.SecurityContext = securityContexts(name, svc, e)
 
@@ -753,13 +754,9 @@ func keyPaths(name, field string, in []v1alpha1.KeyPath, e *errs) ([]corev1.KeyT
 	return out, ok
 }
 
-// mergeExtraHosts merges the service's extra_hosts with the environment's hostAliases, per IP,
-// sorted.
-func mergeExtraHosts(svc *v1alpha1.ServiceSpec, envAliases []corev1.HostAlias, e *errs) []corev1.HostAlias {
+// extraHosts turns the service's extra_hosts into hostAliases, merged per IP, sorted.
+func extraHosts(svc *v1alpha1.ServiceSpec, e *errs) []corev1.HostAlias {
 	byIP := map[string][]string{}
-	for _, a := range envAliases {
-		byIP[a.IP] = append(byIP[a.IP], a.Hostnames...)
-	}
 	for i, h := range svc.ExtraHosts {
 		field := fmt.Sprintf("extraHosts[%d]", i)
 		ip := net.ParseIP(strings.Trim(h.IP, "[]"))
@@ -773,6 +770,20 @@ func mergeExtraHosts(svc *v1alpha1.ServiceSpec, envAliases []corev1.HostAlias, e
 			continue
 		}
 		byIP[ip.String()] = append(byIP[ip.String()], host)
+	}
+	return mergeHostAliases(byIP)
+}
+
+// addHostAliases merges more entries into hostAliases, per IP, sorted.
+func addHostAliases(have, more []corev1.HostAlias) []corev1.HostAlias {
+	if len(more) == 0 {
+		return have
+	}
+	byIP := map[string][]string{}
+	for _, list := range [][]corev1.HostAlias{have, more} {
+		for _, a := range list {
+			byIP[a.IP] = append(byIP[a.IP], a.Hostnames...)
+		}
 	}
 	return mergeHostAliases(byIP)
 }

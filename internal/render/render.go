@@ -163,11 +163,12 @@ func Render(env *v1alpha1.ErgomakeEnv, opts Options) (*Objects, error) {
 		if r.Deployment == nil && r.Job == nil {
 			continue
 		}
-		// The hash covers the workload as rendered from the spec; hostAliases from ClusterIPs are
-		// added afterwards, so that an IP becoming known does not look like a spec change.
+		// The hash covers the workload as rendered from the spec (extra_hosts included);
+		// hostAliases from ClusterIPs are added afterwards, so that an IP becoming known does not
+		// look like a spec change.
 		r.SpecHash = hashOf(workloadSpec(&r))
 		tmpl := podTemplate(&r)
-		tmpl.Spec.HostAliases = mergeExtraHosts(svc, ipAliases, &e)
+		tmpl.Spec.HostAliases = addHostAliases(tmpl.Spec.HostAliases, ipAliases)
 		setAnnotation(&tmpl.ObjectMeta, v1alpha1.AnnotationSpecHash, r.SpecHash)
 		setAnnotation(workloadMeta(&r), v1alpha1.AnnotationSpecHash, r.SpecHash)
 		out.Services = append(out.Services, r)

@@ -488,6 +488,11 @@ func TestSpecHash(t *testing.T) {
 		t.Error("a new image did not change the hash")
 	}
 	e = env()
+	svc(e, "web").ExtraHosts = []v1alpha1.HostEntry{{Hostname: "gw.local", IP: "10.0.0.1"}}
+	if hash(e, Options{}, "web") == base {
+		t.Error("a new extra host did not change the hash")
+	}
+	e = env()
 	svc(e, "web").Environment = []v1alpha1.EnvVar{{Name: "A", Value: "1"}}
 	if hash(e, Options{}, "web") == base {
 		t.Error("a new variable did not change the hash")
