@@ -761,6 +761,8 @@ func (d docs) findScalar(needle string) (file, path string, line int) {
 	return "", "", 0
 }
 
+var reYAMLContext = regexp.MustCompile(`^(while [^:]*? at line \d+(?:, column \d+)?): line (\d+)(?:, column \d+)?: (.*)$`)
+
 var reConstruct = regexp.MustCompile(`cannot (?:construct|unmarshal) !!(\w+)`)
 
 // yamlError describes a YAML syntax error, with the line and, when the line holds a key, the
@@ -778,7 +780,16 @@ func yamlError(err error, file, msg string, d docs) *Error {
 		msg = rest[1]
 	}
 	e := &Error{File: file, Msg: "invalid YAML: " + msg, Err: err}
-	if l := reYAMLLine.FindStringSubmatch(msg); l != nil {
+	if m := reYAMLContext.FindStringSubmatch(msg); m != nil {
+		// "while parsing a block mapping at line 4, column 3: line 6, column 5: did not find
+		// expected key": the error is on line 6
+		e.Line, _ = strconv.Atoi(m[2])
+		if strings.Contains(m[1], "quoted scalar") { // an unterminated quote: where it opens
+			e.Line, _ = strconv.Atoi(reYAMLLine.FindStringSubmatch(m[1])[1])
+		}
+		msg = fmt.Sprintf("%s (%s)", m[3], m[1])
+		e.Msg = "invalid YAML: " + msg
+	} else if l := reYAMLLine.FindStringSubmatch(msg); l != nil {
 		e.Line, _ = strconv.Atoi(l[1])
 		msg = strings.TrimPrefix(msg, l[0]+": ")
 		e.Msg = "invalid YAML: " + msg
