@@ -5,6 +5,7 @@ package build
 import (
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Set with -ldflags "-X github.com/ergomake/ergomake/internal/build.Version=v1.2.3".
@@ -35,6 +36,13 @@ func Get() Info {
 		Date:      Date,
 		GoVersion: runtime.Version(),
 		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
+	}
+	// A snapshot release of a tree without git history stamps placeholders.
+	if info.Commit == "none" {
+		info.Commit = ""
+	}
+	if strings.HasPrefix(info.Date, "0001-01-01") {
+		info.Date = ""
 	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
