@@ -3,11 +3,19 @@ package compose
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 )
+
+func TestMain(m *testing.M) {
+	logrus.SetOutput(io.Discard) // compose-go's own warnings; TestWarningsCaptured checks them
+	os.Exit(m.Run())
+}
 
 func write(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
