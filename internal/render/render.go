@@ -58,12 +58,15 @@ type Service struct {
 	SpecHash string
 }
 
-// Workload returns the service's Deployment or Job.
+// Workload returns the service's Deployment or Job (nil when it has neither).
 func (s *Service) Workload() client.Object {
-	if s.Deployment != nil {
+	switch {
+	case s.Deployment != nil:
 		return s.Deployment
+	case s.Job != nil:
+		return s.Job
 	}
-	return s.Job
+	return nil
 }
 
 // ServiceByName returns the rendered service with the given compose name, or nil.

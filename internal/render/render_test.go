@@ -269,6 +269,9 @@ func TestRenderObjectsAndOrder(t *testing.T) {
 	if w == nil || w.Deployment == nil || w.Job != nil || w.Workload() != w.Deployment {
 		t.Fatalf("ServiceByName(web) = %+v", w)
 	}
+	if (&Service{}).Workload() != nil {
+		t.Error("Workload() of a service without workload is not nil")
+	}
 	if objs.ServiceByName("nope") != nil {
 		t.Error("ServiceByName(nope) != nil")
 	}
