@@ -62,6 +62,9 @@ func (t *translator) secretObject(service, name string, def types.FileObjectConf
 	if _, done := t.secrets[obj]; done {
 		return obj, key, nil
 	}
+	if def.Driver != "" || len(def.DriverOpts) > 0 || def.TemplateDriver != "" {
+		t.warn("", "secrets."+name, "driver, driver_opts and template_driver are not supported; the content is used as is")
+	}
 	var data []byte
 	switch {
 	case def.File != "":
@@ -141,6 +144,9 @@ func (t *translator) configObject(service, name string, def types.FileObjectConf
 	obj := objectName("config", name)
 	if _, done := t.configMaps[obj]; done {
 		return obj, key, nil
+	}
+	if def.Driver != "" || len(def.DriverOpts) > 0 || def.TemplateDriver != "" {
+		t.warn("", "configs."+name, "driver, driver_opts and template_driver are not supported; the content is used as is")
 	}
 	var data []byte
 	switch {
