@@ -11,3 +11,22 @@ generate-rbac: $(CONTROLLER_GEN)
 # controller-gen, which this installs when missing.
 test-unit: $(CONTROLLER_GEN)
 test-unit: export CONTROLLER_GEN := $(CONTROLLER_GEN)
+
+# The operator on the local cluster (mk/cluster.mk): its image built from the working tree with the
+# harness's image tooling, then installed with `ergomake install`. The image's build key (a hash
+# of the binary) goes in as --revision, so a changed operator rolls out and an unchanged one is left
+# alone.
+OPERATOR_IMAGE ?= ergomake.test/ergomake-operator:dev
+OPERATOR_IMAGE_KEY = $(ERGOMAKE_CLUSTER_DIR)/images/$(subst :,_,$(subst /,_,$(OPERATOR_IMAGE))).key
+
+operator-image:
+	@hack/cluster/image.sh --no-shell $(OPERATOR_IMAGE) ./cmd/ergomake-operator
+
+operator-install: operator-image
+	@KUBECONFIG=$(CLUSTER_KUBECONFIG) $(GO) run -ldflags "$(LDFLAGS)" ./cmd/ergomake install \
+		--image $(OPERATOR_IMAGE) --revision "$$(cat $(OPERATOR_IMAGE_KEY))"
+
+# operator-run: the operator in this process against the local cluster (Ctrl-C stops it).
+operator-run:
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(GO) run ./cmd/ergomake-operator --kubeconfig $(CLUSTER_KUBECONFIG) \
+		--metrics-bind-address 0 --health-probe-bind-address ""
