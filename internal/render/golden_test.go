@@ -5,9 +5,11 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -129,4 +131,71 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return out.String()
+}
+
+// TestObjectsShareNoMemoryWithTheSpec changes every value reachable in the rendered objects and
+// checks the environment did not change: clients decode API answers into the objects they send.
+func TestObjectsShareNoMemoryWithTheSpec(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*", "env.yaml"))
+	for _, f := range files {
+		env := loadEnv(t, f)
+		before := env.DeepCopy()
+		objs, err := Render(env, Options{ClusterIPs: map[string]string{"minio": "10.96.0.9"}})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, o := range objs.List() {
+			scribble(reflect.ValueOf(o))
+		}
+		if !reflect.DeepEqual(env, before) {
+			t.Errorf("%s: changing the rendered objects changed the environment", f)
+		}
+	}
+}
+
+var quantityType = reflect.TypeOf(resource.Quantity{})
+
+// scribble overwrites every settable value reachable from v.
+func scribble(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			scribble(v.Elem())
+		}
+	case reflect.Struct:
+		if v.Type() == quantityType {
+			if v.CanSet() {
+				v.Set(reflect.ValueOf(resource.MustParse("7")))
+			}
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				scribble(v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			scribble(v.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			scribble(e)
+			v.SetMapIndex(k, e)
+		}
+	case reflect.String:
+		if v.CanSet() {
+			v.SetString(v.String() + "~")
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if v.CanSet() {
+			v.SetInt(v.Int() + 1)
+		}
+	case reflect.Bool:
+		if v.CanSet() {
+			v.SetBool(!v.Bool())
+		}
+	}
 }

@@ -44,6 +44,24 @@ const (
 	maxTerminationGraceSecs = math.MaxInt32
 )
 
+// The rendered objects share no memory with the spec: callers hand them to clients that decode
+// answers into them.
+func copyQuantity(q *resource.Quantity) *resource.Quantity {
+	if q == nil {
+		return nil
+	}
+	c := q.DeepCopy()
+	return &c
+}
+
+func copyPtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
 func intOrPort(p int32) intstr.IntOrString { return intstr.FromInt32(p) }
 
 // escape doubles every '$', since Kubernetes expands $(VAR) in command, args, env values and exec
@@ -358,7 +376,7 @@ func resources(name string, r *v1alpha1.Resources, e *errs) corev1.ResourceRequi
 				e.add(name, "resources."+field, "%s must not be negative, not %s", k, q.String())
 				continue
 			}
-			out[corev1.ResourceName(k)] = q
+			out[corev1.ResourceName(k)] = q.DeepCopy()
 		}
 		return out
 	}
@@ -635,7 +653,7 @@ func volumeMounts(svc *v1alpha1.ServiceSpec, volumes map[string]*v1alpha1.Volume
 				continue
 			}
 			if v.EmptyDir {
-				vm.Name = volumeFor("volume/"+v.Name, v.Name, corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: v.Size}})
+				vm.Name = volumeFor("volume/"+v.Name, v.Name, corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: copyQuantity(v.Size)}})
 			} else {
 				vm.Name = volumeFor("volume/"+v.Name, v.Name, corev1.VolumeSource{
 					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.ClaimName},
@@ -658,11 +676,11 @@ func volumeMounts(svc *v1alpha1.ServiceSpec, volumes map[string]*v1alpha1.Volume
 			vm.Name = volumeFor(fmt.Sprintf("configMap/%d", i), m.Source, src)
 		case v1alpha1.MountTmpfs:
 			vm.Name = volumeFor(fmt.Sprintf("tmpfs/%d", i), "tmpfs-"+m.Target, corev1.VolumeSource{
-				EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: m.SizeLimit},
+				EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: copyQuantity(m.SizeLimit)},
 			})
 		case v1alpha1.MountEmptyDir:
 			vm.Name = volumeFor(fmt.Sprintf("emptyDir/%d", i), "anon-"+m.Target, corev1.VolumeSource{
-				EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: m.SizeLimit},
+				EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: copyQuantity(m.SizeLimit)},
 			})
 		case v1alpha1.MountHostPath:
 			if !path.IsAbs(m.Source) {
@@ -701,7 +719,7 @@ func volumeMounts(svc *v1alpha1.ServiceSpec, volumes map[string]*v1alpha1.Volume
 				continue
 			}
 			base := path.Base(path.Clean(f.Target))
-			items := []corev1.KeyToPath{{Key: f.Key, Path: base, Mode: f.Mode}}
+			items := []corev1.KeyToPath{{Key: f.Key, Path: base, Mode: copyPtr(f.Mode)}}
 			var src corev1.VolumeSource
 			hint := "config-" + f.Name
 			if secret {
@@ -749,7 +767,7 @@ func keyPaths(name, field string, in []v1alpha1.KeyPath, e *errs) ([]corev1.KeyT
 			e.add(name, f+".mode", "%#o is not a file mode (0-0777)", *kp.Mode)
 			ok = false
 		}
-		out = append(out, corev1.KeyToPath{Key: kp.Key, Path: kp.Path, Mode: kp.Mode})
+		out = append(out, corev1.KeyToPath{Key: kp.Key, Path: kp.Path, Mode: copyPtr(kp.Mode)})
 	}
 	return out, ok
 }

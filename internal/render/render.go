@@ -229,9 +229,9 @@ func renderClaim(env *v1alpha1.ErgomakeEnv, v *v1alpha1.VolumeSpec) *corev1.Pers
 	if v.External || v.EmptyDir {
 		return nil
 	}
-	size := DefaultClaimSize
+	size := DefaultClaimSize.DeepCopy()
 	if v.Size != nil {
-		size = *v.Size
+		size = v.Size.DeepCopy()
 	}
 	labels := EnvLabels(env)
 	labels[LabelVolume] = LabelValue(v.Name)
@@ -243,7 +243,7 @@ func renderClaim(env *v1alpha1.ErgomakeEnv, v *v1alpha1.VolumeSpec) *corev1.Pers
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: size},
 			},
-			StorageClassName: v.StorageClassName,
+			StorageClassName: copyPtr(v.StorageClassName),
 		},
 	}
 	return c
