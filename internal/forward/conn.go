@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,11 +17,19 @@ import (
 	"k8s.io/streaming/pkg/httpstream"
 )
 
-// bufSize is the copy buffer: large enough that each read or write moves a
-// whole SPDY data frame (the kubelet sends 32 KiB ones).
-const bufSize = 64 << 10
+// Copy buffers: every connection starts with a small one; a connection that
+// fills it (a bulk transfer) moves to a large one, so that an upload becomes
+// few large SPDY frames (each frame costs three writes down the tunnel, the
+// framer writes its 8-byte header in two) and idle connections hold little.
+const (
+	smallBuf = 32 << 10
+	largeBuf = 256 << 10
+)
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+var (
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+	largePool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
+)
 
 // How long a finished connection waits for the pod side's closing word
 // (the error stream) before its tunnel is given up rather than reused.
@@ -196,7 +205,7 @@ func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, lo
 	}
 
 	if podErr != "" {
-		f.logf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, podErr)
+		f.logPodErr(bp, pod, podErr)
 	}
 	reusable := !abort
 	if abort {
@@ -220,7 +229,7 @@ func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, lo
 			errDone = true
 			if len(r.msg) > 0 && podErr == "" {
 				podErr = strings.TrimSpace(string(r.msg))
-				f.logf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, podErr)
+				f.logPodErr(bp, pod, podErr)
 			}
 			if len(r.msg) > 0 || r.err != nil {
 				reusable = false
@@ -235,6 +244,16 @@ func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, lo
 		return failed
 	}
 	return done
+}
+
+// logPodErr tells about an error the pod side reported for one connection.
+// The runtime's message is long (network namespace paths, both address
+// families); the common case gets one plain line.
+func (f *Forwarder) logPodErr(bp *boundPort, pod *corev1.Pod, msg string) {
+	if strings.Contains(msg, "connection refused") {
+		msg = fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", bp.port.RemotePort)
+	}
+	f.logf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, msg)
 }
 
 // openStreams creates the error and data streams of one forwarded
@@ -279,19 +298,23 @@ func openStreams(t *tunnel, port int32) (errStream, data httpstream.Stream, err 
 	return e.s, data, nil
 }
 
-// copyBuf copies src to dst with a pooled buffer, counting bytes. It
-// returns nil at src's EOF.
+// copyBuf copies src to dst with pooled buffers, counting bytes. It returns
+// nil at src's EOF.
 func copyBuf(dst io.Writer, src io.Reader, count *atomic.Int64) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	bp, pool := smallPool.Get().(*[]byte), &smallPool
+	defer func() { pool.Put(bp) }()
 	for {
+		buf := *bp
 		n, err := src.Read(buf)
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
 			}
 			count.Add(int64(n))
+			if n == len(buf) && pool == &smallPool {
+				smallPool.Put(bp)
+				bp, pool = largePool.Get().(*[]byte), &largePool
+			}
 		}
 		if err == io.EOF {
 			return nil

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -507,4 +508,82 @@ func pct(d []time.Duration, p int) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := (len(s)*p + 99) / 100
 	return s[max(0, min(len(s)-1, i-1))].Round(10 * time.Microsecond)
+}
+
+// TestForwardServeEndsEverything: Serve returns promptly when its context
+// ends while connections are in every state (transferring, waiting for a
+// pod that never comes, idle keep-alive), and leaves no goroutine behind.
+func TestForwardServeEndsEverything(t *testing.T) {
+	e := fwSetup(t, "e2e-fwend")
+	before := runtime.NumGoroutine()
+	f, err := forward.New(e.cfg, e.ns, forward.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := forward.Port{Service: "ghost", Selector: map[string]string{"ergomake.dev/env": "fwtest", "ergomake.dev/service": "ghost"}, RemotePort: 80}
+	bs, err := f.Bind([]forward.Port{e.port(8080), nobody})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx) }()
+
+	// Transferring: a large download read slowly.
+	dl, err := net.Dial("tcp", bs[0].Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	fmt.Fprintf(dl, "GET /bytes?n=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1<<30)
+	if _, err := io.ReadFull(dl, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	// Idle keep-alive.
+	ka, err := net.Dial("tcp", bs[0].Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ka.Close()
+	fmt.Fprintf(ka, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(ka), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Waiting for a pod of a service that has none.
+	w, err := net.Dial("tcp", bs[1].Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	time.Sleep(300 * time.Millisecond)
+	if st := f.Stats(); st.Active != 3 {
+		t.Errorf("%d active connections, want 3", st.Active)
+	}
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		t.Logf("Serve returned %s after cancel", time.Since(start).Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("Serve did not return 20s after cancel:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	for _, c := range []net.Conn{dl, ka, w} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("a local connection stayed open after Serve returned")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+2 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines after Serve returned, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
 }

@@ -1,0 +1,239 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ergomake/ergomake/internal/forward"
+	"github.com/ergomake/ergomake/internal/testutil/cluster"
+)
+
+// TestForwardVsKubectl measures, on the same pod and in the same run,
+// interleaved, ergomake's forwarder against `kubectl port-forward`:
+// single-connection download and upload throughput, client CPU per GiB and
+// new connection + GET latency. It asserts only that the bytes arrive; the
+// numbers go to the test log (run without -race for meaningful ones; the
+// size is FORWARD_PERF_MIB, default 256).
+func TestForwardVsKubectl(t *testing.T) {
+	kubectl := filepath.Join(cluster.Dir(), "bin", "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Skipf("no kubectl at %s", kubectl)
+	}
+	size := int64(256) << 20
+	if v, err := strconv.Atoi(os.Getenv("FORWARD_PERF_MIB")); err == nil && v > 0 {
+		size = int64(v) << 20
+	}
+	rounds := 3
+	e := fwSetup(t, "e2e-fwperf")
+	pod := fwReadyPod(t, e)
+
+	_, bs := fwStart(t, e, forward.Options{Logf: t.Logf}, e.port(8080))
+	ours := "http://" + bs[0].Addrs[0]
+	theirs := fwKubectl(t, kubectl, e.ns, pod.Name)
+
+	type result struct {
+		down, up, cpuDown, cpuUp []float64 // MiB/s; CPU-seconds per GiB of this process (+ kubectl)
+		conn                     []time.Duration
+	}
+	var res [2]result
+	client := map[string][]float64{}
+	names := [2]string{"ergomake", "kubectl"}
+	bases := [2]string{ours, theirs.base}
+	for r := range rounds {
+		for i := range 2 {
+			for _, dir := range []string{"down", "up"} {
+				if prof := os.Getenv("FORWARD_PERF_PROFILE"); prof != "" && i == 0 && r == 0 {
+					// A CPU profile of ergomake's first transfer in each direction.
+					pf, err := os.Create(prof + "." + dir)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_ = pprof.StartCPUProfile(pf)
+					defer pf.Close()
+				}
+				self0, kc0 := selfCPU(), theirs.cpu(t)
+				start := time.Now()
+				if dir == "down" {
+					fwDownload(t, bases[i], size)
+				} else {
+					fwUpload(t, bases[i], size)
+				}
+				el := time.Since(start).Seconds()
+				if os.Getenv("FORWARD_PERF_PROFILE") != "" && i == 0 && r == 0 {
+					pprof.StopCPUProfile()
+				}
+				gib := float64(size) / (1 << 30)
+				self, kc := (selfCPU()-self0)/gib, (theirs.cpu(t)-kc0)/gib
+				// The HTTP client runs in this process on both sides: on the
+				// kubectl side this process is only that client, so the
+				// forwarder's share is what this process spends beyond it.
+				var cpu float64
+				if i == 1 {
+					cpu = kc
+					client[dir] = append(client[dir], self)
+				} else {
+					cpu = self
+				}
+				mibs := float64(size) / (1 << 20) / el
+				if dir == "down" {
+					res[i].down, res[i].cpuDown = append(res[i].down, mibs), append(res[i].cpuDown, cpu)
+				} else {
+					res[i].up, res[i].cpuUp = append(res[i].up, mibs), append(res[i].cpuUp, cpu)
+				}
+			}
+			for range 20 {
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				resp, _, err := fwGet(ctx, bases[i]+"/")
+				cancel()
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("%s: GET /: %v", names[i], err)
+				}
+				res[i].conn = append(res[i].conn, time.Since(start))
+			}
+		}
+		t.Logf("round %d done", r+1)
+	}
+	med := func(v []float64) float64 {
+		s := append([]float64(nil), v...)
+		for i := range s {
+			for j := i + 1; j < len(s); j++ {
+				if s[j] < s[i] {
+					s[i], s[j] = s[j], s[i]
+				}
+			}
+		}
+		return s[len(s)/2]
+	}
+	var b strings.Builder
+	// Forwarder CPU: ergomake's side minus the client's cost measured on the
+	// kubectl side (same client, same bytes).
+	for i, v := range res[0].cpuDown {
+		res[0].cpuDown[i] = v - med(client["down"])
+	}
+	for i, v := range res[0].cpuUp {
+		res[0].cpuUp[i] = v - med(client["up"])
+	}
+	fmt.Fprintf(&b, "single connection, %d MiB, %d interleaved rounds (median); forwarder CPU-seconds per GiB (client's %.2fs down / %.2fs up excluded):\n",
+		size>>20, rounds, med(client["down"]), med(client["up"]))
+	for i := range 2 {
+		fmt.Fprintf(&b, "  %-8s  download %6.1f MiB/s  upload %6.1f MiB/s  cpu/GiB down %5.2fs up %5.2fs  new conn+GET p50 %s p99 %s\n",
+			names[i], med(res[i].down), med(res[i].up), med(res[i].cpuDown), med(res[i].cpuUp), pct(res[i].conn, 50), pct(res[i].conn, 99))
+	}
+	fmt.Fprintf(&b, "  ratio     download %.2fx  upload %.2fx  cpu/GiB down %.2fx up %.2fx ",
+		med(res[0].down)/med(res[1].down), med(res[0].up)/med(res[1].up), med(res[0].cpuDown)/med(res[1].cpuDown), med(res[0].cpuUp)/med(res[1].cpuUp))
+	t.Log(b.String())
+}
+
+type kubectlForward struct {
+	base string
+	pid  int
+}
+
+// fwKubectl starts `kubectl port-forward` to the pod's 8080 on a free port.
+func fwKubectl(t *testing.T, kubectl, ns, pod string) *kubectlForward {
+	t.Helper()
+	cmd := exec.Command(kubectl, "--kubeconfig", cluster.KubeconfigPath(t), "-n", ns, "port-forward", "pod/"+pod, ":8080")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	re := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`)
+	sc := bufio.NewScanner(out)
+	portc := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case portc <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case p := <-portc:
+		return &kubectlForward{base: "http://127.0.0.1:" + p, pid: cmd.Process.Pid}
+	case <-time.After(30 * time.Second):
+		t.Fatal("kubectl port-forward did not start")
+		return nil
+	}
+}
+
+// cpu returns kubectl's CPU seconds so far.
+func (k *kubectlForward) cpu(t *testing.T) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func fwDownload(t *testing.T, base string, n int64) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /bytes?n=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", n)
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 64<<10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.CopyBuffer(io.Discard, resp.Body, make([]byte, 64<<10))
+	resp.Body.Close()
+	if err != nil || got != n {
+		t.Fatalf("download from %s: %d of %d bytes, %v", base, got, n, err)
+	}
+}
+
+func fwUpload(t *testing.T, base string, n int64) {
+	t.Helper()
+	tr := &http.Transport{DisableKeepAlives: true, WriteBufferSize: 64 << 10}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, base+"/sink", io.LimitReader(zeroReader{}, n))
+	req.ContentLength = n
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), fmt.Sprintf(`"bytes":%d`, n)) {
+		t.Fatalf("upload to %s: %s", base, body)
+	}
+}
