@@ -98,7 +98,7 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	}
 	t.network(&out, s)
 	if len(out.Ports) == 0 && len(out.Expose) == 0 && out.Lifecycle == v1alpha1.LongRunning && !out.HostNetwork {
-		t.warn(name, "ports", "no ports or expose: %q gets a headless Service (its name resolves to the pod, so any port works)", name)
+		t.warn(name, "ports", "no ports or expose: the service gets a headless Service (its name resolves to the pod, so any port works)")
 	}
 	t.healthcheck(&out, s)
 	t.dependsOn(&out, s)

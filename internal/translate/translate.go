@@ -213,7 +213,7 @@ func (t *translator) run() (*Result, error) {
 		env.Spec.Volumes = append(env.Spec.Volumes, t.volumes[name])
 	}
 
-	res := &Result{Env: env, Warnings: t.warnings}
+	res := &Result{Env: env, Warnings: mergeWarnings(t.warnings)}
 	for _, name := range sortedKeys(t.secrets) {
 		res.Secrets = append(res.Secrets, t.secrets[name])
 	}
@@ -280,4 +280,38 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// mergeWarnings folds the same warning about several services into one (big projects repeat keys
+// through YAML anchors and extends), naming the other services.
+func mergeWarnings(ws []Warning) []Warning {
+	type id struct{ file, key, msg string }
+	var out []Warning
+	others := map[id][]string{}
+	first := map[id]int{}
+	for _, w := range ws {
+		k := id{w.File, w.Key, w.Message}
+		if i, ok := first[k]; ok && w.Service != "" && out[i].Service != "" {
+			if w.Service != out[i].Service {
+				others[k] = append(others[k], w.Service)
+			}
+			continue
+		}
+		first[k] = len(out)
+		out = append(out, w)
+	}
+	for k, names := range others {
+		w := &out[first[k]]
+		list := names
+		more := ""
+		if len(list) > 5 {
+			list, more = list[:5], fmt.Sprintf(" and %d more", len(names)-5)
+		}
+		quoted := make([]string, len(list))
+		for i, n := range list {
+			quoted[i] = fmt.Sprintf("%q", n)
+		}
+		w.Message += fmt.Sprintf(" (same for %s%s)", strings.Join(quoted, ", "), more)
+	}
+	return out
 }
