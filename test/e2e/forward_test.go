@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/utils/ptr"
 
 	"github.com/ergomake/ergomake/internal/forward"
@@ -585,5 +589,59 @@ func TestForwardServeEndsEverything(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before+2 {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines after Serve returned, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestForwardOverSPDY: the same data path over plain SPDY (the fallback for
+// API servers without WebSocket port-forward), through Options.Dialer.
+func TestForwardOverSPDY(t *testing.T) {
+	e := fwSetup(t, "e2e-fwspdy")
+	pod := fwReadyPod(t, e)
+	var dials atomic.Int32
+	dial := func(ctx context.Context, name string) (httpstream.Connection, error) {
+		dials.Add(1)
+		u := e.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(e.ns).Name(name).SubResource("portforward").URL()
+		transport, upgrader, err := spdy.RoundTripperFor(e.cfg)
+		if err != nil {
+			return nil, err
+		}
+		conn, proto, err := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, u).
+			Dial(portforward.PortForwardProtocolV1Name)
+		if err != nil {
+			return nil, err
+		}
+		if proto != portforward.PortForwardProtocolV1Name {
+			conn.Close()
+			return nil, fmt.Errorf("protocol %q", proto)
+		}
+		return conn, nil
+	}
+	f, bs := fwStart(t, e, forward.Options{Dialer: dial}, e.port(8080), e.port(9999))
+	base := "http://" + bs[0].Addrs[0]
+	for range 5 {
+		if r := fwRoot(t, base); r.Hostname != pod.Name {
+			t.Errorf("reached %s, want %s", r.Hostname, pod.Name)
+		}
+	}
+	const n = 32 << 20
+	resp, body, err := fwGet(context.Background(), fmt.Sprintf("%s/bytes?n=%d", base, n))
+	if err != nil || resp.StatusCode != 200 || len(body) != n {
+		t.Fatalf("GET /bytes over SPDY: err %v, %d bytes", err, len(body))
+	}
+	c, err := net.Dial("tcp", bs[1].Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if got, _ := io.ReadAll(c); len(got) > 0 {
+		t.Errorf("port 9999 answered %q", got)
+	}
+	c.Close()
+	fwRoot(t, base)
+	st := f.Stats()
+	t.Logf("stats %+v, %d dials through the test's SPDY dialer", st, dials.Load())
+	if dials.Load() == 0 || st.Failed != 1 {
+		t.Errorf("stats %+v: want dials through Options.Dialer and exactly the one failure", st)
 	}
 }
