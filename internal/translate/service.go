@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -42,7 +43,17 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	// build and image
 	if s.Build != nil {
 		if s.Image == "" {
-			return out, t.errorf(name, "build", "ergomake cannot build images yet: build the image, push it where the cluster can pull it, and set \"image:\"")
+			msg := "ergomake cannot build images yet: build the image, push it where the cluster can pull it, and set \"image:\""
+			var others []string
+			for _, n := range t.p.ServiceNames() {
+				if o := t.p.Services[n]; n != name && o.Build != nil && o.Image == "" {
+					others = append(others, fmt.Sprintf("%q", n))
+				}
+			}
+			if len(others) > 0 {
+				msg += fmt.Sprintf(" (%s too)", strings.Join(others, ", "))
+			}
+			return out, t.errorf(name, "build", "%s", msg)
 		}
 		t.warn(name, "build", "ergomake does not build images; %q is pulled instead", s.Image)
 	}
