@@ -108,8 +108,8 @@ func withKind[T runtime.Object](o T, apiVersion, kind string) T {
 }
 
 // printObjects prints Kubernetes objects as a multi-document YAML stream (format "yaml") or as
-// a v1 List (format "json"). Fields that only say "unset" (creationTimestamp: null, status: {})
-// are left out, as kubectl leaves them out of what it applies.
+// a v1 List (format "json"). Fields that only say "unset" (creationTimestamp: null, an empty
+// status) are left out.
 func printObjects(w io.Writer, format string, items []runtime.Object) error {
 	docs := make([]any, 0, len(items))
 	for _, o := range items {
@@ -150,11 +150,25 @@ func toMap(o runtime.Object) (map[string]any, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	if s, ok := m["status"].(map[string]any); ok && len(s) == 0 {
+	dropNulls(m)
+	if isEmpty(m["status"]) {
 		delete(m, "status")
 	}
-	dropNulls(m)
 	return m, nil
+}
+
+// isEmpty tells whether v holds nothing but empty objects ({}, {loadBalancer: {}}).
+func isEmpty(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v == nil
+	}
+	for _, e := range m {
+		if !isEmpty(e) {
+			return false
+		}
+	}
+	return true
 }
 
 func dropNulls(v any) {

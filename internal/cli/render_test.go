@@ -29,7 +29,10 @@ func repoTestdata(t *testing.T) string {
 }
 
 // TestRenderGolden runs `ergomake render` end to end (argv to stdout, stderr and exit code) on
-// example projects and compares with reviewed golden files (go test -update rewrites them).
+// example projects and compares with reviewed golden files (go test -update rewrites them). The
+// full output is kept for a small project of this package's own; for the repository's example
+// projects only the list of objects is, their bodies being translate's and render's golden files'
+// business.
 func TestRenderGolden(t *testing.T) {
 	td := repoTestdata(t)
 	tests := []struct {
@@ -41,8 +44,9 @@ func TestRenderGolden(t *testing.T) {
 		// bodies are translate's and render's golden files' business.
 		outline bool
 	}{
-		{name: "webapp", args: []string{"render", "-f", filepath.Join(td, "webapp", "compose.yaml")}},
-		{name: "webapp-json", args: []string{"-f", filepath.Join(td, "webapp", "compose.yaml"), "render", "-o", "json", "-n", "team-a"}},
+		{name: "hello", args: []string{"render", "-f", filepath.Join("testdata", "project", "compose.yaml")}},
+		{name: "hello-json", args: []string{"-f", filepath.Join("testdata", "project", "compose.yaml"), "render", "-o", "json", "-n", "team-a"}},
+		{name: "webapp", args: []string{"render", "-f", filepath.Join(td, "webapp", "compose.yaml")}, outline: true},
 		{name: "migrations-env", args: []string{"render"}, env: []string{"COMPOSE_FILE=" + filepath.Join(td, "migrations", "compose.yaml"), "COMPOSE_PROJECT_NAME=shop", "ERGOMAKE_NAMESPACE=from-env"}, outline: true},
 		{name: "bad-unknown-key", args: []string{"render", "-f", filepath.Join(td, "bad", "unknown-key", "compose.yaml")}, code: 1},
 	}

@@ -63,12 +63,14 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return FlagErrorWrap(err) })
 	cmd.SetUsageTemplate(usageTemplate)
 	cobra.AddTemplateFunc("flagGroups", flagGroups)
+	cobra.EnableCommandSorting = false // help lists verbs in registration order: up first
 
 	cmd.AddGroup(
 		&cobra.Group{ID: "env", Title: "Environment commands:"},
+		&cobra.Group{ID: "cluster", Title: "Cluster commands:"},
 		&cobra.Group{ID: "other", Title: "Other commands:"},
 	)
-	// Registration: one line per verb. Environment verbs (project or cluster) join group "env".
+	// Registration: one line per verb, in the list of its help group.
 	for _, c := range []*cobra.Command{
 		NewCmdUp(f, nil),
 		NewCmdDown(f, nil),
@@ -82,11 +84,16 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		cmd.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		NewCmdCompletion(f),
-		NewCmdVersion(f, nil),
 		NewCmdInstall(f, nil),
 		NewCmdUninstall(f, nil),
 		NewCmdOperator(f, nil),
+	} {
+		c.GroupID = "cluster"
+		cmd.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{
+		NewCmdCompletion(f),
+		NewCmdVersion(f, nil),
 	} {
 		c.GroupID = "other"
 		cmd.AddCommand(c)
