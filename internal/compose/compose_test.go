@@ -194,3 +194,30 @@ func TestErrorsInIncludedFiles(t *testing.T) {
 		t.Errorf("Locator.Find in an included file: %s:%d", f, line)
 	}
 }
+
+func TestProjectDirectoryIncludeExtends(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{
+		"app/compose.yaml":     "include:\n  - ../shared/db.yaml\nservices:\n  web:\n    extends:\n      file: base.yaml\n      service: base\n    environment:\n      FROM: ${FROM_APP_ENV}\n",
+		"app/base.yaml":        "services:\n  base:\n    image: nginx:${TAG:-1}\n    ports: [\"80\"]\n",
+		"app/.env":             "FROM_APP_ENV=app\nTAG=2\n",
+		"shared/db.yaml":       "services:\n  db:\n    image: postgres\n",
+		"elsewhere/.keep":      "",
+		"app/.env.disabled.md": "",
+	})
+	p, err := Load(context.Background(), Options{WorkingDir: filepath.Join(dir, "elsewhere"), ProjectDirectory: "../app", Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := p.Services["web"]
+	if web.Image != "nginx:2" || len(web.Ports) != 1 || *web.Environment["FROM"] != "app" || p.Services["db"].Image != "postgres" || p.Name != "app" {
+		t.Errorf("project directory, include or extends not honoured: %+v %v", web, p.ServiceNames())
+	}
+	p, err = Load(context.Background(), Options{WorkingDir: filepath.Join(dir, "app"), Environ: []string{"COMPOSE_DISABLE_ENV_FILE=true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Services["web"].Image != "nginx:1" {
+		t.Errorf("COMPOSE_DISABLE_ENV_FILE not honoured: %s", p.Services["web"].Image)
+	}
+}

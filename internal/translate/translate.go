@@ -19,6 +19,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -78,6 +79,11 @@ func Translate(p *types.Project, opts Options) (res *Result, err error) {
 	}()
 	if p == nil {
 		return nil, &compose.Error{Msg: "no compose project"}
+	}
+	if opts.Namespace != "" {
+		if msgs := validation.IsDNS1123Label(opts.Namespace); len(msgs) > 0 {
+			return nil, &compose.Error{Key: "namespace", Msg: fmt.Sprintf("%q is not a valid namespace: %s", opts.Namespace, strings.Join(msgs, "; "))}
+		}
 	}
 	t := newTranslator(p, opts)
 	return t.run()

@@ -165,3 +165,10 @@ func TestLifecycleAndRetries(t *testing.T) {
 		}
 	}
 }
+
+func TestInvalidNamespace(t *testing.T) {
+	_, err := loadErr(t, filepath.Join(projectsDir, "webapp"), Options{Namespace: "Team_A"})
+	if err == nil || !strings.Contains(err.Error(), `"Team_A" is not a valid namespace`) {
+		t.Errorf("got %v", err)
+	}
+}
