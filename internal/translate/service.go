@@ -80,7 +80,7 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	case s.Entrypoint == nil:
 	case len(s.Entrypoint) > 0:
 		out.Entrypoint = append([]string{}, s.Entrypoint...)
-		if s.Command == nil {
+		if len(s.Command) == 0 { // Docker drops the image's CMD when the entrypoint changes
 			out.ResetCommand = true
 		}
 	case len(out.Command) > 0:
