@@ -128,8 +128,8 @@ func (e *errs) add(service, field, format string, args ...any) {
 	*e = append(*e, &Error{Service: service, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
-// DefaultClaimSize is the size of a claim whose volume gives none.
-var DefaultClaimSize = resource.MustParse("1Gi")
+// defaultClaimSize is the size of a claim whose volume gives none.
+const defaultClaimSize = "1Gi"
 
 // Render builds the objects of env. It returns an error (every problem found, joined; each an
 // *Error) when the spec cannot be built: an unknown dependency, a name or port clash, a mount of an
@@ -229,7 +229,7 @@ func renderClaim(env *v1alpha1.ErgomakeEnv, v *v1alpha1.VolumeSpec) *corev1.Pers
 	if v.External || v.EmptyDir {
 		return nil
 	}
-	size := DefaultClaimSize.DeepCopy()
+	size := resource.MustParse(defaultClaimSize)
 	if v.Size != nil {
 		size = v.Size.DeepCopy()
 	}
