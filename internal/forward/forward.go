@@ -113,6 +113,8 @@ type Forwarder struct {
 	closing bool
 	closed  bool
 
+	warmSem chan struct{} // bounds the dials made ahead of need
+
 	wg    sync.WaitGroup // every goroutine Serve started, directly or not
 	stats counters
 }
@@ -146,6 +148,7 @@ func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
 		podWait:     opts.PodWaitTimeout,
 		dialTimeout: 15 * time.Second,
 		pools:       map[types.UID]*pool{},
+		warmSem:     make(chan struct{}, 4),
 	}
 	if f.logf == nil {
 		f.logf = func(string, ...any) {}
@@ -250,6 +253,10 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if len(ports) == 0 { // nothing bound (UDP only): nothing to watch
+		<-ctx.Done()
+		return nil
+	}
 
 	sels := make([]map[string]string, 0, len(ports))
 	for _, bp := range ports {

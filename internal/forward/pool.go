@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ func (t *tunnel) dead() bool {
 		return false
 	}
 }
+
+var errRetired = errors.New("pod gone")
 
 // pool holds the tunnels of one pod: idle ones dialled ahead of need and the
 // ones in use.
@@ -216,7 +219,21 @@ func (p *pool) prewarm(ctx context.Context) {
 			if !need {
 				break
 			}
-			t, err := p.dial(ctx)
+			// Dialling ahead of need is bounded across pods, so that an
+			// environment of many services does not dial them all at once
+			// when it becomes ready (connections waiting for a tunnel dial
+			// without waiting for this).
+			var t *tunnel
+			var err error
+			select {
+			case p.f.warmSem <- struct{}{}:
+				t, err = p.dial(ctx)
+				<-p.f.warmSem
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-p.done:
+				err = errRetired
+			}
 			p.mu.Lock()
 			p.dialing--
 			keep := err == nil && p.warm && !p.retired
@@ -225,7 +242,7 @@ func (p *pool) prewarm(ctx context.Context) {
 			}
 			p.mu.Unlock()
 			if err != nil {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || errors.Is(err, errRetired) {
 					return
 				}
 				d := bo.next()

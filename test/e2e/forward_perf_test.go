@@ -13,9 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,7 +45,11 @@ func TestForwardVsKubectl(t *testing.T) {
 	e := fwSetup(t, "e2e-fwperf")
 	pod := fwReadyPod(t, e)
 
-	_, bs := fwStart(t, e, forward.Options{Logf: t.Logf}, e.port(8080))
+	opts := forward.Options{Logf: t.Logf}
+	if os.Getenv("FORWARD_PERF_SPDY") == "1" {
+		opts.Dialer = fwSPDYDialer(e) // plain SPDY, to see what the WebSocket layer costs
+	}
+	_, bs := fwStart(t, e, opts, e.port(8080))
 	ours := "http://" + bs[0].Addrs[0]
 	theirs := fwKubectl(t, kubectl, e.ns, pod.Name)
 
@@ -53,6 +59,7 @@ func TestForwardVsKubectl(t *testing.T) {
 	}
 	var res [2]result
 	client := map[string][]float64{}
+	srv := [2]map[string][]float64{{}, {}}
 	names := [2]string{"ergomake", "kubectl"}
 	bases := [2]string{ours, theirs.base}
 	for r := range rounds {
@@ -67,7 +74,7 @@ func TestForwardVsKubectl(t *testing.T) {
 					_ = pprof.StartCPUProfile(pf)
 					defer pf.Close()
 				}
-				self0, kc0 := selfCPU(), theirs.cpu(t)
+				self0, kc0, srv0 := selfCPU(), theirs.cpu(t), serverCPU()
 				start := time.Now()
 				if dir == "down" {
 					fwDownload(t, bases[i], size)
@@ -80,6 +87,7 @@ func TestForwardVsKubectl(t *testing.T) {
 				}
 				gib := float64(size) / (1 << 30)
 				self, kc := (selfCPU()-self0)/gib, (theirs.cpu(t)-kc0)/gib
+				srv[i][dir] = append(srv[i][dir], (serverCPU()-srv0)/gib)
 				// The HTTP client runs in this process on both sides: on the
 				// kubectl side this process is only that client, so the
 				// forwarder's share is what this process spends beyond it.
@@ -138,7 +146,39 @@ func TestForwardVsKubectl(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "  ratio     download %.2fx  upload %.2fx  cpu/GiB down %.2fx up %.2fx ",
 		med(res[0].down)/med(res[1].down), med(res[0].up)/med(res[1].up), med(res[0].cpuDown)/med(res[1].cpuDown), med(res[0].cpuUp)/med(res[1].cpuUp))
+	fmt.Fprintf(&b, "\n  cluster side (apiserver+kubelet+containerd) CPU-seconds per GiB: ergomake down %.2f up %.2f; kubectl down %.2f up %.2f",
+		med(srv[0]["down"]), med(srv[0]["up"]), med(srv[1]["down"]), med(srv[1]["up"]))
 	t.Log(b.String())
+
+	// Eight concurrent downloads, interleaved the same way.
+	var agg, slow [2][]float64
+	for range rounds {
+		for i := range 2 {
+			each := size / 8
+			var wg sync.WaitGroup
+			durs := make([]float64, 8)
+			start := time.Now()
+			for k := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := time.Now()
+					fwDownload(t, bases[i], each)
+					durs[k] = time.Since(s).Seconds()
+				}()
+			}
+			wg.Wait()
+			total := float64(size) / (1 << 20) / time.Since(start).Seconds()
+			slowest := 0.0
+			for _, d := range durs {
+				slowest = max(slowest, d)
+			}
+			agg[i] = append(agg[i], total)
+			slow[i] = append(slow[i], float64(each)/(1<<20)/slowest)
+		}
+	}
+	t.Logf("8 concurrent downloads of %d MiB (median of %d): ergomake %.1f MiB/s in all, slowest %.1f; kubectl %.1f in all, slowest %.1f; ratio %.2fx",
+		size>>23, rounds, med(agg[0]), med(slow[0]), med(agg[1]), med(slow[1]), med(agg[0])/med(agg[1]))
 }
 
 type kubectlForward struct {
@@ -236,4 +276,73 @@ func fwUpload(t *testing.T, base string, n int64) {
 	if !strings.Contains(string(body), fmt.Sprintf(`"bytes":%d`, n)) {
 		t.Fatalf("upload to %s: %s", base, body)
 	}
+}
+
+// serverCPU returns the CPU seconds used so far by the cluster processes on
+// the forwarding path: kube-apiserver, kubelet, containerd.
+func serverCPU() float64 {
+	var total float64
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		if _, err := strconv.Atoi(ent.Name()); err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < 0 {
+			continue
+		}
+		switch s[open+1 : closing] {
+		case "kube-apiserver", "kubelet", "containerd":
+		default:
+			continue
+		}
+		f := strings.Fields(s[closing+2:])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		total += (ut + st) / 100
+	}
+	return total
+}
+
+// TestForwardIdleFootprint: what holding 100 forwarded ports and 100
+// pre-dialled tunnels costs (as 50 services with the default 2 tunnels
+// each would), in memory and goroutines. Logged, not asserted.
+func TestForwardIdleFootprint(t *testing.T) {
+	e := fwSetup(t, "e2e-fwmem")
+	runtime.GC()
+	rss0, g0 := selfRSS(), runtime.NumGoroutine()
+	var ports []forward.Port
+	for range 100 {
+		ports = append(ports, e.port(8080))
+	}
+	f, bs := fwStart(t, e, forward.Options{PrewarmTunnels: 100}, ports...)
+	deadline := time.Now().Add(2 * time.Minute)
+	for f.Stats().Dials < 100 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	fwRoot(t, "http://"+bs[99].Addrs[0])
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("100 ports (%d listeners) + %d tunnels: RSS +%.1f MiB (process %.1f MiB), heap in use %.1f MiB, goroutines +%d",
+		len(bs)*len(bs[0].Addrs), f.Stats().Dials, float64(selfRSS()-rss0)/(1<<20), float64(selfRSS())/(1<<20),
+		float64(ms.HeapInuse)/(1<<20), runtime.NumGoroutine()-g0)
+}
+
+func selfRSS() int64 {
+	data, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

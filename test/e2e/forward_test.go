@@ -598,23 +598,10 @@ func TestForwardOverSPDY(t *testing.T) {
 	e := fwSetup(t, "e2e-fwspdy")
 	pod := fwReadyPod(t, e)
 	var dials atomic.Int32
+	spdyDial := fwSPDYDialer(e)
 	dial := func(ctx context.Context, name string) (httpstream.Connection, error) {
 		dials.Add(1)
-		u := e.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(e.ns).Name(name).SubResource("portforward").URL()
-		transport, upgrader, err := spdy.RoundTripperFor(e.cfg)
-		if err != nil {
-			return nil, err
-		}
-		conn, proto, err := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, u).
-			Dial(portforward.PortForwardProtocolV1Name)
-		if err != nil {
-			return nil, err
-		}
-		if proto != portforward.PortForwardProtocolV1Name {
-			conn.Close()
-			return nil, fmt.Errorf("protocol %q", proto)
-		}
-		return conn, nil
+		return spdyDial(ctx, name)
 	}
 	f, bs := fwStart(t, e, forward.Options{Dialer: dial}, e.port(8080), e.port(9999))
 	base := "http://" + bs[0].Addrs[0]
@@ -643,5 +630,26 @@ func TestForwardOverSPDY(t *testing.T) {
 	t.Logf("stats %+v, %d dials through the test's SPDY dialer", st, dials.Load())
 	if dials.Load() == 0 || st.Failed != 1 {
 		t.Errorf("stats %+v: want dials through Options.Dialer and exactly the one failure", st)
+	}
+}
+
+// fwSPDYDialer dials pods/portforward over plain SPDY only.
+func fwSPDYDialer(e *fwEnv) forward.DialFunc {
+	return func(ctx context.Context, name string) (httpstream.Connection, error) {
+		u := e.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(e.ns).Name(name).SubResource("portforward").URL()
+		transport, upgrader, err := spdy.RoundTripperFor(e.cfg)
+		if err != nil {
+			return nil, err
+		}
+		conn, proto, err := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, u).
+			Dial(portforward.PortForwardProtocolV1Name)
+		if err != nil {
+			return nil, err
+		}
+		if proto != portforward.PortForwardProtocolV1Name {
+			conn.Close()
+			return nil, fmt.Errorf("protocol %q", proto)
+		}
+		return conn, nil
 	}
 }
