@@ -58,6 +58,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
 // +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -259,6 +260,22 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 		return r.status(ctx, env, o, nil, nil, now, renderErr)
 	}
 
+	// Names hostAliases cannot carry (web_app): the operator writes /etc/hosts itself.
+	if plan := planHosts(env, objs, clusterIPs); plan != nil {
+		if err := r.applyOwned(ctx, env, plan.configMap(env), false); err != nil {
+			if !errors.Is(err, errNotOwned) {
+				return nil, err
+			}
+			conflicts = append(conflicts, err.Error())
+			return r.status(ctx, env, o, nil, nil, now, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
+		}
+		for i := range objs.Services {
+			plan.mount(&objs.Services[i])
+		}
+	} else if err := r.dropHosts(ctx, env, o); err != nil {
+		return nil, err
+	}
+
 	// Remove what the spec no longer has.
 	if err := r.prune(ctx, o, objs); err != nil {
 		return nil, err
@@ -456,7 +473,8 @@ func (r *Reconciler) applyWorkload(ctx context.Context, env *v1alpha1.ErgomakeEn
 // anyway; skipping it spares a request per service per pass.
 func deploymentUpToDate(existing *appsv1.Deployment, rs *render.Service) bool {
 	if existing.Annotations[v1alpha1.AnnotationSpecHash] != rs.SpecHash ||
-		existing.Spec.Template.Annotations[v1alpha1.AnnotationSpecHash] != rs.SpecHash {
+		existing.Spec.Template.Annotations[v1alpha1.AnnotationSpecHash] != rs.SpecHash ||
+		existing.Spec.Template.Annotations[AnnotationHostsHash] != rs.Deployment.Spec.Template.Annotations[AnnotationHostsHash] {
 		return false
 	}
 	if !equality.Semantic.DeepEqual(existing.Spec.Template.Spec.HostAliases, rs.Deployment.Spec.Template.Spec.HostAliases) {
@@ -468,6 +486,33 @@ func deploymentUpToDate(existing *appsv1.Deployment, rs *render.Service) bool {
 		}
 	}
 	return false
+}
+
+// dropHosts deletes the hosts ConfigMap of an environment that no longer needs it.
+func (r *Reconciler) dropHosts(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *owned) error {
+	used := false
+	for _, d := range o.deployments {
+		used = used || d.Annotations[AnnotationHostsHash] != ""
+	}
+	for _, j := range o.jobs {
+		used = used || j.Annotations[AnnotationHostsHash] != ""
+	}
+	if !used {
+		return nil
+	}
+	cm := &corev1.ConfigMap{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: HostsConfigMapName}, cm)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil || !metav1.IsControlledBy(cm, env) {
+		return err
+	}
+	// The workloads drop their mount in this same pass; pods still using the file keep their copy.
+	if err := r.Client.Delete(ctx, cm, client.Preconditions{UID: &cm.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
 }
 
 // prune deletes owned objects the rendered environment no longer has.

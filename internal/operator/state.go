@@ -208,6 +208,14 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 		}
 	}
 
+	// A container that exited and is about to be restarted.
+	for _, cs := range pod.Status.ContainerStatuses {
+		if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+			return podAssessment{State: v1alpha1.StateStarting, Reason: ReasonRestarting,
+				Message: terminationSummary(t, cs.RestartCount) + ", restarting", Started: true}
+		}
+	}
+
 	// Containers not running yet: pulling, or being created.
 	for _, cs := range statuses {
 		if cs.State.Waiting == nil {
@@ -287,6 +295,18 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, evs podEvents)
 				Failed:  true,
 			}, true
 		}
+	}
+	// A container that exited with an error again after a restart: the kubelet shows it terminated
+	// for most of the back-off, and waiting with CrashLoopBackOff only now and then.
+	if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && cs.RestartCount > 0 && pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		return podAssessment{
+			State:   v1alpha1.StateFailed,
+			Reason:  "CrashLoopBackOff",
+			Message: "crash loop: " + terminationSummary(t, cs.RestartCount),
+			Started: true,
+			Failed:  true,
+			Log:     &logRef{Pod: pod.Name, Container: cs.Name},
+		}, true
 	}
 	// A container that exited with an error and will not be restarted (restartPolicy Never: Jobs).
 	if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {

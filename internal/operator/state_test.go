@@ -131,6 +131,26 @@ func TestAssessPod(t *testing.T) {
 			wantLog: &logRef{Pod: "p", Container: "app", Previous: true},
 		},
 		{
+			name: "crash loop, between restarts",
+			pod: pod("p", func(p *corev1.Pod) {
+				p.Status.Phase = corev1.PodRunning
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "img:1", RestartCount: 2,
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}
+			}),
+			want: v1alpha1.StateFailed, wantReason: "CrashLoopBackOff", wantFailed: true, wantStarted: true,
+			wantMsg: []string{"crash loop: exited with code 137 (OOMKilled), restarted 2 times"},
+			wantLog: &logRef{Pod: "p", Container: "app"},
+		},
+		{
+			name: "first exit, restarting",
+			pod: pod("p", func(p *corev1.Pod) {
+				p.Status.Phase = corev1.PodRunning
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "img:1",
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}}}
+			}),
+			want: v1alpha1.StateStarting, wantReason: ReasonRestarting, wantStarted: true, wantMsg: []string{"exited with code 1, restarting"},
+		},
+		{
 			name: "config error",
 			pod:  pod("p", waiting("CreateContainerConfigError", `secret "s" not found`)),
 			want: v1alpha1.StateFailed, wantReason: "CreateContainerConfigError", wantFailed: true,

@@ -266,8 +266,11 @@ func TestOperatorNonDNSName(t *testing.T) {
 		if err != nil {
 			return false, err.Error(), nil
 		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		code, body, err := e.fetchFrom(ctx, pod.Name, "http://web_app:8080/")
 		if err != nil {
+			t.Logf("fetch: %v (%s)", err, body)
 			return false, err.Error(), nil
 		}
 		return code == 200 && strings.Contains(body, `"web_app"`), body, nil
