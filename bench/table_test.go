@@ -1,0 +1,126 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1GiB": 1 << 30, "256MiB": 256 << 20, "64KiB": 64 << 10, "100": 100, "5B": 5} {
+		got, err := parseSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+		if in != "100" && in != "5B" && fmtSize(got) != in {
+			t.Errorf("fmtSize(%d) = %q, want %q", got, fmtSize(got), in)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "-1MiB", "1TB", "0"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q): no error", bad)
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	v := []float64{5, 1, 3, 2, 4}
+	if m := median(v); m != 3 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median([]float64{1, 2, 3, 4}); m != 2.5 {
+		t.Errorf("median of 4 = %v", m)
+	}
+	if !math.IsInf(median([]float64{1, math.Inf(1)}), 1) {
+		t.Error("median of an infinite half is not infinite")
+	}
+	var h []float64
+	for i := 1; i <= 100; i++ {
+		h = append(h, float64(i))
+	}
+	if p := percentile(h, 50); p != 50 {
+		t.Errorf("p50 = %v", p)
+	}
+	if p := percentile(h, 99); p != 99 {
+		t.Errorf("p99 = %v", p)
+	}
+	if p := percentile([]float64{7}, 99); p != 7 {
+		t.Errorf("p99 of one = %v", p)
+	}
+}
+
+func TestVerdictAndTable(t *testing.T) {
+	res := &results{}
+	tput := res.row("download", "MiB/s", 1, target{ratioAtLeast, 1.2, "≥ 1.2× kubectl"})
+	for _, v := range []float64{300, 310, 290} {
+		tput.add(pErgo, v)
+	}
+	for _, v := range []float64{200, 210, 190} {
+		tput.add(pKube, v)
+	}
+	tput.add(pDirect, 1500)
+	hol := res.row("hol", "ms", 1, target{ergoAtMost, 10, "≤ 10 ms"})
+	hol.inf[pKube] = "no answer"
+	hol.add(pErgo, 12)
+	hol.add(pKube, math.Inf(1))
+	hol.add(pErgo, math.NaN()) // left out
+	fails := res.row("fails", "count", 0, target{ergoNoneAtMost, 0, "0 every run"})
+	fails.add(pErgo, 0)
+	fails.add(pErgo, 1)
+	fails.add(pErgo, 0)
+	fails.na[pDirect] = true
+	free := res.row("echo", "ms", 2, target{})
+	free.add(pErgo, 1)
+	res.notef("a note")
+
+	if got := tput.verdict(); got != "PASS" { // 300/200 = 1.5
+		t.Errorf("throughput verdict %s", got)
+	}
+	if got := hol.verdict(); got != "MISS" {
+		t.Errorf("hol verdict %s", got)
+	}
+	if len(hol.vals[pErgo]) != 1 {
+		t.Errorf("NaN was recorded: %v", hol.vals[pErgo])
+	}
+	if got := fails.verdict(); got != "MISS" { // median 0, but one run failed
+		t.Errorf("failures verdict %s", got)
+	}
+	if got := free.verdict(); got != "—" {
+		t.Errorf("no-target verdict %s", got)
+	}
+	out := res.table()
+	for _, want := range []string{"300.0 (290.0–310.0)", "1.50×", "0.20×", "no answer", "- a note"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	var width int
+	for i, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(l, "|") {
+			continue
+		}
+		if n := len([]rune(l)); i == 0 {
+			width = n
+		} else if n != width {
+			t.Errorf("line %d is %d wide, want %d: %q", i, n, width, l)
+		}
+	}
+}
+
+func TestOrderRotates(t *testing.T) {
+	seen := map[[nPaths]int]bool{}
+	for r := range nPaths {
+		o := order(r)
+		seen[o] = true
+		got := map[int]bool{}
+		for _, p := range o {
+			got[p] = true
+		}
+		if len(got) != nPaths {
+			t.Errorf("order(%d) = %v is not a permutation", r, o)
+		}
+	}
+	if len(seen) != nPaths {
+		t.Errorf("orders repeat within %d runs", nPaths)
+	}
+}
