@@ -17,8 +17,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// Each testdata/<case>/ holds env.yaml (an ErgomakeEnv), optionally clusterips.yaml (Service name
-// -> ClusterIP, passed as Options.ClusterIPs), and objects.golden.yaml: every rendered object, in
+// Each testdata/<case>/ holds env.yaml (an ErgomakeEnv), optionally options.yaml (Options) and
+// clusterips.yaml (Service name -> ClusterIP, passed as Options.ClusterIPs), and objects.golden.yaml: every rendered object, in
 // List order, as a multi-document YAML stream.
 func TestGolden(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join("testdata", "*", "env.yaml"))
@@ -33,6 +33,14 @@ func TestGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			env := loadEnv(t, envFile)
 			var opts Options
+			// options.yaml: further Options fields by their Go names (DNSServer, ClusterDomain).
+			if b, err := os.ReadFile(filepath.Join(dir, "options.yaml")); err == nil {
+				if err := yaml.UnmarshalStrict(b, &opts); err != nil {
+					t.Fatalf("options.yaml: %v", err)
+				}
+			} else if !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
 			if b, err := os.ReadFile(filepath.Join(dir, "clusterips.yaml")); err == nil {
 				if err := yaml.UnmarshalStrict(b, &opts.ClusterIPs); err != nil {
 					t.Fatalf("clusterips.yaml: %v", err)

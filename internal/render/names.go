@@ -143,9 +143,8 @@ func aliasServiceNames(svc *v1alpha1.ServiceSpec) []string {
 	return out
 }
 
-// UnresolvableName is a compose service name or alias that no pod can resolve: it is not a valid
-// DNS name for a Service, and /etc/hosts entries (hostAliases) must be DNS-1123 subdomains, so a
-// name like "web_app" has no way in. Callers should warn about it.
+// UnresolvableName is a compose service name or alias of a service (see UnresolvableNames and
+// NonDNSNames).
 type UnresolvableName struct {
 	// Service is the compose service name.
 	Service string
@@ -154,7 +153,9 @@ type UnresolvableName struct {
 }
 
 // UnresolvableNames lists, in service order, the names of env that neither cluster DNS nor
-// hostAliases can make resolvable.
+// hostAliases can make resolvable: not a valid DNS name for a Service, and /etc/hosts entries
+// (hostAliases) must be DNS-1123 subdomains, so a name like "web_app" has no way in. Only the
+// operator's environment DNS answers them (see Options.DNSServer); without it, callers should warn.
 func UnresolvableNames(env *v1alpha1.ErgomakeEnv) []UnresolvableName {
 	serviceNames := allServiceNames(env)
 	var out []UnresolvableName

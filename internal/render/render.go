@@ -29,6 +29,15 @@ type Options struct {
 	// valid DNS-1035 labels resolve through pod hostAliases to these IPs (see HostAliases); nil
 	// means no IP is known yet, so no such hostAliases are rendered.
 	ClusterIPs map[string]string
+	// DNSServer is the ClusterIP of the operator's environment DNS (the ergomake-dns Service, see
+	// internal/namedns). When it is set and the environment has names that neither cluster DNS
+	// nor hostAliases can carry (UnresolvableNames, e.g. "web_app"), every pod of the environment
+	// resolves through it (dnsPolicy None, see setEnvDNS): it answers those names and passes
+	// every other query to cluster DNS. "" means there is none.
+	DNSServer string
+	// ClusterDomain is the cluster's DNS domain, for the pods' search list (default
+	// DefaultClusterDomain).
+	ClusterDomain string
 }
 
 // Objects are everything an environment consists of, Namespace, Secrets and ConfigMaps aside.
@@ -53,8 +62,9 @@ type Service struct {
 	Job *batchv1.Job
 	// SpecHash is the value of the ergomake.dev/spec-hash annotation on the workload and its pod
 	// template: a hash of the rendered workload spec, excluding the hostAliases that come from
-	// Options.ClusterIPs. Equal hashes mean an existing workload needs no change beyond those
-	// hostAliases; a Job (whose pod template is immutable) must be recreated when it differs.
+	// Options.ClusterIPs and the DNS settings that come from Options.DNSServer. Equal hashes mean
+	// an existing workload needs no change beyond those hostAliases and DNS settings; a Job (whose
+	// pod template is immutable) must be recreated when it differs.
 	SpecHash string
 }
 
@@ -139,6 +149,7 @@ func Render(env *v1alpha1.ErgomakeEnv, opts Options) (*Objects, error) {
 		return nil, errors.New("render: no environment")
 	}
 	var e errs
+	validateOptions(opts, &e)
 	validateEnv(env, &e)
 	if len(e) > 0 {
 		return nil, errors.Join(e...)
@@ -155,6 +166,7 @@ func Render(env *v1alpha1.ErgomakeEnv, opts Options) (*Objects, error) {
 		}
 	}
 	ipAliases := HostAliases(env, opts.ClusterIPs)
+	envDNS := usesEnvDNS(env, opts)
 	for i := range env.Spec.Services {
 		svc := &env.Spec.Services[i]
 		r := Service{Name: svc.Name, Services: renderServices(env, svc, &e)}
@@ -166,12 +178,15 @@ func Render(env *v1alpha1.ErgomakeEnv, opts Options) (*Objects, error) {
 		if r.Deployment == nil && r.Job == nil {
 			continue
 		}
-		// The hash covers the workload as rendered from the spec (extra_hosts included);
-		// hostAliases from ClusterIPs are added afterwards, so that an IP becoming known does not
-		// look like a spec change.
+		// The hash covers the workload as rendered from the spec (extra_hosts and dns included);
+		// hostAliases from ClusterIPs and the environment DNS are added afterwards, so that an IP
+		// becoming known does not look like a spec change.
 		r.SpecHash = hashOf(workloadSpec(&r))
 		tmpl := podTemplate(&r)
 		tmpl.Spec.HostAliases = addHostAliases(tmpl.Spec.HostAliases, ipAliases)
+		if envDNS {
+			setEnvDNS(&tmpl.Spec, env.Namespace, opts)
+		}
 		setAnnotation(&tmpl.ObjectMeta, v1alpha1.AnnotationSpecHash, r.SpecHash)
 		setAnnotation(workloadMeta(&r), v1alpha1.AnnotationSpecHash, r.SpecHash)
 		out.Services = append(out.Services, r)
