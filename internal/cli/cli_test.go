@@ -152,6 +152,7 @@ func TestHoistProjectFlags(t *testing.T) {
 		{"-fa.yaml -p=shop --profile x --env-file=e up", "up --file=a.yaml --project-name=shop --profile=x --env-file=e"},
 		{"--config c.yaml -f a.yaml logs -f", "--config c.yaml logs --file=a.yaml -f"},
 		{"--project-directory d ps web", "ps --project-directory=d web"},
+		{"-n ns --context=c --kubeconfig k ls", "ls --namespace=ns --context=c --kubeconfig=k"},
 		{"-f", "-f"},
 		{"-f a.yaml", "-f a.yaml"},
 		{"--version", "--version"},

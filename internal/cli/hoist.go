@@ -2,17 +2,22 @@ package cli
 
 import "strings"
 
-// projectFlagNames maps docker compose's project flags (long and short) to their long names.
+// projectFlagNames maps docker compose's project flags and kubectl's cluster flags (long and
+// short) to their long names.
 var projectFlagNames = map[string]string{
 	"f": "file", "file": "file",
 	"p": "project-name", "project-name": "project-name",
 	"project-directory": "project-directory",
 	"profile":           "profile",
 	"env-file":          "env-file",
+	"kubeconfig":        "kubeconfig",
+	"context":           "context",
+	"n":                 "namespace", "namespace": "namespace",
 }
 
-// hoistProjectFlags lets project flags come before the verb, as in "docker compose -f a.yaml up":
-// "ergomake -f a.yaml -p shop up -d" runs as "ergomake up --file a.yaml --project-name shop -d".
+// hoistProjectFlags lets project and cluster flags come before the verb, as in "docker compose -f
+// a.yaml up" or "kubectl -n ns get": "ergomake -f a.yaml -p shop up -d" runs as "ergomake up
+// --file a.yaml --project-name shop -d". A verb without such a flag rejects it as usual.
 // Moved flags take their long names, so "ergomake -f a.yaml logs -f" keeps -f as --follow.
 // Anything else before the verb stays where it is.
 func hoistProjectFlags(args []string) []string {
