@@ -114,3 +114,17 @@ func compareDir(t *testing.T, fresh, committed string) {
 		compareFile(t, filepath.Join(fresh, n), filepath.Join(committed, n))
 	}
 }
+
+// TestRBACNoWildcards: the operator's ClusterRole names every verb and resource it needs.
+func TestRBACNoWildcards(t *testing.T) {
+	for i, line := range strings.Split(string(RBAC), "\n") {
+		if strings.Contains(line, "*") {
+			t.Errorf("config/rbac/role.yaml:%d: wildcard: %s", i+1, strings.TrimSpace(line))
+		}
+	}
+	for _, want := range []string{"ergomakeenvs/status", "pods/log", "deployments", "jobs", "services", "persistentvolumeclaims"} {
+		if !strings.Contains(string(RBAC), want) {
+			t.Errorf("config/rbac/role.yaml lacks %s", want)
+		}
+	}
+}
