@@ -30,3 +30,7 @@ operator-install: operator-image
 operator-run:
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(GO) run ./cmd/ergomake-operator --kubeconfig $(CLUSTER_KUBECONFIG) \
 		--metrics-bind-address 0 --health-probe-bind-address ""
+
+# The end-to-end tests and the demo need the operator in the cluster (after cluster-up, which
+# mk/cluster.mk lists first).
+test-e2e demo: operator-install

@@ -428,6 +428,13 @@ func TestOperatorRestartConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Then a few runs cut short at arbitrary points, in the middle of whatever they were doing.
+	for _, d := range []time.Duration{1500 * time.Millisecond, 2300 * time.Millisecond, 1100 * time.Millisecond, 3700 * time.Millisecond} {
+		e.startOperator(clock.RealClock{})
+		time.Sleep(d)
+		e.stopOperator()
+	}
+
 	e.startOperator(clock.RealClock{})
 	env := e.waitReady("shop", 3*time.Minute)
 	t.Logf("ready: %s", describeStatus(env))
