@@ -41,6 +41,8 @@ type envView struct {
 	prev   *v1alpha1.ErgomakeEnv
 	cur    *v1alpha1.ErgomakeEnv
 	lines  int // lines of the frame on screen
+	// printed is the last plain line of each service, so that only real changes are printed.
+	printed map[string]string
 	frame  int
 	ticker *time.Ticker
 	done   chan struct{}
@@ -60,6 +62,7 @@ func newEnvView(ios *iostreams.IOStreams, title string, now func() time.Time) *e
 		width:   ios.TerminalWidth(),
 		now:     now,
 		title:   title,
+		printed: map[string]string{},
 	}
 }
 
@@ -101,7 +104,10 @@ func (v *envView) Update(env *v1alpha1.ErgomakeEnv) {
 		return
 	}
 	for _, s := range wait.Changed(v.prev, v.cur) {
-		v.plain("%s: %s", s.Name, serviceSummary(s))
+		if line := s.Name + ": " + serviceSummary(s); v.printed[s.Name] != line {
+			v.printed[s.Name] = line
+			v.plain("%s", line)
+		}
 	}
 }
 
@@ -292,4 +298,32 @@ func truncate(s string, n int) string {
 		r = r[:len(r)-1]
 	}
 	return string(r) + "…"
+}
+
+// changePrinter prints a line for each change of a service while `up` or `forward` is attached
+// (a service that crashes after the environment was ready, say).
+type changePrinter struct {
+	logf    func(format string, args ...any)
+	prev    *v1alpha1.ErgomakeEnv
+	printed map[string]string
+}
+
+func newChangePrinter(env *v1alpha1.ErgomakeEnv, logf func(format string, args ...any)) *changePrinter {
+	p := &changePrinter{logf: logf, prev: env, printed: map[string]string{}}
+	if env != nil {
+		for _, s := range env.Status.Services {
+			p.printed[s.Name] = s.Name + ": " + serviceSummary(s)
+		}
+	}
+	return p
+}
+
+func (p *changePrinter) update(env *v1alpha1.ErgomakeEnv) {
+	for _, s := range wait.Changed(p.prev, env) {
+		if line := s.Name + ": " + serviceSummary(s); p.printed[s.Name] != line {
+			p.printed[s.Name] = line
+			p.logf("%s", line)
+		}
+	}
+	p.prev = env
 }

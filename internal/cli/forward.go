@@ -84,9 +84,10 @@ func forwardRun(opts *ForwardOptions) error {
 	fmt.Fprintf(opts.IO.Out, "Remote services of %s are now bound to localhost. [Press CTRL+C to stop forwarding; the environment keeps running]\n", env.Name)
 	hctx, stopBeats := context.WithCancel(ctx)
 	gone := heartbeat(hctx, client, env.Namespace, env.Name, opts.Factory.Now, sess.stop)
+	watched := watchAttached(hctx, client, env, status, sess.stop)
 	werr := sess.wait()
 	stopBeats()
-	if errors.Is(<-gone, errEnvGone) {
+	if errors.Is(<-gone, errEnvGone) || errors.Is(<-watched, wait.ErrGone) {
 		return fmt.Errorf("environment %s/%s was deleted", env.Namespace, env.Name)
 	}
 	if ctx.Err() != nil {

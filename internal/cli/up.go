@@ -305,18 +305,16 @@ func (u *upSession) explainFailure(ctx context.Context, err error, env *v1alpha1
 	if svc == nil {
 		return
 	}
-	fmt.Fprintf(w, "Service %s is %s", svc.Name, svc.State)
-	if svc.Reason != "" {
-		fmt.Fprintf(w, " (%s)", svc.Reason)
-	}
-	fmt.Fprintln(w)
-	if svc.Message != "" {
-		for _, l := range strings.Split(strings.TrimRight(svc.Message, "\n"), "\n") {
-			fmt.Fprintln(w, "  "+l)
+	// The error itself (printed last) carries the first line of the message; the rest of it, or
+	// else the service's log, is printed here.
+	if lines := strings.Split(strings.TrimRight(svc.Message, "\n"), "\n"); len(lines) > 1 {
+		fmt.Fprintf(w, "Service %s (%s):\n", svc.Name, svc.Reason)
+		for _, l := range lines {
+			fmt.Fprintln(w, "  | "+l)
 		}
-	}
-	if strings.Count(svc.Message, "\n") >= 2 {
-		return // the operator's message already carries the log lines
+		if len(lines) > 2 {
+			return // the operator's message already carries the log lines
+		}
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -348,9 +346,10 @@ func (u *upSession) attach(ctx context.Context, env *v1alpha1.ErgomakeEnv, ttl t
 
 	hctx, stopBeats := context.WithCancel(ctx)
 	gone := heartbeat(hctx, u.client, u.ns, u.name, opts.Factory.Now, sess.stop)
+	watched := watchAttached(hctx, u.client, env, u.status, sess.stop)
 	werr := sess.wait()
 	stopBeats()
-	if errors.Is(<-gone, errEnvGone) {
+	if errors.Is(<-gone, errEnvGone) || errors.Is(<-watched, wait.ErrGone) {
 		return fmt.Errorf("environment %s/%s was deleted", u.ns, u.name)
 	}
 	if ctx.Err() == nil && werr != nil {
@@ -539,4 +538,19 @@ func (s *signals) tearingDown(abortOnFirst bool) <-chan struct{} {
 func (s *signals) stop() {
 	signal.Stop(s.ch)
 	close(s.done)
+}
+
+// watchAttached reports each change of a service while attached, and stops the session when the
+// environment is deleted (wait.ErrGone on the returned channel).
+func watchAttached(ctx context.Context, client *kube.Client, env *v1alpha1.ErgomakeEnv, status *ui.Status, stop func()) <-chan error {
+	out := make(chan error, 1)
+	p := newChangePrinter(env, status.Logf)
+	go func() {
+		err := wait.Watch(ctx, client, env.Namespace, env.Name, p.update)
+		if errors.Is(err, wait.ErrGone) {
+			stop()
+		}
+		out <- err
+	}()
+	return out
 }

@@ -279,3 +279,43 @@ func failed(env *v1alpha1.ErgomakeEnv) *v1alpha1.ServiceStatus {
 	}
 	return nil
 }
+
+// Watch calls onUpdate with every version of the environment until ctx ends (nil) or the
+// environment is deleted (ErrGone).
+func Watch(ctx context.Context, c *kube.Client, namespace, name string, onUpdate func(*v1alpha1.ErgomakeEnv)) error {
+	var gone bool
+	send := func(u *unstructured.Unstructured) {
+		if env, err := kube.EnvFromUnstructured(u); err == nil {
+			onUpdate(env)
+		}
+	}
+	pre := func(store cache.Store) (bool, error) {
+		items := store.List()
+		if len(items) == 0 {
+			gone = true
+			return true, nil
+		}
+		send(items[0].(*unstructured.Unstructured))
+		return false, nil
+	}
+	cond := func(ev watch.Event) (bool, error) {
+		switch ev.Type {
+		case watch.Deleted:
+			gone = true
+			return true, nil
+		case watch.Added, watch.Modified:
+			if u, ok := ev.Object.(*unstructured.Unstructured); ok {
+				send(u)
+			}
+		}
+		return false, nil
+	}
+	_, err := watchtools.UntilWithSync(ctx, c.EnvListWatch(namespace, name), &unstructured.Unstructured{}, pre, cond)
+	if gone {
+		return ErrGone
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return c.Explain(err)
+}
