@@ -37,16 +37,16 @@ type envView struct {
 	now     func() time.Time
 	title   string
 
-	mu     sync.Mutex
-	prev   *v1alpha1.ErgomakeEnv
-	cur    *v1alpha1.ErgomakeEnv
-	lines  int // lines of the frame on screen
+	mu    sync.Mutex
+	prev  *v1alpha1.ErgomakeEnv
+	cur   *v1alpha1.ErgomakeEnv
+	lines int // lines of the frame on screen
 	// printed is the last plain line of each service, so that only real changes are printed.
 	printed map[string]string
-	frame  int
-	ticker *time.Ticker
-	done   chan struct{}
-	wg     sync.WaitGroup
+	frame   int
+	ticker  *time.Ticker
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}

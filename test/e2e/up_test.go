@@ -404,4 +404,3 @@ func TestUpSecondInterrupt(t *testing.T) {
 		t.Errorf("namespace %s still exists after down", p.ns)
 	}
 }
-
