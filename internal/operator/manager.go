@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -44,6 +45,8 @@ const LabelInstance = "ergomake.dev/operator"
 // LeaderElectionID is the Lease the operator replicas elect a leader with.
 const LeaderElectionID = "ergomake-operator.ergomake.dev"
 
+var setGlobalLogger sync.Once
+
 // Options configure the operator's manager.
 type Options struct {
 	// Config reaches the cluster.
@@ -66,6 +69,17 @@ type Options struct {
 	Log *logr.Logger
 	// MaxConcurrentReconciles bounds how many environments are reconciled at once (default 4).
 	MaxConcurrentReconciles int
+	// DNSAddr serves the environment DNS (internal/namedns) over UDP and TCP ("": off).
+	DNSAddr string
+	// DNSUpstream is cluster DNS, IP or IP:port, for the environment DNS ("": the kube-dns
+	// Service).
+	DNSUpstream string
+	// ClusterDomain is the cluster's DNS domain (default cluster.local).
+	ClusterDomain string
+	// DNSNamespace is where the ergomake-dns Service is, whose ClusterIP pods of environments
+	// with names cluster DNS cannot answer resolve through (default: POD_NAMESPACE, else
+	// ergomake-system). Without that Service they keep cluster DNS.
+	DNSNamespace string
 }
 
 // NewScheme knows every type the operator reads or writes.
@@ -94,7 +108,9 @@ func NewManager(opts Options) (manager.Manager, error) {
 	if opts.Log != nil {
 		logger = *opts.Log
 	}
-	ctrl.SetLogger(logger)
+	// controller-runtime's global logger (used by a few of its packages) is set once per process;
+	// each manager logs through its own.
+	setGlobalLogger.Do(func() { ctrl.SetLogger(logger) })
 	scheme, err := NewScheme()
 	if err != nil {
 		return nil, err
@@ -160,12 +176,17 @@ func NewManager(opts Options) (manager.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := setupDNS(mgr, opts, logger); err != nil {
+		return nil, err
+	}
 	r := &Reconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Kube:      kube,
-		Scheme:    scheme,
-		Clock:     clk,
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Kube:          kube,
+		Scheme:        scheme,
+		Clock:         clk,
+		DNS:           &DNSServerLookup{Reader: mgr.GetAPIReader(), Key: dnsServiceKey(opts), Clock: clock.RealClock{}},
+		ClusterDomain: opts.ClusterDomain,
 	}
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {

@@ -49,6 +49,10 @@ type Reconciler struct {
 	Scheme *runtime.Scheme
 	// Clock decides TTL expiry and status timestamps.
 	Clock clock.Clock
+	// DNS finds the environment DNS that pods of environments with names cluster DNS cannot
+	// answer resolve through (nil: none); ClusterDomain is the cluster's DNS domain.
+	DNS           *DNSServerLookup
+	ClusterDomain string
 }
 
 // +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs,verbs=get;list;watch;delete
@@ -221,7 +225,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 	var conflicts []string
 	for _, c := range objs.Claims {
 		if err := r.applyOwned(ctx, env, c, o.claims[c.Name] != nil); err != nil {
-			if errors.Is(err, errNotOwned) {
+			if permanent(err) {
 				conflicts = append(conflicts, err.Error())
 				continue
 			}
@@ -231,12 +235,22 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 	for _, s := range objs.Services {
 		for _, svc := range s.Services {
 			existing := o.services[svc.Name]
+			if existing != nil && (existing.Spec.ClusterIP == corev1.ClusterIPNone) != (svc.Spec.ClusterIP == corev1.ClusterIPNone) {
+				// Headless to ClusterIP or back: the field is immutable, so the Service is made
+				// again, on the pass after this one is gone.
+				if existing.DeletionTimestamp.IsZero() {
+					if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+						return nil, err
+					}
+				}
+				continue
+			}
 			if existing != nil && serviceUpToDate(existing, svc) {
 				clusterIPs[svc.Name] = existing.Spec.ClusterIP
 				continue
 			}
 			if err := r.applyOwned(ctx, env, svc, existing != nil); err != nil {
-				if errors.Is(err, errNotOwned) {
+				if permanent(err) {
 					conflicts = append(conflicts, err.Error())
 					continue
 				}
@@ -255,7 +269,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 	}
 
 	// Second pass with the ClusterIPs: the workloads carry hostAliases for non-DNS names.
-	objs, renderErr = render.Render(env, render.Options{ClusterIPs: clusterIPs})
+	objs, renderErr = render.Render(env, render.Options{ClusterIPs: clusterIPs, DNSServer: r.DNS.ServerIP(ctx), ClusterDomain: r.ClusterDomain})
 	if renderErr != nil {
 		return r.status(ctx, env, o, nil, nil, now, renderErr)
 	}
@@ -263,7 +277,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 	// Names hostAliases cannot carry (web_app): the operator writes /etc/hosts itself.
 	if plan := planHosts(env, objs, clusterIPs); plan != nil {
 		if err := r.applyOwned(ctx, env, plan.configMap(env), false); err != nil {
-			if !errors.Is(err, errNotOwned) {
+			if !permanent(err) {
 				return nil, err
 			}
 			conflicts = append(conflicts, err.Error())
@@ -311,7 +325,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 		}
 		w, err := r.applyWorkload(ctx, env, o, &rs)
 		if err != nil {
-			if errors.Is(err, errNotOwned) {
+			if permanent(err) {
 				conflicts = append(conflicts, err.Error())
 				continue
 			}
@@ -374,6 +388,13 @@ func observe(o *owned, rs *render.Service, w client.Object) observed {
 }
 
 var errNotOwned = errors.New("exists and is not owned by this environment")
+
+// permanent tells errors that retrying cannot fix (an object someone else owns, one the API server
+// rejects) from transient ones: the former are reported in the status, the latter retried.
+func permanent(err error) bool {
+	return errors.Is(err, errNotOwned) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsForbidden(err) || apierrors.IsRequestEntityTooLargeError(err)
+}
 
 // applyOwned server-side applies obj with env as its controller. When the object is not among
 // env's owned objects, it is looked up first: one that exists and belongs to someone else is
@@ -477,7 +498,8 @@ func deploymentUpToDate(existing *appsv1.Deployment, rs *render.Service) bool {
 		existing.Spec.Template.Annotations[AnnotationHostsHash] != rs.Deployment.Spec.Template.Annotations[AnnotationHostsHash] {
 		return false
 	}
-	if !equality.Semantic.DeepEqual(existing.Spec.Template.Spec.HostAliases, rs.Deployment.Spec.Template.Spec.HostAliases) {
+	if !equality.Semantic.DeepEqual(existing.Spec.Template.Spec.HostAliases, rs.Deployment.Spec.Template.Spec.HostAliases) ||
+		!dnsUpToDate(&existing.Spec.Template.Spec, &rs.Deployment.Spec.Template.Spec) {
 		return false
 	}
 	for _, ref := range existing.OwnerReferences {
