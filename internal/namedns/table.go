@@ -13,8 +13,8 @@ import (
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
-// +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services;pods,verbs=get;list;watch
+// The RBAC markers of what the cache reads are in internal/operator (dns.go), whose ClusterRole
+// the server runs under.
 
 // PodIPField indexes environment pods by IP (a field index of the cache CacheTable reads).
 const PodIPField = "ergomake.dev/pod-ip"
