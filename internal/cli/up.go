@@ -484,8 +484,9 @@ func envSummary(env *v1alpha1.ErgomakeEnv) string {
 	return fmt.Sprintf("%s, %d/%d services ready", phase, ready, total)
 }
 
-// signals turns SIGINT and SIGTERM into the two steps of `up`: the first cancels the session; a
-// second (or the first once a teardown has begun without one) abandons the teardown.
+// signals turns SIGINT, SIGTERM and SIGHUP (the terminal closed) into the two steps of `up`: the
+// first cancels the session; a second (or the first once a teardown has begun without one)
+// abandons the teardown.
 type signals struct {
 	ch      chan os.Signal
 	done    chan struct{}
@@ -498,7 +499,7 @@ type signals struct {
 
 func newSignals(cancel context.CancelFunc) *signals {
 	s := &signals{ch: make(chan os.Signal, 2), done: make(chan struct{}), abort: make(chan struct{})}
-	signal.Notify(s.ch, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(s.ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		for {
 			select {
