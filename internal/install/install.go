@@ -91,7 +91,7 @@ func (o *Options) defaults() error {
 }
 
 // Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
-// ServiceAccount, the ClusterRoleBinding and the Deployment.
+// ServiceAccount, the ClusterRoleBinding, the ergomake-dns Service and the Deployment.
 func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	ns.SetLabels(map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	out = append(out, ns)
 
-	for _, file := range []string{"operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/deployment.yaml"} {
+	for _, file := range []string{"operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml"} {
 		b, err := fs.ReadFile(config.Operator, file)
 		if err != nil {
 			return nil, err

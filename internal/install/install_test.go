@@ -17,13 +17,13 @@ func TestObjects(t *testing.T) {
 		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
 	}
 	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops," +
-		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Deployment/ergomake-operator"
+		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("objects %s\nwant    %s", got, want)
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "ServiceAccount", "Deployment":
+		case "ServiceAccount", "Service", "Deployment":
 			if o.GetNamespace() != "ops" {
 				t.Errorf("%s namespace %q", o.GetKind(), o.GetNamespace())
 			}
