@@ -50,7 +50,8 @@ type bench struct {
 	ergoAddr map[int]string
 	kube     *kubeFwd
 
-	kubeEnded int // recovery runs after which kubectl's port-forward process had exited
+	relay     []int // pids of kube-apiserver, kubelet, containerd
+	kubeEnded int   // recovery runs after which kubectl's port-forward process had exited
 
 	cleanups []func()
 }
@@ -176,6 +177,7 @@ func (b *bench) setupTransport(ctx context.Context) error {
 		return err
 	}
 	b.pod = pod
+	b.relay = relayPids()
 
 	fwd, err := forward.New(b.cfg, b.ns, forward.Options{Logf: func(format string, args ...any) {
 		if b.c.verbose {

@@ -50,6 +50,9 @@ func writeMarkdown(path string, c config, table string, took time.Duration) erro
 	gen.WriteString(mdBegin + "\n")
 	fmt.Fprintf(&gen, "Latest run: %s, %d run(s) per measure, took %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), c.runs, took.Round(time.Second))
 	fmt.Fprintf(&gen, "Machine: %s.\n\n", machine())
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		fmt.Fprintf(&gen, "Tree: `%s` (internal/forward, cmd/ergomake and the operator as built from it).\n\n", strings.TrimSpace(string(out)))
+	}
 	fmt.Fprintf(&gen, "Reproduce: `%s`\n\n", c.command)
 	gen.WriteString("Cells are median (min–max) over the runs; ratios are of medians; targets are judged on medians.\n\n")
 	gen.WriteString(table)

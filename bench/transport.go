@@ -10,6 +10,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +42,7 @@ func (b *bench) transport(ctx context.Context, res *results) error {
 	c := b.c
 	sz := fmtSize(c.size)
 	var (
-		down, up, cpuDown, cpuUp, agg, share, echo50, echo99, conn50, conn99, hol, recT, recF *row
+		down, up, cpuDown, cpuUp, relayDown, relayUp, agg, share, echo50, echo99, conn50, conn99, hol, recT, recF *row
 	)
 	if c.want("transport") {
 		down = res.row("1 conn download "+sz, "MiB/s", 1, target{ratioAtLeast, 1.2, "≥ 1.2× kubectl"})
@@ -48,6 +50,8 @@ func (b *bench) transport(ctx context.Context, res *results) error {
 		cpuDown = res.row("client CPU per GiB, download", "CPU-s", 2, target{ratioAtMost, 0.7, "≤ 0.7× kubectl"})
 		cpuUp = res.row("client CPU per GiB, upload", "CPU-s", 2, target{ratioAtMost, 0.7, "≤ 0.7× kubectl"})
 		cpuDown.na[pDirect], cpuUp.na[pDirect] = true, true
+		relayDown = res.row("cluster relay CPU per GiB, download", "CPU-s", 2, target{})
+		relayUp = res.row("cluster relay CPU per GiB, upload", "CPU-s", 2, target{})
 		agg = res.row("8 conns aggregate download "+sz, "MiB/s", 1, target{ratioAtLeast, 1.5, "≥ 1.5× kubectl"})
 		share = res.row("8 conns slowest share (all active)", "%", 1, target{ergoAtLeast, 100.0 / 8 * 0.9, "≥ 0.9 × ⅛ (fair share)"})
 		echo50 = res.row(fmt.Sprintf("echo 64 B keep-alive p50 (n=%d)", c.echoN), "ms", 3, target{})
@@ -76,7 +80,7 @@ func (b *bench) transport(ctx context.Context, res *results) error {
 					if err := b.ensureKube(ctx); err != nil {
 						return err
 					}
-					s0, k0 := selfCPU(), b.kubeCPU()
+					s0, k0, r0 := selfCPU(), b.kubeCPU(), relayCPU(b.relay)
 					start := time.Now()
 					var err error
 					if dir == "download" {
@@ -90,14 +94,20 @@ func (b *bench) transport(ctx context.Context, res *results) error {
 					}
 					g := float64(c.size) / gib
 					self[p] = (selfCPU() - s0) / g
+					relay := math.NaN()
+					if len(b.relay) > 0 {
+						relay = (relayCPU(b.relay) - r0) / g
+					}
 					if p == pKube {
 						kube = (b.kubeCPU() - k0) / g
 					}
 					rate := float64(c.size) / mib / el
 					if dir == "download" {
 						down.add(p, rate)
+						relayDown.add(p, relay)
 					} else {
 						up.add(p, rate)
+						relayUp.add(p, relay)
 					}
 					if c.verbose {
 						b.logf("  %s %s: %.1f MiB/s, this process %.2f CPU-s/GiB", pathNames[p], dir, rate, self[p])
@@ -180,10 +190,41 @@ func (b *bench) transport(ctx context.Context, res *results) error {
 	}
 	if c.want("transport") {
 		res.notef("client CPU per GiB: kubectl's is the kubectl process's (/proc/<pid>/stat); ergomake's is this process's (getrusage) minus what it spent on the same transfer through kubectl, i.e. minus the client's own share")
+		res.notef("cluster relay CPU: what kube-apiserver, kubelet and containerd (this machine's processes of the local cluster, %d found) spent during the single-connection transfer, per GiB: the relay every forwarded byte crosses, shared by ergomake and kubectl", len(b.relay))
 		res.notef("8 conns: each connection downloads %s/8; the slowest share is the smallest connection's part of the bytes moved while all 8 were active (⅛ = 12.5%% is a perfectly fair split)", fmtSize(c.size))
 		res.notef("head-of-line: a new connection's 64-byte echoes (p99 of %d) while another connection's %s download is not read; \"no answer\" = nothing within %s", holEchoes(c.echoN), fmtSize(c.holSize), c.holTimeout)
 	}
 	return nil
+}
+
+// relayPids finds the processes of the cluster that relay port-forward traffic.
+func relayPids() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil {
+			continue
+		}
+		switch strings.TrimSpace(string(comm)) {
+		case "kube-apiserver", "kubelet", "containerd":
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func relayCPU(pids []int) float64 {
+	var sum float64
+	for _, pid := range pids {
+		v, _ := procCPU(pid)
+		sum += v
+	}
+	return sum
 }
 
 func (b *bench) kubeCPU() float64 {
