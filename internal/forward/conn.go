@@ -85,7 +85,7 @@ func (f *Forwarder) forward(ctx context.Context, tr *tracker, bp *boundPort, loc
 			var err error
 			t, err = p.dial(ctx)
 			if err == nil && !p.adopt(t) {
-				hardClose(t.conn)
+				t.kill()
 				continue // the pod went away meanwhile: pick again
 			}
 			if err != nil {
@@ -132,6 +132,9 @@ type errResult struct {
 // pipe copies between local and a pair of fresh streams of tunnel t, and
 // gives t back to its pool (for reuse when everything ended cleanly).
 func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, local net.Conn, t *tunnel) outcome {
+	if t.lean != nil {
+		return f.pipeLean(ctx, bp, pod, local, t)
+	}
 	errStream, data, err := openStreams(t, bp.port.RemotePort)
 	if err != nil {
 		t.pool.put(t, false)
@@ -159,7 +162,7 @@ func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, lo
 
 	var fromDone, toDone, errDone, abort bool
 	var podErr string
-	closed := t.conn.CloseChan()
+	closed := t.closed
 	for !abort && !(fromDone && (toDone || errDone)) {
 		select {
 		case err := <-fromPod:
@@ -210,7 +213,7 @@ func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, lo
 	reusable := !abort
 	if abort {
 		reset(local)
-		hardClose(t.conn)
+		t.kill()
 	} else {
 		_ = local.Close()
 	}
@@ -236,7 +239,7 @@ func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, lo
 			}
 		case <-timer.C:
 			reusable = false
-			hardClose(t.conn)
+			t.kill()
 		}
 	}
 	t.pool.put(t, reusable)

@@ -3,16 +3,16 @@ package forward
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"sync"
 	"sync/atomic"
 
+	constants "k8s.io/apimachinery/pkg/util/portforward"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/client-go/transport/websocket"
 	"k8s.io/streaming/pkg/httpstream"
 )
 
@@ -22,44 +22,54 @@ import (
 type DialFunc func(ctx context.Context, pod string) (httpstream.Connection, error)
 
 // apiDialer dials pods/portforward through the API server the way client-go
-// (and kubectl) does: WebSocket (SPDY tunnelled over WebSocket) first, plain
-// SPDY when the upgrade to WebSocket is refused.
+// (and kubectl port-forward) does: WebSocket first (SPDY tunnelled over
+// WebSocket: client-go's WebSocket round tripper, negotiation and tunnelling
+// connection, as in portforward.NewSPDYOverWebsocketDialer), plain SPDY
+// (spdy.NewDialerForStreaming) when the WebSocket upgrade is refused or a
+// proxy cannot carry it — the fallback rule of kubectl. On the WebSocket
+// tunnel the forwarder speaks the port-forward protocol itself (leanTunnel);
+// on a SPDY one it uses client-go's stream connection.
 //
-// client-go's dialers keep the connection of their last round trip in
-// themselves, so one dialer must not be used by two dials at once; the
-// dialers are kept in a free list and reused one dial at a time.
+// client-go's round trippers keep the connection of their last round trip
+// in themselves, so one must not serve two dials at once: they are kept in
+// a free list, one dial at a time each.
 type apiDialer struct {
-	cfg  *rest.Config
-	base *url.URL // .../namespaces/NS/pods, the pod name and /portforward are appended
+	cfg   *rest.Config
+	base  *url.URL // .../namespaces/NS/pods
+	count *atomic.Int64
 
 	mu   sync.Mutex
 	free []*dialerSet
 }
 
 type dialerSet struct {
-	ctx   atomic.Pointer[context.Context] // the context of the dial in progress
-	cfg   *rest.Config
-	byPod map[string]httpstream.Dialer
+	ctx      atomic.Pointer[context.Context] // the context of the dial in progress
+	cfg      *rest.Config
+	ws       http.RoundTripper
+	holder   websocket.ConnectionHolder
+	spdy     http.RoundTripper
+	upgrader spdy.Upgrader
 }
 
-func newAPIDialer(cfg *rest.Config, base *url.URL) *apiDialer {
-	return &apiDialer{cfg: cfg, base: base}
+func newAPIDialer(cfg *rest.Config, base *url.URL, count *atomic.Int64) *apiDialer {
+	return &apiDialer{cfg: cfg, base: base, count: count}
 }
 
-func (d *apiDialer) get() *dialerSet {
+func (d *apiDialer) get() (*dialerSet, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if n := len(d.free); n > 0 {
 		s := d.free[n-1]
 		d.free = d.free[:n-1]
-		return s
+		d.mu.Unlock()
+		return s, nil
 	}
-	s := &dialerSet{byPod: map[string]httpstream.Dialer{}}
+	d.mu.Unlock()
+	s := &dialerSet{}
 	cfg := rest.CopyConfig(d.cfg)
 	prev := cfg.WrapTransport
-	// The upgrade round trippers take their context from the request, and
-	// client-go's Dial has none: give each round trip the context of the
-	// dial in progress so that it is bounded and cancellable.
+	// client-go's SPDY dialer builds its request without a context: give
+	// each round trip the context of the dial in progress so that it is
+	// bounded and cancellable.
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		if prev != nil {
 			rt = prev(rt)
@@ -72,7 +82,14 @@ func (d *apiDialer) get() *dialerSet {
 		})
 	}
 	s.cfg = cfg
-	return s
+	var err error
+	if s.ws, s.holder, err = websocket.RoundTripperFor(cfg); err != nil {
+		return nil, err
+	}
+	if s.spdy, s.upgrader, err = spdy.RoundTripperFor(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (d *apiDialer) put(s *dialerSet) {
@@ -88,49 +105,26 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// dialer returns the set's WebSocket-then-SPDY dialer for one pod, built as
-// kubectl port-forward builds it.
-func (s *dialerSet) dialer(base *url.URL, pod string) (httpstream.Dialer, error) {
-	if dl, ok := s.byPod[pod]; ok {
-		return dl, nil
-	}
-	if len(s.byPod) > 16 { // pods come and go; keep the cache small
-		clear(s.byPod)
-	}
-	u := *base
-	u.Path = base.Path + "/" + url.PathEscape(pod) + "/portforward"
-	transport, upgrader, err := spdy.RoundTripperFor(s.cfg)
+// dial opens a tunnel to the pod: WebSocket, else SPDY.
+func (d *apiDialer) dial(ctx context.Context, pod string) (*tunnel, error) {
+	s, err := d.get()
 	if err != nil {
 		return nil, err
 	}
-	spdyDialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, &u)
-	wsDialer, err := portforward.NewSPDYOverWebsocketDialerForStreaming(&u, s.cfg)
-	if err != nil {
-		return nil, err
-	}
-	dl := portforward.NewFallbackDialerForStreaming(wsDialer, spdyDialer, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
-	})
-	s.byPod[pod] = dl
-	return dl, nil
-}
-
-func (d *apiDialer) Dial(ctx context.Context, pod string) (httpstream.Connection, error) {
-	s := d.get()
 	defer d.put(s)
-	dl, err := s.dialer(d.base, pod)
-	if err != nil {
+	s.ctx.Store(&ctx)
+	u := *d.base
+	u.Path = d.base.Path + "/" + url.PathEscape(pod) + "/portforward"
+
+	t, err := s.dialWebSocket(ctx, &u, d.count)
+	if err == nil {
+		return t, nil
+	}
+	if !httpstream.IsUpgradeFailure(err) && !httpstream.IsHTTPSProxyError(err) {
 		return nil, err
 	}
-	// The WebSocket dialer reports the network connection it upgrades
-	// through httptrace: keep it, so that a tunnel whose writer is blocked
-	// (a pod that does not read) can still be closed at once.
-	var raw net.Conn
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) { raw = info.Conn },
-	})
-	s.ctx.Store(&ctx)
-	conn, proto, err := dl.Dial(portforward.PortForwardProtocolV1Name)
+	conn, proto, err := spdy.NewDialerForStreaming(s.upgrader, &http.Client{Transport: s.spdy}, http.MethodPost, &u).
+		Dial(portforward.PortForwardProtocolV1Name)
 	if err != nil {
 		return nil, err
 	}
@@ -139,24 +133,25 @@ func (d *apiDialer) Dial(ctx context.Context, pod string) (httpstream.Connection
 		return nil, fmt.Errorf("unable to negotiate protocol: client supports %q, server returned %q",
 			portforward.PortForwardProtocolV1Name, proto)
 	}
-	if raw != nil {
-		return &rawConn{Connection: conn, raw: raw}, nil
-	}
-	return conn, nil
+	return &tunnel{conn: conn, closed: make(chan struct{})}, nil
 }
 
-// rawConn is a tunnel that also knows its network connection.
-type rawConn struct {
-	httpstream.Connection
-	raw net.Conn
-}
-
-// hardClose closes a tunnel without waiting for anything: its network
-// connection first (which unblocks every reader and writer), then the
-// stream connection.
-func hardClose(c httpstream.Connection) {
-	if rc, ok := c.(*rawConn); ok {
-		_ = rc.raw.Close()
+func (s *dialerSet) dialWebSocket(ctx context.Context, u *url.URL, count *atomic.Int64) (*tunnel, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
 	}
-	_ = c.Close()
+	ws, err := websocket.Negotiate(s.ws, s.holder, req, constants.WebsocketsSPDYTunnelingPortForwardV1)
+	if err != nil {
+		return nil, err
+	}
+	if ws == nil {
+		return nil, fmt.Errorf("negotiated websocket connection is nil")
+	}
+	lt, err := newLeanTunnel(portforward.NewTunnelingConnection("client", ws), ws.NetConn(), count)
+	if err != nil {
+		_ = ws.Close()
+		return nil, err
+	}
+	return &tunnel{lean: lt, closed: lt.closed}, nil
 }

@@ -99,7 +99,7 @@ type Forwarder struct {
 	client      kubernetes.Interface
 	namespace   string
 	logf        func(format string, args ...any)
-	dialer      DialFunc
+	dial        func(ctx context.Context, pod string) (*tunnel, error)
 	listen      listenFunc
 	prewarm     int
 	maxIdle     int
@@ -142,7 +142,6 @@ func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
 		client:      client,
 		namespace:   namespace,
 		logf:        opts.Logf,
-		dialer:      opts.Dialer,
 		listen:      net.Listen,
 		prewarm:     opts.PrewarmTunnels,
 		podWait:     opts.PodWaitTimeout,
@@ -163,12 +162,20 @@ func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
 	if f.podWait <= 0 {
 		f.podWait = 30 * time.Second
 	}
-	if f.dialer == nil {
+	if opts.Dialer != nil {
+		f.dial = func(ctx context.Context, pod string) (*tunnel, error) {
+			conn, err := opts.Dialer(ctx, pod)
+			if err != nil {
+				return nil, err
+			}
+			return &tunnel{conn: conn, closed: make(chan struct{})}, nil
+		}
+	} else {
 		base, err := url.Parse(client.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").URL().String())
 		if err != nil {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
-		f.dialer = newAPIDialer(cfg, base).Dial
+		f.dial = newAPIDialer(cfg, base, &f.stats.fromPod).dial
 	}
 	return f, nil
 }

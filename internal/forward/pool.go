@@ -15,7 +15,9 @@ import (
 // control, a slow reader or a failure stay within that connection. When the
 // connection ends cleanly the tunnel goes back to its pod's pool.
 type tunnel struct {
-	conn   httpstream.Connection
+	conn   httpstream.Connection // a spdystream tunnel (SPDY fallback, Options.Dialer), or nil
+	lean   *leanTunnel           // the port-forward protocol spoken here over WebSocket, or nil
+	closed chan struct{}         // closed once the tunnel is dead
 	pool   *pool
 	nextID int // request IDs for the streams of this tunnel
 	uses   int
@@ -23,11 +25,22 @@ type tunnel struct {
 
 func (t *tunnel) dead() bool {
 	select {
-	case <-t.conn.CloseChan():
+	case <-t.closed:
 		return true
 	default:
 		return false
 	}
+}
+
+// kill closes the tunnel at once, ending whatever it carries.
+func (t *tunnel) kill() {
+	if t.lean != nil {
+		t.lean.kill()
+		return
+	}
+	// client-go's stream connection offers no way to its network
+	// connection: Close resets the streams and closes it.
+	_ = t.conn.Close()
 }
 
 var errRetired = errors.New("pod gone")
@@ -86,7 +99,7 @@ func (p *pool) get() *tunnel {
 	}
 	p.mu.Unlock()
 	for _, t := range dead {
-		hardClose(t.conn)
+		t.kill()
 	}
 	p.poke()
 	return got
@@ -115,7 +128,7 @@ func (p *pool) put(t *tunnel, reusable bool) {
 	}
 	p.mu.Unlock()
 	if !keep {
-		hardClose(t.conn)
+		t.kill()
 	}
 }
 
@@ -130,7 +143,7 @@ func (p *pool) setWarm(warm bool) {
 	}
 	p.mu.Unlock()
 	for _, t := range drop {
-		hardClose(t.conn)
+		t.kill()
 	}
 	if warm {
 		p.poke()
@@ -156,7 +169,7 @@ func (p *pool) retire() int {
 	}
 	p.mu.Unlock()
 	for _, t := range drop {
-		hardClose(t.conn)
+		t.kill()
 	}
 	return n
 }
@@ -172,17 +185,25 @@ func (p *pool) empty() bool {
 func (p *pool) dial(ctx context.Context) (*tunnel, error) {
 	dctx, cancel := context.WithTimeout(ctx, p.f.dialTimeout)
 	defer cancel()
-	conn, err := p.f.dialer(dctx, p.pod)
+	t, err := p.f.dial(dctx, p.pod)
 	p.f.stats.dials.Add(1)
 	if err != nil {
 		p.f.stats.dialFailures.Add(1)
 		return nil, err
 	}
-	t := &tunnel{conn: conn, pool: p}
+	t.pool = p
+	if t.lean != nil {
+		t.lean.start(&p.f.wg)
+	}
 	p.f.wg.Add(1)
 	go func() { // forget the tunnel if it dies while idle
 		defer p.f.wg.Done()
-		<-conn.CloseChan()
+		if t.lean == nil {
+			<-t.conn.CloseChan()
+			close(t.closed)
+		} else {
+			<-t.closed
+		}
 		p.mu.Lock()
 		for i, it := range p.idle {
 			if it == t {
@@ -255,7 +276,7 @@ func (p *pool) prewarm(ctx context.Context) {
 			}
 			bo.success()
 			if !keep {
-				hardClose(t.conn)
+				t.kill()
 				break
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ func TestForwardVsKubectl(t *testing.T) {
 		size = int64(v) << 20
 	}
 	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("FORWARD_PERF_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	e := fwSetup(t, "e2e-fwperf")
 	pod := fwReadyPod(t, e)
 
@@ -50,29 +54,37 @@ func TestForwardVsKubectl(t *testing.T) {
 		opts.Dialer = fwSPDYDialer(e) // plain SPDY, to see what the WebSocket layer costs
 	}
 	_, bs := fwStart(t, e, opts, e.port(8080))
-	ours := "http://" + bs[0].Addrs[0]
 	theirs := fwKubectl(t, kubectl, e.ns, pod.Name)
+	names := []string{"ergomake", "kubectl"}
+	bases := []string{"http://" + bs[0].Addrs[0], theirs.base}
+	if os.Getenv("FORWARD_PERF_STREAMS") == "1" {
+		// A third contender: the forwarder on client-go's stream connection
+		// (spdystream) instead of its own protocol code.
+		_, bs2 := fwStart(t, e, forward.Options{Logf: t.Logf, Dialer: fwClientGoDialer(e)}, e.port(8080))
+		names = append(names, "streams")
+		bases = append(bases, "http://"+bs2[0].Addrs[0])
+	}
+	const kc = 1 // index of kubectl
 
 	type result struct {
-		down, up, cpuDown, cpuUp []float64 // MiB/s; CPU-seconds per GiB of this process (+ kubectl)
+		down, up, cpuDown, cpuUp []float64 // MiB/s; forwarder CPU-seconds per GiB
+		srvDown, srvUp           []float64 // cluster side CPU-seconds per GiB
 		conn                     []time.Duration
 	}
-	var res [2]result
+	res := make([]result, len(names))
 	client := map[string][]float64{}
-	srv := [2]map[string][]float64{{}, {}}
-	names := [2]string{"ergomake", "kubectl"}
-	bases := [2]string{ours, theirs.base}
 	for r := range rounds {
-		for i := range 2 {
+		for i := range names {
 			for _, dir := range []string{"down", "up"} {
+				profiling := false
 				if prof := os.Getenv("FORWARD_PERF_PROFILE"); prof != "" && i == 0 && r == 0 {
 					// A CPU profile of ergomake's first transfer in each direction.
 					pf, err := os.Create(prof + "." + dir)
 					if err != nil {
 						t.Fatal(err)
 					}
-					_ = pprof.StartCPUProfile(pf)
 					defer pf.Close()
+					profiling = pprof.StartCPUProfile(pf) == nil
 				}
 				self0, kc0, srv0 := selfCPU(), theirs.cpu(t), serverCPU()
 				start := time.Now()
@@ -82,27 +94,24 @@ func TestForwardVsKubectl(t *testing.T) {
 					fwUpload(t, bases[i], size)
 				}
 				el := time.Since(start).Seconds()
-				if os.Getenv("FORWARD_PERF_PROFILE") != "" && i == 0 && r == 0 {
+				if profiling {
 					pprof.StopCPUProfile()
 				}
 				gib := float64(size) / (1 << 30)
-				self, kc := (selfCPU()-self0)/gib, (theirs.cpu(t)-kc0)/gib
-				srv[i][dir] = append(srv[i][dir], (serverCPU()-srv0)/gib)
-				// The HTTP client runs in this process on both sides: on the
-				// kubectl side this process is only that client, so the
+				self, kcpu, srv := (selfCPU()-self0)/gib, (theirs.cpu(t)-kc0)/gib, (serverCPU()-srv0)/gib
+				// The HTTP client runs in this process for every contender: on
+				// kubectl's turn this process is only that client, so a
 				// forwarder's share is what this process spends beyond it.
-				var cpu float64
-				if i == 1 {
-					cpu = kc
+				cpu := self
+				if i == kc {
+					cpu = kcpu
 					client[dir] = append(client[dir], self)
-				} else {
-					cpu = self
 				}
 				mibs := float64(size) / (1 << 20) / el
 				if dir == "down" {
-					res[i].down, res[i].cpuDown = append(res[i].down, mibs), append(res[i].cpuDown, cpu)
+					res[i].down, res[i].cpuDown, res[i].srvDown = append(res[i].down, mibs), append(res[i].cpuDown, cpu), append(res[i].srvDown, srv)
 				} else {
-					res[i].up, res[i].cpuUp = append(res[i].up, mibs), append(res[i].cpuUp, cpu)
+					res[i].up, res[i].cpuUp, res[i].srvUp = append(res[i].up, mibs), append(res[i].cpuUp, cpu), append(res[i].srvUp, srv)
 				}
 			}
 			for range 20 {
@@ -120,40 +129,40 @@ func TestForwardVsKubectl(t *testing.T) {
 	}
 	med := func(v []float64) float64 {
 		s := append([]float64(nil), v...)
-		for i := range s {
-			for j := i + 1; j < len(s); j++ {
-				if s[j] < s[i] {
-					s[i], s[j] = s[j], s[i]
-				}
-			}
-		}
+		sort.Float64s(s)
 		return s[len(s)/2]
 	}
+	for i := range names {
+		if i == kc {
+			continue
+		}
+		for j := range res[i].cpuDown {
+			res[i].cpuDown[j] -= med(client["down"])
+			res[i].cpuUp[j] -= med(client["up"])
+		}
+	}
 	var b strings.Builder
-	// Forwarder CPU: ergomake's side minus the client's cost measured on the
-	// kubectl side (same client, same bytes).
-	for i, v := range res[0].cpuDown {
-		res[0].cpuDown[i] = v - med(client["down"])
-	}
-	for i, v := range res[0].cpuUp {
-		res[0].cpuUp[i] = v - med(client["up"])
-	}
-	fmt.Fprintf(&b, "single connection, %d MiB, %d interleaved rounds (median); forwarder CPU-seconds per GiB (client's %.2fs down / %.2fs up excluded):\n",
+	fmt.Fprintf(&b, "single connection, %d MiB, %d interleaved rounds (median); CPU-seconds per GiB: forwarder (client's %.2fs down / %.2fs up excluded) and cluster side (apiserver+kubelet+containerd):\n",
 		size>>20, rounds, med(client["down"]), med(client["up"]))
-	for i := range 2 {
-		fmt.Fprintf(&b, "  %-8s  download %6.1f MiB/s  upload %6.1f MiB/s  cpu/GiB down %5.2fs up %5.2fs  new conn+GET p50 %s p99 %s\n",
-			names[i], med(res[i].down), med(res[i].up), med(res[i].cpuDown), med(res[i].cpuUp), pct(res[i].conn, 50), pct(res[i].conn, 99))
+	for i := range names {
+		fmt.Fprintf(&b, "  %-8s  down %6.1f MiB/s  up %6.1f MiB/s  cpu/GiB down %5.2f up %5.2f  cluster down %5.2f up %5.2f  new conn+GET p50 %s p99 %s\n",
+			names[i], med(res[i].down), med(res[i].up), med(res[i].cpuDown), med(res[i].cpuUp),
+			med(res[i].srvDown), med(res[i].srvUp), pct(res[i].conn, 50), pct(res[i].conn, 99))
 	}
-	fmt.Fprintf(&b, "  ratio     download %.2fx  upload %.2fx  cpu/GiB down %.2fx up %.2fx ",
-		med(res[0].down)/med(res[1].down), med(res[0].up)/med(res[1].up), med(res[0].cpuDown)/med(res[1].cpuDown), med(res[0].cpuUp)/med(res[1].cpuUp))
-	fmt.Fprintf(&b, "\n  cluster side (apiserver+kubelet+containerd) CPU-seconds per GiB: ergomake down %.2f up %.2f; kubectl down %.2f up %.2f",
-		med(srv[0]["down"]), med(srv[0]["up"]), med(srv[1]["down"]), med(srv[1]["up"]))
+	for i := range names {
+		if i == kc {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s/kubectl: down %.2fx  up %.2fx  cpu/GiB down %.2fx up %.2fx  new conn p50 %.2fx\n", names[i],
+			med(res[i].down)/med(res[kc].down), med(res[i].up)/med(res[kc].up), med(res[i].cpuDown)/med(res[kc].cpuDown),
+			med(res[i].cpuUp)/med(res[kc].cpuUp), float64(pct(res[i].conn, 50))/float64(pct(res[kc].conn, 50)))
+	}
 	t.Log(b.String())
 
 	// Eight concurrent downloads, interleaved the same way.
-	var agg, slow [2][]float64
+	agg, slow := make([][]float64, len(names)), make([][]float64, len(names))
 	for range rounds {
-		for i := range 2 {
+		for i := range names {
 			each := size / 8
 			var wg sync.WaitGroup
 			durs := make([]float64, 8)
@@ -177,8 +186,12 @@ func TestForwardVsKubectl(t *testing.T) {
 			slow[i] = append(slow[i], float64(each)/(1<<20)/slowest)
 		}
 	}
-	t.Logf("8 concurrent downloads of %d MiB (median of %d): ergomake %.1f MiB/s in all, slowest %.1f; kubectl %.1f in all, slowest %.1f; ratio %.2fx",
-		size>>23, rounds, med(agg[0]), med(slow[0]), med(agg[1]), med(slow[1]), med(agg[0])/med(agg[1]))
+	b.Reset()
+	fmt.Fprintf(&b, "8 concurrent downloads of %d MiB (median of %d):", size>>23, rounds)
+	for i := range names {
+		fmt.Fprintf(&b, "  %s %.1f MiB/s in all, slowest %.1f (%.2fx kubectl);", names[i], med(agg[i]), med(slow[i]), med(agg[i])/med(agg[kc]))
+	}
+	t.Log(b.String())
 }
 
 type kubectlForward struct {

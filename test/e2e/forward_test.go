@@ -92,6 +92,11 @@ func fwStart(t *testing.T, e *fwEnv, opts forward.Options, ports ...forward.Port
 	if opts.Logf == nil {
 		opts.Logf = func(format string, args ...any) { t.Logf(format, args...) }
 	}
+	if opts.Dialer == nil && os.Getenv("FORWARD_TEST_STREAMS") == "1" {
+		// For comparisons: client-go's own WebSocket dialer and stream
+		// connection (spdystream) instead of the forwarder's lean tunnel.
+		opts.Dialer = fwClientGoDialer(e)
+	}
 	f, err := forward.New(e.cfg, e.ns, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -651,5 +656,19 @@ func fwSPDYDialer(e *fwEnv) forward.DialFunc {
 			return nil, fmt.Errorf("protocol %q", proto)
 		}
 		return conn, nil
+	}
+}
+
+// fwClientGoDialer dials with client-go's SPDY-over-WebSocket dialer and
+// returns its stream connection.
+func fwClientGoDialer(e *fwEnv) forward.DialFunc {
+	return func(ctx context.Context, name string) (httpstream.Connection, error) {
+		u := e.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(e.ns).Name(name).SubResource("portforward").URL()
+		d, err := portforward.NewSPDYOverWebsocketDialerForStreaming(u, e.cfg)
+		if err != nil {
+			return nil, err
+		}
+		conn, _, err := d.Dial(portforward.PortForwardProtocolV1Name)
+		return conn, err
 	}
 }
