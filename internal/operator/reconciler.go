@@ -478,6 +478,7 @@ func (r *Reconciler) applyWorkload(ctx context.Context, env *v1alpha1.ErgomakeEn
 		if err := r.applyOwned(ctx, env, rs.Job, false); err != nil {
 			return nil, err
 		}
+		log.FromContext(ctx).Info("created the job of a one-shot service", "service", rs.Name)
 		return rs.Job, nil
 	}
 	existing := o.deployments[rs.Deployment.Name]
@@ -486,6 +487,11 @@ func (r *Reconciler) applyWorkload(ctx context.Context, env *v1alpha1.ErgomakeEn
 	}
 	if err := r.applyOwned(ctx, env, rs.Deployment, existing != nil); err != nil {
 		return nil, err
+	}
+	if existing == nil {
+		log.FromContext(ctx).Info("created the deployment of a service", "service", rs.Name)
+	} else {
+		log.FromContext(ctx).Info("updated the deployment of a service", "service", rs.Name)
 	}
 	return rs.Deployment, nil
 }

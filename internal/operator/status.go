@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -99,6 +100,10 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 		switch {
 		case created:
 			ss.State, ss.Ready, ss.Desired, ss.Reason, ss.Message = a.State, a.Ready, a.Desired, a.Reason, a.Message
+			if ss.State == v1alpha1.StateHealthy && svc.Healthcheck == nil && a.Reason != ReasonScaledToZero {
+				// Without a healthcheck, ready only means running (it still counts as ready).
+				ss.State, ss.Reason, ss.Message = v1alpha1.StateRunning, ReasonRunning, fmt.Sprintf("%d/%d running (no healthcheck)", a.Ready, a.Desired)
+			}
 			if !a.CreatedAt.IsZero() {
 				ss.CreatedAt = ptrTime(a.CreatedAt)
 			}
@@ -178,6 +183,9 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 func (r *Reconciler) writeStatus(ctx context.Context, env *v1alpha1.ErgomakeEnv, st *v1alpha1.EnvStatus) error {
 	if equality.Semantic.DeepEqual(env.Status, *st) {
 		return nil
+	}
+	if env.Status.Phase != st.Phase {
+		log.FromContext(ctx).Info("phase changed", "phase", st.Phase, "summary", st.Summary, "message", firstLine(st.Message))
 	}
 	env = env.DeepCopy()
 	env.Status = *st

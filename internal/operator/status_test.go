@@ -74,6 +74,10 @@ func TestBuildStatus(t *testing.T) {
 		if !meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady) {
 			t.Errorf("conditions %+v", st.Conditions)
 		}
+		// No healthcheck: ready, yet shown as running.
+		if web := st.Services[2]; web.State != v1alpha1.StateRunning || web.Ready != 1 || web.Message != "1/1 running (no healthcheck)" {
+			t.Errorf("web %+v", web)
+		}
 	})
 
 	t.Run("a failed service degrades the environment", func(t *testing.T) {
