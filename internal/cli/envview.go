@@ -74,17 +74,17 @@ func (v *envView) Start() {
 		v.plain("%s %s ...", ui.IconPhase, v.title)
 		return
 	}
-	v.done = make(chan struct{})
-	v.ticker = time.NewTicker(100 * time.Millisecond)
+	done, ticker := make(chan struct{}), time.NewTicker(100*time.Millisecond)
+	v.done, v.ticker = done, ticker
 	v.draw("")
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
 		for {
 			select {
-			case <-v.done:
+			case <-done:
 				return
-			case <-v.ticker.C:
+			case <-ticker.C:
 				v.mu.Lock()
 				v.frame++
 				v.draw("")
@@ -259,7 +259,7 @@ func serviceSummary(s v1alpha1.ServiceStatus) string {
 	if s.State == "" {
 		text = "pending"
 	}
-	if s.State != v1alpha1.StateWaiting || s.Desired > 0 {
+	if (s.State != v1alpha1.StateWaiting && s.State != "") || s.Desired > 0 {
 		text += fmt.Sprintf(" %d/%d", s.Ready, s.Desired)
 	}
 	if d := serviceDetails(s); d != "" {
