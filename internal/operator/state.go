@@ -443,13 +443,16 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 func assessJob(o observed, events map[string]podEvents, now time.Time) assessment {
 	j := o.Job
 	a := assessment{Desired: 1}
+	if j.Spec.Completions != nil {
+		a.Desired = *j.Spec.Completions
+	}
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
 		}
 		switch c.Type {
 		case batchv1.JobComplete:
-			a.State, a.Reason, a.Ready, a.Message = v1alpha1.StateCompleted, ReasonCompleted, 1, "completed successfully"
+			a.State, a.Reason, a.Ready, a.Message = v1alpha1.StateCompleted, ReasonCompleted, a.Desired, "completed successfully"
 			a.Completed, a.Healthy, a.Started = true, true, true
 			switch {
 			case j.Status.CompletionTime != nil:
@@ -482,8 +485,9 @@ func assessJob(o observed, events map[string]podEvents, now time.Time) assessmen
 		if pa.Started {
 			a.Started = true
 		}
-		if pa.Failed && pa.Reason == ReasonContainerFailed {
-			// The Job retries a failed attempt: not the final word yet.
+		if pa.Failed && (pa.Reason == ReasonContainerFailed || pa.Reason == "CrashLoopBackOff") {
+			// The Job retries a failed attempt (a new pod, or the same one restarted): not the
+			// final word yet, the Job says when it gives up.
 			pa = podAssessment{State: v1alpha1.StateStarting, Reason: ReasonRestarting,
 				Message: "attempt failed (" + pa.Message + "), retrying", Started: true}
 		}
