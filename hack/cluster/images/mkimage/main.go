@@ -1,0 +1,203 @@
+// Command mkimage builds a single-layer linux/amd64 container image from files on this machine,
+// without a Docker daemon or a registry, and writes it as a docker-archive tarball that
+// `ctr -n k8s.io images import` loads into the local cluster's containerd.
+//
+//	mkimage -ref ergomake.test/testapp:latest -out testapp.tar -entrypoint /testapp -cmd serve \
+//	    [-env K=V] [-port 8080/tcp] [-busybox /bin/busybox] HOSTFILE=/PATH ... /LINK->TARGET ...
+//
+// The image is reproducible: file times are fixed, so the same inputs give the same digest.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// busyboxApplets are linked to /bin/busybox when -busybox is given: a POSIX shell for
+// CMD-SHELL healthchecks plus the tools people reach for inside a pod.
+var busyboxApplets = []string{
+	"sh", "cat", "echo", "sleep", "wget", "nslookup", "ls", "ps", "env", "grep", "sed", "head",
+	"tail", "true", "false", "test", "[", "nc", "ip", "netstat", "hostname", "mkdir", "rm", "touch",
+	"id", "kill", "date", "printf", "wc", "timeout", "tr", "cut",
+}
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "mkimage:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("mkimage", flag.ContinueOnError)
+	ref := fs.String("ref", "", "image reference NAME:TAG (required)")
+	out := fs.String("out", "", "output docker-archive tarball (required)")
+	busybox := fs.String("busybox", "", "host path of a static busybox to install as /bin/busybox with applet links")
+	workdir := fs.String("workdir", "/", "working directory of the image")
+	var entrypoint, cmd, env, ports list
+	fs.Var(&entrypoint, "entrypoint", "entrypoint element (repeatable)")
+	fs.Var(&cmd, "cmd", "default command element (repeatable)")
+	fs.Var(&env, "env", "environment variable K=V (repeatable)")
+	fs.Var(&ports, "port", "exposed port such as 8080/tcp (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *ref == "" || *out == "" {
+		return errors.New("-ref and -out are required")
+	}
+	r, err := name.ParseReference(*ref)
+	if err != nil {
+		return fmt.Errorf("bad -ref %q: %w", *ref, err)
+	}
+
+	entries := fs.Args()
+	if *busybox != "" {
+		entries = append(entries, *busybox+"=/bin/busybox")
+		for _, a := range busyboxApplets {
+			entries = append(entries, "/bin/"+a+"->busybox")
+		}
+	}
+	layerData, err := buildLayer(entries)
+	if err != nil {
+		return err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerData)), nil
+	})
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	cf.Config.Entrypoint = entrypoint
+	cf.Config.Cmd = cmd
+	cf.Config.WorkingDir = *workdir
+	cf.Config.Env = append([]string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin"}, env...)
+	if len(ports) > 0 {
+		cf.Config.ExposedPorts = map[string]struct{}{}
+		for _, p := range ports {
+			cf.Config.ExposedPorts[p] = struct{}{}
+		}
+	}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return err
+	}
+	tmp := *out + ".tmp"
+	if err := tarball.WriteToFile(tmp, r, img); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return err
+	}
+	digest, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s %s %s\n", r.Name(), digest, *out)
+	return nil
+}
+
+// buildLayer writes one tar layer: HOST=/PATH copies a host file, /LINK->TARGET makes a symlink.
+// Parent directories and the usual mount points (/tmp, /etc, /proc, /sys, /dev) are created.
+func buildLayer(entries []string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mtime := time.Unix(0, 0)
+	dirs := map[string]bool{}
+	mkdirs := func(p string) error {
+		dir := path.Dir(path.Clean("/" + p))
+		var parts []string
+		for d := dir; d != "/"; d = path.Dir(d) {
+			parts = append(parts, d)
+		}
+		sort.Strings(parts)
+		for _, d := range parts {
+			n := strings.TrimPrefix(d, "/") + "/"
+			if dirs[n] {
+				continue
+			}
+			dirs[n] = true
+			mode := int64(0o755)
+			if n == "tmp/" {
+				mode = 0o1777
+			}
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: mode, ModTime: mtime}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, d := range []string{"/tmp/", "/etc/", "/proc/", "/sys/", "/dev/", "/bin/"} {
+		if err := mkdirs(d + "x"); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range entries {
+		if link, target, ok := strings.Cut(e, "->"); ok {
+			if err := mkdirs(link); err != nil {
+				return nil, err
+			}
+			h := &tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(path.Clean(link), "/"), Linkname: target, Mode: 0o777, ModTime: mtime}
+			if err := tw.WriteHeader(h); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		src, dst, ok := strings.Cut(e, "=")
+		if !ok || !strings.HasPrefix(dst, "/") {
+			return nil, fmt.Errorf("bad file argument %q: want HOSTFILE=/PATH or /LINK->TARGET", e)
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, err
+		}
+		if err := mkdirs(dst); err != nil {
+			return nil, err
+		}
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Clean(dst), "/"), Mode: int64(st.Mode().Perm()), Size: int64(len(data)), ModTime: mtime}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
