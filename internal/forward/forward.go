@@ -14,7 +14,15 @@
 //     so a new connection usually costs two stream creations, not a dial;
 //   - when a pod stops being ready its idle tunnels are dropped; when it is
 //     gone its tunnels are closed, which ends its in-flight connections, and
-//     the next connections reach its replacement.
+//     the next connections reach its replacement;
+//   - on a WebSocket tunnel (the usual case) the forwarder speaks the
+//     port-forward protocol itself (lean.go): one reader per tunnel writing
+//     each frame straight to the local connection, one write per frame. A
+//     SPDY tunnel (fallback) or one from Options.Dialer is driven through
+//     client-go's stream connection (conn.go).
+//
+// An error the pod side reports for one connection (connection refused in
+// the pod) is logged and ends that connection with a reset; nothing else.
 package forward
 
 import (
@@ -62,7 +70,8 @@ type Options struct {
 	// refused inside the pod, a pod gone, dialling trouble). nil: silent.
 	Logf func(format string, args ...any)
 	// Dialer opens tunnels; nil: through the API server of the rest.Config,
-	// WebSocket first with SPDY fallback.
+	// WebSocket first with SPDY fallback. Tunnels from a Dialer are driven
+	// through client-go's stream connection.
 	Dialer DialFunc
 	// PrewarmTunnels is how many idle tunnels are kept dialled per target
 	// pod. 0: 2. Negative: none (every connection without a reusable tunnel
