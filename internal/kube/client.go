@@ -136,7 +136,11 @@ var ErrCRDMissing = errors.New("ErgomakeEnv CRD not installed")
 // Check contacts the cluster and makes sure the ErgomakeEnv API is served. Its errors are one
 // line naming the cluster and why: unreachable, credentials refused, forbidden, CRD missing.
 func (c *Client) Check(ctx context.Context) error {
-	_, err := c.Kube.Discovery().ServerResourcesForGroupVersion(v1alpha1.GroupVersion.String())
+	return c.checkAPI(ctx, v1alpha1.GroupVersion.String())
+}
+
+func (c *Client) checkAPI(ctx context.Context, groupVersion string) error {
+	_, err := c.Kube.Discovery().ServerResourcesForGroupVersion(groupVersion)
 	if err == nil {
 		return nil
 	}
