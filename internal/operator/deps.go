@@ -98,3 +98,38 @@ func dependencyNames(g gate) []string {
 	}
 	return out
 }
+
+// decideGates decides the gate of every service of env whose workload does not exist yet (states
+// holds the services whose workload exists). A service held back by a failed dependency passes
+// the failure on to what depends on it, however deep the chain.
+func decideGates(env *v1alpha1.ErgomakeEnv, specs map[string]*v1alpha1.ServiceSpec, states map[string]assessment) map[string]gate {
+	all := make(map[string]assessment, len(states))
+	for k, v := range states {
+		all[k] = v
+	}
+	gates := map[string]gate{}
+	// Each round settles at least one more level of the dependency chains.
+	for range len(env.Spec.Services) + 1 {
+		changed := false
+		for _, svc := range env.Spec.Services {
+			if _, exists := states[svc.Name]; exists {
+				gates[svc.Name] = decideGate(svc, specs, all)
+				continue
+			}
+			g := decideGate(svc, specs, all)
+			w := assessment{}
+			if !g.Open {
+				w = waitingAssessment(svc, g)
+			}
+			if prev, ok := all[svc.Name]; !ok || prev.Reason != w.Reason || prev.Message != w.Message {
+				changed = true
+			}
+			all[svc.Name] = w
+			gates[svc.Name] = g
+		}
+		if !changed {
+			break
+		}
+	}
+	return gates
+}

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -113,3 +114,37 @@ func TestWaitingAssessment(t *testing.T) {
 }
 
 func ptr32(v int32) *int32 { return &v }
+
+func TestDecideGatesChain(t *testing.T) {
+	env := &v1alpha1.ErgomakeEnv{Spec: v1alpha1.EnvSpec{Services: []v1alpha1.ServiceSpec{
+		// Spec order is by name, not by dependency: the chain runs backwards.
+		{Name: "a", DependsOn: []v1alpha1.Dependency{{Service: "b", Condition: v1alpha1.ServiceStarted, Required: true}}},
+		{Name: "b", DependsOn: []v1alpha1.Dependency{{Service: "c", Condition: v1alpha1.ServiceCompletedSuccessfully, Required: true}}},
+		{Name: "c", Lifecycle: v1alpha1.OneShot},
+		{Name: "d"},
+	}}}
+	specs := map[string]*v1alpha1.ServiceSpec{}
+	for i := range env.Spec.Services {
+		specs[env.Spec.Services[i].Name] = &env.Spec.Services[i]
+	}
+	failed := map[string]assessment{"c": {State: v1alpha1.StateFailed, Failed: true, Reason: ReasonJobFailed}, "d": {State: v1alpha1.StateHealthy, Healthy: true}}
+	gates := decideGates(env, specs, failed)
+	if g := gates["b"]; g.Open || len(g.Failed) != 1 || g.Failed[0] != "c: JobFailed" {
+		t.Errorf("b: %+v", g)
+	}
+	if g := gates["a"]; g.Open || len(g.Failed) != 1 || !strings.Contains(g.Failed[0], "c: JobFailed") {
+		t.Errorf("a: %+v (the failure of c must reach a through b)", g)
+	}
+	if g := gates["d"]; !g.Open {
+		t.Errorf("d: %+v", g)
+	}
+
+	running := map[string]assessment{"c": {State: v1alpha1.StateRunning, Started: true}}
+	gates = decideGates(env, specs, running)
+	if g := gates["a"]; g.Open || len(g.Failed) != 0 || g.WaitingFor[0] != "b (service_started)" {
+		t.Errorf("a: %+v", g)
+	}
+	if g := gates["c"]; !g.Open {
+		t.Errorf("c: %+v", g)
+	}
+}

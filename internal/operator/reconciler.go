@@ -313,13 +313,11 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 			states[rs.Name] = assessService(observe(o, &rs, w), events, now)
 		}
 	}
-	gates := map[string]gate{}
 	// Creating one service never satisfies another's dependency in the same pass (it has no pods
-	// yet), so one pass in spec order decides every gate.
+	// yet), so the gates decided before creating anything hold for the whole pass.
+	gates := decideGates(env, specs, states)
 	for _, rs := range objs.Services {
-		svc := specs[rs.Name]
-		g := decideGate(*svc, specs, states)
-		gates[rs.Name] = g
+		g := gates[rs.Name]
 		if _, exists := workloads[rs.Name]; !exists && !g.Open {
 			continue
 		}
