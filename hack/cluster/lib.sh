@@ -79,20 +79,23 @@ run_logged() {
 	[ "$rc" = 0 ] || die "$* (exit $rc)" "$log"
 }
 
-# src_key PATH...: a hash of the Go sources, module files and scripts under PATH (+ Go version),
+# src_key PATH...: a hash of the Go sources, module files and scripts under PATH (paths relative to
+# the repository, so every checkout agrees) and of the Go version,
 # used to rebuild binaries and images when their sources change.
 src_key() {
-	{
+	(
+		cd "$REPO"
 		go version
 		for p in "$@"; do
+			p=${p#"$REPO"/}
 			if [ -d "$p" ]; then
-				find "$p" -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.sh' \) -print0 |
+				find "$p" -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.sh' -o -name '*.yaml' \) -print0 |
 					sort -z | xargs -0 -r sha256sum
 			else
 				sha256sum "$p"
 			fi
 		done
-	} | sha256sum | cut -c1-16
+	) | sha256sum | cut -c1-16
 }
 
 # pid_of NAME: the PID of a running component started by cluster-up, or nothing.
