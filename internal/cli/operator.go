@@ -21,6 +21,10 @@ type OperatorOptions struct {
 	Namespaces  []string
 	HealthAddr  string
 	MetricsAddr string
+	// DNSAddr, DNSUpstream, ClusterDomain: the environment DNS (see operator.Options).
+	DNSAddr       string
+	DNSUpstream   string
+	ClusterDomain string
 }
 
 // NewCmdOperator returns `ergomake operator`: the operator's controller run in this process
@@ -52,6 +56,9 @@ operator then leaves alone.`,
 	fs.StringSliceVar(&opts.Namespaces, "watch-namespace", nil, "handle only environments in these namespaces (default: all)")
 	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", "", "serve /healthz and /readyz on this address (default: off)")
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", "0", `serve metrics on this address ("0": off)`)
+	fs.StringVar(&opts.DNSAddr, "dns-addr", "", `serve the environment DNS on this address, UDP and TCP (default: off; pods use the installed operator's ergomake-dns)`)
+	fs.StringVar(&opts.DNSUpstream, "dns-upstream", "", "cluster DNS the environment DNS passes queries to, IP or IP:port (default: the kube-dns Service)")
+	fs.StringVar(&opts.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	fs.StringVar(&opts.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&opts.KubeContext, "context", "", "kubeconfig context to use (default: the current context)")
 	_ = cmd.MarkFlagFilename("kubeconfig")
@@ -70,12 +77,15 @@ func operatorRun(opts *OperatorOptions) error {
 	}
 	logger := operator.TextLogger(opts.IO.ErrOut)
 	err = operator.Run(opts.Context, operator.Options{
-		Config:      c.Config,
-		Instance:    opts.Instance,
-		Namespaces:  opts.Namespaces,
-		HealthAddr:  opts.HealthAddr,
-		MetricsAddr: opts.MetricsAddr,
-		Log:         &logger,
+		Config:        c.Config,
+		Instance:      opts.Instance,
+		Namespaces:    opts.Namespaces,
+		HealthAddr:    opts.HealthAddr,
+		MetricsAddr:   opts.MetricsAddr,
+		DNSAddr:       opts.DNSAddr,
+		DNSUpstream:   opts.DNSUpstream,
+		ClusterDomain: opts.ClusterDomain,
+		Log:           &logger,
 	})
 	if err != nil && opts.Context.Err() != nil {
 		return nil // stopped by Ctrl-C
