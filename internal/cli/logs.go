@@ -183,8 +183,9 @@ func (m *logMux) run(ctx context.Context, client *kube.Client, env *v1alpha1.Erg
 		if err != nil {
 			break
 		}
+		// Pods and containers that start from now on are shown from their first line.
 		for i := range l.Items {
-			m.maybeStream(ctx, client, &l.Items[i], only, follow, tail, timestamps)
+			m.maybeStream(ctx, client, &l.Items[i], only, follow, -1, timestamps)
 		}
 		w, err := client.Kube.CoreV1().Pods(env.Namespace).Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: l.ResourceVersion})
 		if err != nil {
@@ -192,16 +193,13 @@ func (m *logMux) run(ctx context.Context, client *kube.Client, env *v1alpha1.Erg
 		}
 		for ev := range w.ResultChan() {
 			if pod, ok := ev.Object.(*corev1.Pod); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
-				m.maybeStream(ctx, client, pod, only, follow, tail, timestamps)
+				m.maybeStream(ctx, client, pod, only, follow, -1, timestamps)
 			}
 		}
 		w.Stop()
 	}
 	m.wg.Wait()
-	if ctx.Err() != nil {
-		return nil // Ctrl-C ends following; not an error
-	}
-	return nil
+	return nil // Ctrl-C ends following; not an error
 }
 
 // maybeStream starts streaming a pod's log once its container has started, once per container
