@@ -64,6 +64,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd.SetUsageTemplate(usageTemplate)
 	cobra.AddTemplateFunc("flagGroups", flagGroups)
 	cobra.EnableCommandSorting = false // help lists verbs in registration order: up first
+	cobra.EnableTraverseRunHooks = true // a verb's own PersistentPreRun never skips the settings
 
 	cmd.AddGroup(
 		&cobra.Group{ID: "env", Title: "Environment commands:"},
