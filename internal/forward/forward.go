@@ -357,6 +357,7 @@ func (f *Forwarder) supervise(ctx context.Context, tr *tracker, kick <-chan stru
 			sels = append(sels, bp.sel)
 		}
 	}
+	everReady := map[types.UID]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -369,11 +370,26 @@ func (f *Forwarder) supervise(ctx context.Context, tr *tracker, kick <-chan stru
 			if !finished(p) {
 				present[p.UID] = true
 			}
+			if usable(p) {
+				everReady[p.UID] = true
+			}
 		}
+		for uid := range everReady {
+			if !present[uid] {
+				delete(everReady, uid)
+			}
+		}
+		// Tunnels are kept dialled for the pod each selector picks and for
+		// the replacement coming up beside it, so that the first connections
+		// after it becomes ready need no dial.
 		targets := map[types.UID]string{}
 		for _, sel := range sels {
-			if p := pickPod(pods, sel); p != nil {
-				targets[p.UID] = p.Name
+			pick := pickPod(pods, sel)
+			if pick != nil {
+				targets[pick.UID] = pick.Name
+			}
+			if c := pickComing(pods, sel, pick, everReady); c != nil {
+				targets[c.UID] = c.Name
 			}
 		}
 		f.mu.Lock()

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // usable reports whether new connections may go to the pod: it is running,
@@ -38,6 +39,25 @@ func pickPod(pods []*corev1.Pod, sel labels.Selector) *corev1.Pod {
 			continue
 		}
 		if best == nil || newer(p, best) {
+			best = p
+		}
+	}
+	return best
+}
+
+// pickComing returns the pod that new connections of sel will most likely
+// go to next: the newest pod that runs but has never been ready yet (a
+// replacement starting up), when it is newer than the current pick. Its
+// tunnels can be dialled while it becomes ready. everReady holds the pods
+// seen ready before: one that has lost its readiness is not coming.
+func pickComing(pods []*corev1.Pod, sel labels.Selector, pick *corev1.Pod, everReady map[types.UID]bool) *corev1.Pod {
+	var best *corev1.Pod
+	for _, p := range pods {
+		if !sel.Matches(labels.Set(p.Labels)) || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning ||
+			p.Status.PodIP == "" || usable(p) || everReady[p.UID] {
+			continue
+		}
+		if (pick == nil || newer(p, pick)) && (best == nil || newer(p, best)) {
 			best = p
 		}
 	}

@@ -203,3 +203,36 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("after a healthy period: %v, want the minimum", d)
 	}
 }
+
+func TestPickComing(t *testing.T) {
+	web := labels.SelectorFromSet(map[string]string{"ergomake.dev/service": "web"})
+	startingIP := func(p *corev1.Pod) { p.Status.PodIP = "" }
+	tests := []struct {
+		name      string
+		pods      []*corev1.Pod
+		everReady map[types.UID]bool
+		want      string
+	}{
+		{"replacement starting beside a ready pod", []*corev1.Pod{mkPod("old", age(time.Hour)), mkPod("new", notReady)}, nil, "new"},
+		{"no ready pod at all", []*corev1.Pod{mkPod("new", notReady)}, nil, "new"},
+		{"older than the pick: not coming", []*corev1.Pod{mkPod("old", age(time.Hour), notReady), mkPod("new")}, nil, ""},
+		{"lost its readiness: not coming", []*corev1.Pod{mkPod("old", age(time.Hour)), mkPod("new", notReady)}, map[types.UID]bool{"uid-new": true}, ""},
+		{"terminating", []*corev1.Pod{mkPod("new", notReady, terminating)}, nil, ""},
+		{"not running yet", []*corev1.Pod{mkPod("new", notReady, pending)}, nil, ""},
+		{"no IP yet", []*corev1.Pod{mkPod("new", notReady, startingIP)}, nil, ""},
+		{"other service", []*corev1.Pod{mkPod("db", notReady, svc("db"))}, nil, ""},
+		{"newest of two", []*corev1.Pod{mkPod("a", notReady, age(time.Minute)), mkPod("b", notReady)}, nil, "b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pickComing(tt.pods, web, pickPod(tt.pods, web), tt.everReady)
+			name := ""
+			if got != nil {
+				name = got.Name
+			}
+			if name != tt.want {
+				t.Errorf("pickComing = %q, want %q", name, tt.want)
+			}
+		})
+	}
+}
