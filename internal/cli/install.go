@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
@@ -19,8 +20,8 @@ type InstallOptions struct {
 
 	Kubeconfig  string
 	KubeContext string
-	// Namespace the operator runs in; only an explicit --namespace counts (ERGOMAKE_NAMESPACE
-	// names environments' namespaces, not the operator's).
+	// Namespace the operator runs in (ERGOMAKE_NAMESPACE, which names environments' namespaces,
+	// does not apply).
 	Namespace string
 	Image     string
 	Revision  string
@@ -91,6 +92,7 @@ func addInstallFlags(cmd *cobra.Command, opts *InstallOptions) {
 	_ = cmd.MarkFlagFilename("kubeconfig")
 	setGroup(fs, "kubeconfig", groupCluster)
 	setGroup(fs, "context", groupCluster)
+	config.MarkSetting(fs, "kubeconfig", "context") // ERGOMAKE_KUBECONFIG, ERGOMAKE_CONTEXT, config file
 }
 
 func (opts *InstallOptions) finish(cmd *cobra.Command) error {

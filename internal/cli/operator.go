@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/operator"
@@ -64,6 +65,7 @@ operator then leaves alone.`,
 	_ = cmd.MarkFlagFilename("kubeconfig")
 	setGroup(fs, "kubeconfig", groupCluster)
 	setGroup(fs, "context", groupCluster)
+	config.MarkSetting(fs, "kubeconfig", "context") // ERGOMAKE_KUBECONFIG, ERGOMAKE_CONTEXT, config file
 	return cmd
 }
 

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"testing"
+	"time"
+)
+
+func TestInstallOptions(t *testing.T) {
+	// ERGOMAKE_NAMESPACE names environments' namespaces: it must not move the operator.
+	f, _, _ := testFactory(t, "ERGOMAKE_NAMESPACE=envs", "ERGOMAKE_CONTEXT=ctx")
+	var got *InstallOptions
+	capture := func(o *InstallOptions) error { got = o; return nil }
+	if err := parse(t, f, NewCmdInstall(f, capture), "--image ergomake.test/ergomake-operator:dev --revision r1"); err != nil {
+		t.Fatal(err)
+	}
+	if got.Namespace != "ergomake-system" || got.Image != "ergomake.test/ergomake-operator:dev" || got.Revision != "r1" ||
+		got.KubeContext != "ctx" || got.Timeout != 3*time.Minute {
+		t.Errorf("got %+v", got)
+	}
+	if err := parse(t, f, NewCmdInstall(f, capture), "-n ops --timeout 1m"); err != nil {
+		t.Fatal(err)
+	}
+	if got.Namespace != "ops" || got.Timeout != time.Minute {
+		t.Errorf("got %+v", got)
+	}
+	if err := parse(t, f, NewCmdInstall(f, capture), "--timeout 0s"); err == nil {
+		t.Error("install accepted a zero timeout")
+	}
+	if err := parse(t, f, NewCmdUninstall(f, capture), "extra"); err == nil {
+		t.Error("uninstall accepted an argument")
+	}
+	if err := parse(t, f, NewCmdUninstall(f, capture), ""); err != nil || got.Namespace != "ergomake-system" {
+		t.Errorf("uninstall: %v %+v", err, got)
+	}
+}
+
+func TestOperatorOptions(t *testing.T) {
+	f, _, _ := testFactory(t)
+	var got *OperatorOptions
+	err := parse(t, f, NewCmdOperator(f, func(o *OperatorOptions) error { got = o; return nil }),
+		"--instance dev --watch-namespace a,b --kubeconfig /tmp/kc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Instance != "dev" || len(got.Namespaces) != 2 || got.Namespaces[1] != "b" || got.Kubeconfig != "/tmp/kc" || got.MetricsAddr != "0" {
+		t.Errorf("got %+v", got)
+	}
+}
