@@ -404,3 +404,45 @@ func TestUpSecondInterrupt(t *testing.T) {
 		t.Errorf("namespace %s still exists after down", p.ns)
 	}
 }
+
+// TestUpWaitTimeout: a service that never becomes healthy within --wait-timeout makes up say which
+// service and why, remove what it created, and exit non-zero; with --keep the environment stays.
+func TestUpWaitTimeout(t *testing.T) {
+	t.Parallel()
+	compose := `
+services:
+  slow:
+    image: ergomake.test/testapp:latest
+    environment:
+      PORTS: "8080"
+      READY_AFTER: "3600"
+    healthcheck:
+      test: ["CMD", "/testapp", "probe", "http://127.0.0.1:8080/healthz"]
+      interval: 2s
+      timeout: 1s
+      retries: 3
+`
+	p := newUpProject(t, "e2e-timeout", compose)
+	stdout, stderr, code := p.run(3*time.Minute, "up", "--wait-timeout", "15s")
+	if code != 1 {
+		t.Fatalf("up exited %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "not ready after 15s") || !strings.Contains(stderr, `service "slow"`) {
+		t.Errorf("up does not say which service was not ready in time:\n%s", stderr)
+	}
+	t.Logf("up's output:\n%s", stderr)
+	if !p.namespaceGone() {
+		t.Errorf("namespace %s still exists after the timeout", p.ns)
+	}
+
+	_, stderr, code = p.run(3*time.Minute, "up", "--wait-timeout", "10s", "--keep")
+	if code != 1 {
+		t.Fatalf("up --keep exited %d, want 1\n%s", code, stderr)
+	}
+	if envs := p.envsOfProject(); len(envs) != 1 {
+		t.Errorf("up --keep left %v, want the environment", envs)
+	}
+	if !strings.Contains(stderr, "ergomake down -p "+p.name) {
+		t.Errorf("up --keep does not say how to remove the environment:\n%s", stderr)
+	}
+}
