@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,6 +94,7 @@ const (
 	defaultDetachedTTL = 24 * time.Hour
 	heartbeatEvery     = 20 * time.Second
 	failureLogLines    = 20
+	operatorSilence    = 30 * time.Second
 )
 
 func upRun(opts *UpOptions) error {
@@ -245,7 +247,21 @@ func (u *upSession) run(ctx context.Context, res *translate.Result, ttl time.Dur
 	// 5. Wait, showing each service.
 	view := newEnvView(opts.IO, "Waiting for services", opts.Factory.Now)
 	view.Start()
-	ready, err := wait.Until(ctx, client, u.ns, u.name, wait.Options{Timeout: opts.WaitTimeout, OnUpdate: view.Update})
+	// An operator that never answers (not installed, crashing) would leave the user staring at
+	// an empty table: say so after a while.
+	var observed atomic.Bool
+	hint := time.AfterFunc(operatorSilence, func() {
+		if !observed.Load() {
+			view.Logf("The ergomake operator has not reported on the environment after %s: is it running? (`ergomake install` installs it)", operatorSilence)
+		}
+	})
+	ready, err := wait.Until(ctx, client, u.ns, u.name, wait.Options{Timeout: opts.WaitTimeout, OnUpdate: func(e *v1alpha1.ErgomakeEnv) {
+		if e.Status.ObservedGeneration > 0 {
+			observed.Store(true)
+		}
+		view.Update(e)
+	}})
+	hint.Stop()
 	view.End(err == nil)
 	if err != nil {
 		if ctx.Err() != nil {
