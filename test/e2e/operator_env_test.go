@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
@@ -225,6 +226,24 @@ func TestOperatorProbeFailing(t *testing.T) {
 	t.Logf("db: %s: %s", s.Reason, s.Message)
 	if s.State != v1alpha1.StateRunning || !strings.Contains(s.Message, "checking db") || env.Status.Phase != v1alpha1.PhaseProgressing {
 		t.Errorf("status %s", describeStatus(env))
+	}
+}
+
+// TestOperatorUnschedulable: a service asking for more than the node has is reported with the
+// scheduler's reason.
+func TestOperatorUnschedulable(t *testing.T) {
+	t.Parallel()
+	e := opSetup(t, "e2e-op-sched", clock.RealClock{})
+	big := testService("big")
+	big.Resources = &v1alpha1.Resources{Requests: map[string]resource.Quantity{"cpu": resource.MustParse("64")}}
+	e.create(e.newEnv("huge", big))
+	env := e.waitEnv("huge", time.Minute, "big unschedulable", func(env *v1alpha1.ErgomakeEnv) bool {
+		return serviceStatus(env, "big").Reason == operator.ReasonUnschedulable
+	})
+	s := serviceStatus(env, "big")
+	t.Logf("big: %s: %s", s.Reason, s.Message)
+	if !strings.Contains(s.Message, "Insufficient cpu") {
+		t.Errorf("message %q lacks the scheduler's reason", s.Message)
 	}
 }
 
