@@ -18,6 +18,7 @@ import (
 	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/internal/wait"
@@ -129,6 +130,11 @@ func upRun(opts *UpOptions) error {
 		status.Warnf("%s", w.String())
 	}
 	env := res.Env
+	// What the operator would fail to build (a port clash, say) fails here, before anything is
+	// applied.
+	if _, err := render.Render(env, render.Options{}); err != nil {
+		return err
+	}
 	ns, name := env.Namespace, env.Name
 
 	// 2. The cluster: reachable, credentials accepted, the operator's CRD installed.
