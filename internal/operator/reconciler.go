@@ -145,6 +145,10 @@ type owned struct {
 	jobs        map[string]*batchv1.Job
 	claims      map[string]*corev1.PersistentVolumeClaim
 	pods        []*corev1.Pod
+
+	// events of the pods, once listed (see Reconciler.events).
+	events       map[string]podEvents
+	eventsListed bool
 }
 
 func (r *Reconciler) listOwned(ctx context.Context, env *v1alpha1.ErgomakeEnv) (*owned, error) {
@@ -584,6 +588,10 @@ func (r *Reconciler) prune(ctx context.Context, o *owned, objs *render.Objects) 
 
 // events lists the environment's pod events, when some service may need them to explain itself.
 func (r *Reconciler) events(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *owned) (map[string]podEvents, error) {
+	if o.eventsListed {
+		return o.events, nil
+	}
+	o.eventsListed = true
 	needed := false
 	for _, p := range o.pods {
 		if !podReady(p) && p.Status.Phase != corev1.PodSucceeded {
@@ -600,7 +608,8 @@ func (r *Reconciler) events(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *o
 		log.FromContext(ctx).Info("cannot list events", "error", err.Error())
 		return nil, nil
 	}
-	return eventsByPod(list.Items), nil
+	o.events = eventsByPod(list.Items)
+	return o.events, nil
 }
 
 // lastLog returns the last lines of a container's log, or "" when they cannot be read.
