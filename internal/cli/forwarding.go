@@ -70,7 +70,7 @@ func startForwarding(ctx context.Context, ios *iostreams.IOStreams, status *ui.S
 		return s, nil
 	}
 	fwd, err := forward.New(client.Config, env.Namespace, forward.Options{
-		Logf: func(format string, args ...any) { status.Logf(format, args...) },
+		Logf: func(format string, args ...any) { status.Logf("%s", shortenForwardError(fmt.Sprintf(format, args...))) },
 	})
 	if err != nil {
 		cancel()
@@ -126,4 +126,15 @@ func printBindings(ios *iostreams.IOStreams, bindings []forward.Binding) {
 		}
 		fmt.Fprintln(ios.Out, line)
 	}
+}
+
+// shortenForwardError shortens the kubelet's answer when nothing listens on the port inside the
+// pod (several hundred characters naming network namespaces and container IDs) to what the user
+// can act on.
+func shortenForwardError(line string) string {
+	i := strings.Index(line, ": error forwarding port ")
+	if i < 0 || !strings.Contains(line[i:], "connection refused") {
+		return line
+	}
+	return line[:i] + ": connection refused inside the pod (is anything listening on that port?)"
 }

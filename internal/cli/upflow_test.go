@@ -207,3 +207,15 @@ func TestServiceFilter(t *testing.T) {
 		t.Errorf("unknown service: %v", err)
 	}
 }
+
+func TestShortenForwardError(t *testing.T) {
+	long := `forward: elasticsearch: localhost:45649 → pod elasticsearch-648b5dfdfb-vp27n port 9300: error forwarding port 9300 to pod c27cc829, uid : failed to execute portforward in network namespace "/x": failed to connect to localhost:9300 inside namespace "c27cc829", IPv4: dial tcp4 127.0.0.1:9300: connect: connection refused IPv6 dial tcp6: address localhost: no suitable address found`
+	want := "forward: elasticsearch: localhost:45649 → pod elasticsearch-648b5dfdfb-vp27n port 9300: connection refused inside the pod (is anything listening on that port?)"
+	if got := shortenForwardError(long); got != want {
+		t.Errorf("shortenForwardError = %q", got)
+	}
+	other := "forward: web: pod web-1 gone; next connections go to its replacement"
+	if got := shortenForwardError(other); got != other {
+		t.Errorf("other lines must pass unchanged: %q", got)
+	}
+}
