@@ -239,7 +239,7 @@ func (h *Handler) forward(ctx context.Context, w dns.ResponseWriter, req *dns.Ms
 		h.Log.V(1).Info("cluster DNS did not answer over UDP, trying TCP", "error", err.Error())
 		reply, err = h.exchange(ctx, raw, req.Id, "tcp")
 		if err == nil {
-			reply = fitUDP(req, reply)
+			reply, err = fitUDP(req, reply)
 		}
 	}
 	if err != nil {
@@ -251,24 +251,20 @@ func (h *Handler) forward(ctx context.Context, w dns.ResponseWriter, req *dns.Ms
 }
 
 // fitUDP truncates a reply got over TCP to the client's UDP size.
-func fitUDP(req *dns.Msg, reply []byte) []byte {
+func fitUDP(req *dns.Msg, reply []byte) ([]byte, error) {
 	size := dns.MinMsgSize
 	if opt := req.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
 		size = int(opt.UDPSize())
 	}
 	if len(reply) <= size {
-		return reply
+		return reply, nil
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(reply); err != nil {
-		return reply[:0]
+		return nil, fmt.Errorf("truncating a reply for UDP: %w", err)
 	}
 	m.Truncate(size)
-	out, err := m.Pack()
-	if err != nil {
-		return reply[:0]
-	}
-	return out
+	return m.Pack()
 }
 
 func fail(w dns.ResponseWriter, req *dns.Msg, rcode int) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"k8s.io/client-go/rest"
 )
 
 // fakeTable: names per namespace, and pods by IP.
@@ -425,5 +426,22 @@ func TestUpstreamAddr(t *testing.T) {
 		if _, err := upstreamAddr(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
+	}
+}
+
+func TestNewChecksOptions(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
+	for _, o := range []Options{
+		{Addr: ":5353"}, // no config
+		{Config: cfg, Addr: "5353"},
+		{Config: cfg, Addr: ":5353", Upstream: "kube-dns.kube-system"},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	s, err := New(Options{Config: cfg, Addr: ":5353", Upstream: "10.96.0.10"})
+	if err != nil || s.opts.Upstream != "10.96.0.10:53" || s.NeedLeaderElection() || s.Ready(nil) == nil {
+		t.Errorf("New: %v %+v", err, s)
 	}
 }
