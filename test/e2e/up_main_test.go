@@ -46,6 +46,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+var (
+	upOperatorOnce sync.Once
+	upOperatorErr  error
+)
+
+// operatorReady checks that the operator runs in the cluster (make operator-install, which make
+// test-e2e runs first), so that a missing operator fails fast instead of as a wait timeout.
+func operatorReady(cs kubernetes.Interface) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		d, err := cs.AppsV1().Deployments("ergomake-system").Get(ctx, "ergomake-operator", metav1.GetOptions{})
+		if err == nil && d.Status.ReadyReplicas > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the operator is not running in the cluster (deployment ergomake-system/ergomake-operator: %v): run make operator-install", err)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
 // ergomakeBinary builds cmd/ergomake from the working tree (once per test run).
 func ergomakeBinary(t *testing.T) string {
 	t.Helper()
@@ -94,6 +117,10 @@ func newUpProject(t *testing.T, prefix, compose string, env ...string) *upProjec
 	p := &upProject{t: t, dir: t.TempDir(), name: prefix + "-" + rand.String(5), bin: ergomakeBinary(t),
 		cs: cluster.Clientset(t, cfg), kubecfg: kubecfg}
 	p.ns = "ergomake-" + p.name
+	upOperatorOnce.Do(func() { upOperatorErr = operatorReady(p.cs) })
+	if upOperatorErr != nil {
+		t.Fatal(upOperatorErr)
+	}
 	var err error
 	if p.dyn, err = dynamic.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
