@@ -207,7 +207,7 @@ func (u *upSession) run(ctx context.Context, res *translate.Result, ttl time.Dur
 			return u.interrupted(ctx)
 		}
 		if opts.Keep || !u.created {
-			if u.created || existing != nil {
+			if opts.Keep && (u.created || existing != nil) {
 				status.Logf("Keeping the environment (--keep): %s removes it", downCommand(opts.Cluster, u.project, u.ns))
 			}
 			return err
