@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -36,7 +37,13 @@ type Options struct {
 	Namespaces []string
 	// Log receives what the server does (zero value: discarded).
 	Log logr.Logger
+	// Drain is how long the server keeps answering once told to stop (0: DefaultDrain; negative:
+	// none).
+	Drain time.Duration
 }
+
+// DefaultDrain: a stopping server answers for this long, while its pod leaves the Service.
+const DefaultDrain = 3 * time.Second
 
 // Server runs the environment DNS inside the operator's manager (it is a manager.Runnable that
 // every replica runs, leader or not): its own read-only cache of every ErgomakeEnv (whichever
@@ -129,8 +136,12 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("dns: %w", err)
 		}
 	}
+	// The cache outlives ctx by the drain time, so that answers keep coming while the Service
+	// stops sending queries here.
+	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCache()
 	cacheDone := make(chan error, 1)
-	go func() { cacheDone <- c.Start(ctx) }()
+	go func() { cacheDone <- c.Start(cacheCtx) }()
 	if !c.WaitForCacheSync(ctx) {
 		if ctx.Err() != nil {
 			return nil
@@ -159,6 +170,21 @@ func (s *Server) Start(ctx context.Context) error {
 	defer s.ready.Store(false)
 	select {
 	case <-ctx.Done():
+		// Stopping (a rollout, a deleted pod): the endpoint is being taken out of the Service;
+		// queries already on their way are still answered.
+		s.ready.Store(false)
+		drain := s.opts.Drain
+		if drain == 0 {
+			drain = DefaultDrain
+		}
+		if drain > 0 {
+			t := time.NewTimer(drain)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-l.Wait():
+			}
+		}
 		return l.Close()
 	case err := <-l.Wait():
 		l.Close()
