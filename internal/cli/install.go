@@ -26,6 +26,7 @@ type InstallOptions struct {
 	Image     string
 	Revision  string
 	Timeout   time.Duration
+	DryRun    bool
 }
 
 // NewCmdInstall returns `ergomake install`.
@@ -87,6 +88,7 @@ func addInstallFlags(cmd *cobra.Command, opts *InstallOptions) {
 	fs := cmd.Flags()
 	fs.StringVarP(&opts.Namespace, "namespace", "n", install.DefaultNamespace, "namespace the operator runs in")
 	fs.DurationVar(&opts.Timeout, "timeout", 3*time.Minute, "how long to wait")
+	fs.BoolVar(&opts.DryRun, "dry-run", false, "send every change as a server-side dry run: validated by the cluster, nothing changed")
 	fs.StringVar(&opts.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&opts.KubeContext, "context", "", "kubeconfig context to use (default: the current context)")
 	_ = cmd.MarkFlagFilename("kubeconfig")
@@ -109,7 +111,7 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 }
 
 func (opts *InstallOptions) install() install.Options {
-	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut}
+	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun}
 }
 
 func installRun(opts *InstallOptions) error {
@@ -120,6 +122,10 @@ func installRun(opts *InstallOptions) error {
 	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s) on %s\n", opts.Image, c)
 	if err := install.Install(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
+	}
+	if opts.DryRun {
+		fmt.Fprintln(opts.IO.Out, "dry run: nothing was changed")
+		return nil
 	}
 	fmt.Fprintf(opts.IO.Out, "ergomake operator installed in namespace %s\n", opts.Namespace)
 	return nil
@@ -133,6 +139,10 @@ func uninstallRun(opts *InstallOptions) error {
 	fmt.Fprintf(opts.IO.ErrOut, "removing the ergomake operator from %s\n", c)
 	if err := install.Uninstall(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
+	}
+	if opts.DryRun {
+		fmt.Fprintln(opts.IO.Out, "dry run: nothing was changed")
+		return nil
 	}
 	fmt.Fprintln(opts.IO.Out, "ergomake operator uninstalled")
 	return nil

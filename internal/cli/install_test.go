@@ -29,7 +29,7 @@ func TestInstallOptions(t *testing.T) {
 	if err := parse(t, f, NewCmdUninstall(f, capture), "extra"); err == nil {
 		t.Error("uninstall accepted an argument")
 	}
-	if err := parse(t, f, NewCmdUninstall(f, capture), ""); err != nil || got.Namespace != "ergomake-system" {
+	if err := parse(t, f, NewCmdUninstall(f, capture), "--dry-run"); err != nil || got.Namespace != "ergomake-system" || !got.DryRun {
 		t.Errorf("uninstall: %v %+v", err, got)
 	}
 }

@@ -60,6 +60,16 @@ type Options struct {
 	Timeout time.Duration
 	// Out receives progress lines (nil: discarded).
 	Out io.Writer
+	// DryRun sends every change as a server-side dry run: the API server validates it (and checks
+	// permissions) and changes nothing; nothing is waited for.
+	DryRun bool
+}
+
+func (o *Options) verb(done string) string {
+	if o.DryRun {
+		return done + " (dry run)"
+	}
+	return done
 }
 
 // DefaultImage is the operator image matching this binary's version.
@@ -212,16 +222,26 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	applyOpts := []client.ApplyOption{client.FieldOwner(FieldManager), client.ForceOwnership}
+	if opts.DryRun {
+		applyOpts = append(applyOpts, client.DryRunAll)
+	}
 	for _, u := range objs {
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), applyOpts...); err != nil {
 			return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
-		fmt.Fprintf(opts.Out, "applied %s %s\n", u.GetKind(), qualifiedName(u))
+		fmt.Fprintf(opts.Out, "%s %s %s\n", opts.verb("applied"), u.GetKind(), qualifiedName(u))
+		if opts.DryRun {
+			continue
+		}
 		if u.GetKind() == "CustomResourceDefinition" {
 			if err := waitCRD(ctx, c, u.GetName(), opts); err != nil {
 				return err
 			}
 		}
+	}
+	if opts.DryRun {
+		return nil
 	}
 	return waitAvailable(ctx, c, opts)
 }
@@ -372,7 +392,11 @@ func Uninstall(ctx context.Context, cfg *rest.Config, opts Options) error {
 				continue
 			}
 		}
-		err := c.Delete(ctx, u, client.PropagationPolicy(metav1.DeletePropagationForeground))
+		delOpts := []client.DeleteOption{client.PropagationPolicy(metav1.DeletePropagationForeground)}
+		if opts.DryRun {
+			delOpts = append(delOpts, client.DryRunAll)
+		}
+		err := c.Delete(ctx, u, delOpts...)
 		switch {
 		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
 			fmt.Fprintf(opts.Out, "%s %s already gone\n", u.GetKind(), qualifiedName(u))
@@ -380,10 +404,12 @@ func Uninstall(ctx context.Context, cfg *rest.Config, opts Options) error {
 		case err != nil:
 			return fmt.Errorf("deleting %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
-		if err := waitGone(ctx, c, u, opts.Timeout); err != nil {
-			return err
+		if !opts.DryRun {
+			if err := waitGone(ctx, c, u, opts.Timeout); err != nil {
+				return err
+			}
 		}
-		fmt.Fprintf(opts.Out, "deleted %s %s\n", u.GetKind(), qualifiedName(u))
+		fmt.Fprintf(opts.Out, "%s %s %s\n", opts.verb("deleted"), u.GetKind(), qualifiedName(u))
 	}
 	return nil
 }
