@@ -206,7 +206,7 @@ func (v *envView) table(env *v1alpha1.ErgomakeEnv) string {
 				return cell.Bold(s.Color())
 			}
 			if col == 1 && row >= 0 && row < len(rows) {
-				return stateStyle(s, rows[row][1]).Inherit(cell)
+				return stateStyle(s, rows[row][1]).Padding(0, 1) // Inherit does not carry padding
 			}
 			return cell
 		})

@@ -99,10 +99,11 @@ func psRun(opts *PsOptions) error {
 	}
 	t := ui.NewTable(opts.IO, "SERVICE", "STATE", "READY", "PORTS", "REASON")
 	t.CellStyle = func(row, col int, value string) lipgloss.Style {
+		// The table pads cells with Inherit, which does not carry padding: pad here.
 		if col == 1 {
-			return stateStyle(t.Styles(), value)
+			return stateStyle(t.Styles(), value).Padding(0, 1)
 		}
-		return t.Styles().NewStyle()
+		return t.Styles().NewStyle().Padding(0, 1)
 	}
 	for _, e := range entries {
 		var ports []string

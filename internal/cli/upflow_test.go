@@ -159,7 +159,7 @@ func TestEnvViewTerminal(t *testing.T) {
 	v.Update(env)
 	v.End(false)
 	out := errOut.String()
-	for _, want := range []string{"SERVICE", "STATE", "a very long explanation", "…", "✗ Waiting for services: 1/2 ready", "\033[J"} {
+	for _, want := range []string{"SERVICE", "STATE", "│ waiting ", "a very long explanation", "…", "✗ Waiting for services: 1/2 ready", "\033[J"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("terminal view lacks %q:\n%s", want, out)
 		}
