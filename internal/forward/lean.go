@@ -311,10 +311,21 @@ func (t *leanTunnel) open(ctx context.Context, c *leanConn, port int32, requestI
 	}
 	timer := time.NewTimer(30 * time.Second)
 	defer timer.Stop()
+	var early []leanEvt
+	defer func() {
+		for _, ev := range early {
+			c.send(ev)
+		}
+	}()
 	for got := 0; got < 2; {
 		select {
 		case <-c.replies:
 			got++
+		case ev := <-c.events:
+			if ev == streamReset {
+				return errors.New("the server refused the streams")
+			}
+			early = append(early, ev) // for pipeLean, once the streams are up
 		case <-t.closed:
 			return errors.New("tunnel closed")
 		case <-ctx.Done():
