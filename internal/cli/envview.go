@@ -240,7 +240,7 @@ func serviceRows(env *v1alpha1.ErgomakeEnv) [][]string {
 // serviceDetails is what a user should know about a service beyond its state.
 func serviceDetails(s v1alpha1.ServiceStatus) string {
 	switch {
-	case s.State == v1alpha1.StateHealthy || s.State == v1alpha1.StateCompleted:
+	case serviceOK(s):
 		return ""
 	case s.State == v1alpha1.StateWaiting && len(s.WaitingFor) > 0 && s.Message == "":
 		return "waiting for " + strings.Join(s.WaitingFor, ", ")
@@ -268,11 +268,17 @@ func serviceSummary(s v1alpha1.ServiceStatus) string {
 	return text
 }
 
+// serviceOK: the service is where it should be (healthy, completed, or running every replica
+// without a healthcheck).
+func serviceOK(s v1alpha1.ServiceStatus) bool {
+	return s.State == v1alpha1.StateHealthy || s.State == v1alpha1.StateCompleted ||
+		(s.State == v1alpha1.StateRunning && s.Desired > 0 && s.Ready >= s.Desired)
+}
+
 func readyCount(env *v1alpha1.ErgomakeEnv) (ready, total int) {
 	for _, s := range env.Status.Services {
 		total++
-		if s.State == v1alpha1.StateHealthy || s.State == v1alpha1.StateCompleted ||
-			(s.State == v1alpha1.StateRunning && s.Desired > 0 && s.Ready >= s.Desired) {
+		if serviceOK(s) {
 			ready++
 		}
 	}

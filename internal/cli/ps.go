@@ -111,7 +111,7 @@ func psRun(opts *PsOptions) error {
 			ports = append(ports, portText(p))
 		}
 		reason := e.Reason
-		if e.State == string(v1alpha1.StateHealthy) || e.State == string(v1alpha1.StateCompleted) {
+		if serviceOK(v1alpha1.ServiceStatus{State: v1alpha1.ServiceState(e.State), Ready: e.Ready, Desired: e.Desired}) {
 			reason = ""
 		} else if e.Message != "" {
 			if reason != "" {
