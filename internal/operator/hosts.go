@@ -15,8 +15,10 @@ import (
 )
 
 // Names like "web_app" are neither valid Service names nor accepted by the API server in a pod's
-// hostAliases (DNS-1123 subdomains only), yet compose resolves them. For an environment that has
-// such names, the operator writes each pod's /etc/hosts itself: a ConfigMap holds one hosts file
+// hostAliases (DNS-1123 subdomains only), yet compose resolves them. The environment DNS
+// (internal/namedns, the ergomake-dns Service the installed operator serves) answers them; where
+// there is none (an operator run outside the cluster against a cluster without it), the operator
+// falls back to writing each pod's /etc/hosts itself: a ConfigMap holds one hosts file
 // per service (what the kubelet would write, plus a line per such name pointing at the ClusterIP of
 // its service), mounted over /etc/hosts. Environments without such names keep the kubelet's file.
 //

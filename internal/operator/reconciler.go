@@ -278,8 +278,13 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 		return r.status(ctx, env, o, nil, nil, now, renderErr)
 	}
 
-	// Names hostAliases cannot carry (web_app): the operator writes /etc/hosts itself.
-	if plan := planHosts(env, objs, clusterIPs); plan != nil {
+	// Names hostAliases cannot carry (web_app) resolve through the environment DNS when there is
+	// one (render points the pods at it); without it, the operator writes /etc/hosts itself.
+	var plan *hostsPlan
+	if r.DNS.ServerIP(ctx) == "" {
+		plan = planHosts(env, objs, clusterIPs)
+	}
+	if plan != nil {
 		if err := r.applyOwned(ctx, env, plan.configMap(env), false); err != nil {
 			if !permanent(err) {
 				return nil, err

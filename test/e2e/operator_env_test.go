@@ -274,10 +274,32 @@ func TestOperatorJobFailed(t *testing.T) {
 func ptrInt32(v int32) *int32 { return &v }
 
 // TestOperatorNonDNSName: a service named web_app (not a valid Service name) is reached by that
-// name from another pod of the environment.
+// name from another pod of the environment, through the environment DNS (ergomake-dns, served by
+// the installed operator).
 func TestOperatorNonDNSName(t *testing.T) {
 	t.Parallel()
 	e := opSetup(t, "e2e-op-names", clock.RealClock{})
+	checkNonDNSName(t, e)
+}
+
+// TestOperatorNonDNSNameHostsFallback: the same without an environment DNS to use (the operator
+// looks for ergomake-dns where there is none): the operator writes the pods' /etc/hosts.
+func TestOperatorNonDNSNameHostsFallback(t *testing.T) {
+	t.Parallel()
+	// The test's own namespace has no ergomake-dns Service.
+	e := opSetupWith(t, "e2e-op-hosts", clock.RealClock{}, func(o *operator.Options) { o.DNSNamespace = o.Namespaces[0] })
+	checkNonDNSName(t, e)
+	cm, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(context.Background(), operator.HostsConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("no hosts ConfigMap: %v", err)
+	}
+	if !strings.Contains(cm.Data["client"], "\tweb_app\n") {
+		t.Errorf("client's hosts file:\n%s", cm.Data["client"])
+	}
+}
+
+func checkNonDNSName(t *testing.T, e *opEnv) {
+	t.Helper()
 	e.create(e.newEnv("names", testService("web_app"), testService("client")))
 	e.waitReady("names", 2*time.Minute)
 	ctx := context.Background()

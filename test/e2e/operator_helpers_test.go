@@ -37,6 +37,9 @@ type opEnv struct {
 	c   client.Client
 	ns  string
 
+	// tweak adjusts the operator's options before each start (nil: none).
+	tweak func(*operator.Options)
+
 	mu   sync.Mutex
 	stop context.CancelFunc
 	done chan struct{}
@@ -66,6 +69,12 @@ var crdOnce sync.Once
 // opSetup makes the namespace, makes sure the CRD is installed and starts an operator with clk.
 func opSetup(t *testing.T, prefix string, clk clock.Clock) *opEnv {
 	t.Helper()
+	return opSetupWith(t, prefix, clk, nil)
+}
+
+// opSetupWith is opSetup with the operator's options adjusted by tweak.
+func opSetupWith(t *testing.T, prefix string, clk clock.Clock, tweak func(*operator.Options)) *opEnv {
+	t.Helper()
 	cfg := cluster.Config(t)
 	cs := cluster.Clientset(t, cfg)
 	scheme, err := operator.NewScheme()
@@ -81,7 +90,7 @@ func opSetup(t *testing.T, prefix string, clk clock.Clock) *opEnv {
 	if crdErr != nil {
 		t.Fatalf("installing the CRD: %v", crdErr)
 	}
-	e := &opEnv{t: t, cfg: cfg, cs: cs, c: c, logs: &syncLog{}}
+	e := &opEnv{t: t, cfg: cfg, cs: cs, c: c, logs: &syncLog{}, tweak: tweak}
 	e.ns = cluster.Namespace(t, cs, prefix)
 	t.Cleanup(func() {
 		e.stopOperator()
@@ -131,13 +140,17 @@ func (e *opEnv) startOperator(clk clock.Clock) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	logger := operator.TextLogger(e.logs)
-	mgr, err := operator.NewManager(operator.Options{
+	opts := operator.Options{
 		Config:     e.cfg,
 		Instance:   e.ns,
 		Namespaces: []string{e.ns},
 		Clock:      clk,
 		Log:        &logger,
-	})
+	}
+	if e.tweak != nil {
+		e.tweak(&opts)
+	}
+	mgr, err := operator.NewManager(opts)
 	if err != nil {
 		e.t.Fatalf("operator: %v", err)
 	}
