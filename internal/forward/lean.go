@@ -452,6 +452,7 @@ func (f *Forwarder) pipeLean(ctx context.Context, bp *boundPort, pod *corev1.Pod
 	}
 	timer := time.NewTimer(settleTimeout)
 	defer timer.Stop()
+	closed := lt.closed
 	for !(toDone && errDone) {
 		select {
 		case err := <-toPod:
@@ -468,9 +469,10 @@ func (f *Forwarder) pipeLean(ctx context.Context, bp *boundPort, pod *corev1.Pod
 					}
 				}
 			}
-		case <-lt.closed:
+		case <-closed:
 			reusable = false
 			errDone = true // nothing more will come
+			closed = nil
 		case <-timer.C:
 			reusable = false
 			lt.kill()
