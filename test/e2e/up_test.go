@@ -446,3 +446,32 @@ services:
 		t.Errorf("up --keep does not say how to remove the environment:\n%s", stderr)
 	}
 }
+
+// TestUpInUserNamespace: with -n naming a namespace ergomake did not create, up -d uses it and
+// down removes the environment but leaves the namespace.
+func TestUpInUserNamespace(t *testing.T) {
+	t.Parallel()
+	p := newUpProject(t, "e2e-userns", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
+	p.ns = cluster.Namespace(t, p.cs, "e2e-userns")
+	stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "-n", p.ns)
+	if code != 0 {
+		t.Fatalf("up -d -n %s exited %d\n%s\n%s", p.ns, code, stdout, stderr)
+	}
+	if envs := p.envsOfProject(); len(envs) != 1 || envs[0] != p.ns+"/"+p.name {
+		t.Fatalf("environments = %v, want %s/%s", envs, p.ns, p.name)
+	}
+	// Another project may not move into the same namespace.
+	other := newUpProject(t, "e2e-userns-other", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
+	if _, stderr, code := other.run(time.Minute, "up", "-d", "-n", p.ns); code == 0 || !strings.Contains(stderr, "already holds environment "+p.name) {
+		t.Errorf("a second project in %s: exit %d\n%s", p.ns, code, stderr)
+	}
+	if _, stderr, code := p.run(3*time.Minute, "down", "-n", p.ns); code != 0 {
+		t.Fatalf("down exited %d: %s", code, stderr)
+	}
+	if envs := p.envsOfProject(); len(envs) != 0 {
+		t.Errorf("environments left after down: %v", envs)
+	}
+	if p.namespaceGone() {
+		t.Errorf("down removed namespace %s, which ergomake did not create", p.ns)
+	}
+}
