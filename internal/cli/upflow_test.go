@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/iostreams"
@@ -217,5 +219,40 @@ func TestShortenForwardError(t *testing.T) {
 	other := "forward: web: pod web-1 gone; next connections go to its replacement"
 	if got := shortenForwardError(other); got != other {
 		t.Errorf("other lines must pass unchanged: %q", got)
+	}
+}
+
+func TestLogMuxPrefixes(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	m := newLogMux(ios, []string{"web", "elasticsearch"})
+	pod := func(uid, svc string) *corev1.Pod {
+		p := &corev1.Pod{}
+		p.UID = types.UID(uid)
+		p.Labels = map[string]string{v1alpha1.LabelService: svc}
+		return p
+	}
+	w1, w2, es := pod("a", "web"), pod("b", "web"), pod("c", "elasticsearch")
+	m.line("web", m.prefix(w1), "one")
+	m.line("elasticsearch", m.prefix(es), "two")
+	m.line("web", m.prefix(w2), "three")
+	m.line("web", m.prefix(w1), "four") // the same pod keeps its number
+	want := `web-1           | one
+elasticsearch-1 | two
+web-2           | three
+web-1           | four
+`
+	if out.String() != want {
+		t.Errorf("log lines:\n%s\nwant:\n%s", out, want)
+	}
+
+	// On a colour terminal each service's prefix has its colour.
+	ios, _, out, _ = iostreams.Test()
+	ios.SetStdoutTTY(true)
+	m = newLogMux(ios, []string{"web", "db"})
+	m.line("web", m.prefix(pod("a", "web")), "x")
+	m.line("db", m.prefix(pod("b", "db")), "y")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "\x1b[") || lines[0][:8] == lines[1][:8] {
+		t.Errorf("coloured prefixes: %q", lines)
 	}
 }
