@@ -31,18 +31,25 @@ import (
 // interleaved, ergomake's forwarder against `kubectl port-forward`:
 // single-connection download and upload throughput, client CPU per GiB and
 // new connection + GET latency. It asserts only that the bytes arrive; the
-// numbers go to the test log (run without -race for meaningful ones; the
-// size is FORWARD_PERF_MIB, default 256).
+// numbers go to the test log. By default it is a quick smoke run (32 MiB,
+// one round); for meaningful numbers run it without -race, e.g.
+//
+//	FORWARD_PERF_MIB=256 FORWARD_PERF_ROUNDS=5 FORWARD_PERF_STREAMS=1 \
+//	  go test -tags e2e -run TestForwardVsKubectl -v ./test/e2e/
+//
+// FORWARD_PERF_STREAMS=1 adds the forwarder on client-go's stream
+// connection as a third contender, FORWARD_PERF_SPDY=1 makes the forwarder
+// dial plain SPDY, FORWARD_PERF_PROFILE=path writes CPU profiles.
 func TestForwardVsKubectl(t *testing.T) {
 	kubectl := filepath.Join(cluster.Dir(), "bin", "kubectl")
 	if _, err := os.Stat(kubectl); err != nil {
 		t.Skipf("no kubectl at %s", kubectl)
 	}
-	size := int64(256) << 20
+	size := int64(32) << 20
 	if v, err := strconv.Atoi(os.Getenv("FORWARD_PERF_MIB")); err == nil && v > 0 {
 		size = int64(v) << 20
 	}
-	rounds := 3
+	rounds := 1
 	if v, err := strconv.Atoi(os.Getenv("FORWARD_PERF_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
