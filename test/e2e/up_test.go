@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // upHTTP makes every request on a new connection, so that each one is a new forwarded connection.
@@ -473,5 +476,55 @@ func TestUpInUserNamespace(t *testing.T) {
 	}
 	if p.namespaceGone() {
 		t.Errorf("down removed namespace %s, which ergomake did not create", p.ns)
+	}
+}
+
+// TestUpReattach: up on a project whose environment is already running (up -d) says so, applies
+// the changed compose file, forwards, renews the heartbeat while attached, and tears down on SIGINT.
+func TestUpReattach(t *testing.T) {
+	t.Parallel()
+	webPort := freePort(t)
+	p := newUpProject(t, "e2e-reattach", upWebCompose, fmt.Sprintf("WEB_PORT=%d", webPort))
+	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d"); code != 0 {
+		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	changed := strings.Replace(upWebCompose, "SERVICE: web", "SERVICE: web-v2", 1)
+	if err := os.WriteFile(filepath.Join(p.dir, "compose.yaml"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := p.start("up")
+	up.waitOutput("Environment ready.", 4*time.Minute)
+	if !strings.Contains(up.stderr.String(), "Found existing environment "+p.name) {
+		t.Errorf("up did not say it attached to the existing environment:\n%s", up.stderr)
+	}
+	// The change is applied: the replacement pod answers with the new SERVICE.
+	u := fmt.Sprintf("http://localhost:%d/", webPort)
+	cluster.Eventually(t, 2*time.Minute, time.Second, "the changed service answering", func(ctx context.Context) (bool, string, error) {
+		r, err := upGet(u)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return r.Service == "web-v2", r.Service, nil
+	})
+
+	heartbeat := func() string {
+		env, err := p.dyn.Resource(v1alpha1.GroupVersionResource).Namespace(p.ns).Get(context.Background(), p.name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env.GetAnnotations()[v1alpha1.AnnotationHeartbeat]
+	}
+	first := heartbeat()
+	cluster.Eventually(t, time.Minute, 2*time.Second, "the heartbeat renewed", func(ctx context.Context) (bool, string, error) {
+		hb := heartbeat()
+		return hb != first, hb, nil
+	})
+
+	up.signal(syscall.SIGINT)
+	if code := up.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("up exited %d after SIGINT\n%s", code, up.stderr)
+	}
+	if !p.namespaceGone() {
+		t.Errorf("namespace %s still exists", p.ns)
 	}
 }
