@@ -37,6 +37,9 @@ const FieldManager = "ergomake-operator"
 // nothing it owns changed: probe failures and pull progress show up only in events.
 const progressRequeue = 5 * time.Second
 
+// degradedRequeue is the same for an environment that cannot become ready without a change.
+const degradedRequeue = 15 * time.Second
+
 // Reconciler turns ErgomakeEnvs into running environments.
 type Reconciler struct {
 	// Client reads through the manager's cache and writes to the API server.
@@ -99,7 +102,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if err := r.writeStatus(ctx, env, status); err != nil {
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			// Someone changed the environment meanwhile: look again at the new version.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
@@ -108,7 +112,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	var result ctrl.Result
-	if status.Phase != v1alpha1.PhaseReady {
+	switch status.Phase {
+	case v1alpha1.PhaseReady:
+	case v1alpha1.PhaseDegraded:
+		// Waiting for a change, mostly; still look now and then, a pull may succeed after all.
+		result.RequeueAfter = degradedRequeue
+	default:
 		result.RequeueAfter = progressRequeue
 	}
 	if hasTTL {
