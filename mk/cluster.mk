@@ -1,5 +1,6 @@
 # The local Kubernetes cluster (hack/cluster) and the tests and demo that use it.
 #   make cluster-up       build what is missing, start the cluster, wait for node Ready + CoreDNS
+#   make cluster-build    only build the binaries and images (no start)
 #   make cluster-down     stop it (PURGE=1 also wipes its state: etcd data, containerd root)
 #   make cluster-status   what runs, and the cluster's resident memory
 #   make cluster-image IMAGE=ergomake.test/x:dev PKG=./cmd/x   build a Go package into an image and load it
@@ -12,10 +13,13 @@ KUBECTL := $(ERGOMAKE_CLUSTER_DIR)/bin/kubectl
 E2E_FLAGS ?= -race -count=1 -timeout 20m
 DEMO_PROJECT ?= testdata/elasticsearch-kibana-testapp
 
-.PHONY: cluster-up cluster-down cluster-status cluster-image test-e2e demo
+.PHONY: cluster-up cluster-build cluster-down cluster-status cluster-image test-e2e demo
 
 cluster-up:
 	@hack/cluster/up.sh
+
+cluster-build:
+	@hack/cluster/up.sh --build-only
 
 cluster-down:
 	@hack/cluster/down.sh

@@ -69,7 +69,8 @@ run_logged() {
 	local start=$SECONDS rc=0 ticker
 	(
 		while sleep 30; do
-			say "  ... still running ($((SECONDS - start)) s): $(grep -v '^### ' "$log" | tail -n 1 | cut -c1-100)"
+			last=$(grep -v '^### ' "$log" | tail -n 1 | cut -c1-100)
+			say "  ... still running ($((SECONDS - start)) s): ${last:-no output yet}"
 		done
 	) 8>&- 9>&- &
 	ticker=$!

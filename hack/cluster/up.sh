@@ -5,8 +5,11 @@
 # is left alone (a few seconds); anything missing, crashed or rebuilt is (re)started.
 # Needs root. Traffic stays on this machine: every address lives on lo (10.200.0.1) or on the
 # ergomake0 bridge, CoreDNS has no upstream, and an iptables rule drops pod traffic leaving 10.244/16.
+#   up.sh --build-only   only install packages, build the binaries and images (e.g. to warm a CI cache)
 PROG=cluster-up
 source "$(dirname "$0")/lib.sh"
+BUILD_ONLY=0
+[ "${1:-}" != --build-only ] || BUILD_ONLY=1
 [ "$(id -u)" = 0 ] || die "cluster-up must run as root (it starts containerd and the kubelet)"
 mkdir -p "$PKI" "$ETC" "$ST" "$LOGS" "$PIDS" "$IMG"
 
@@ -43,7 +46,7 @@ done_msg() {
 }
 
 # ---------- fast path: nothing changed and everything is healthy ----------
-if [ "$(cat "$D/bin/.stamp" 2>/dev/null)" = "$K8S_KEY" ] && [ "$(cat "$IMG/.stamp" 2>/dev/null)" = "$IMAGES_KEY" ] &&
+if [ "$BUILD_ONLY" = 0 ] && [ "$(cat "$D/bin/.stamp" 2>/dev/null)" = "$K8S_KEY" ] && [ "$(cat "$IMG/.stamp" 2>/dev/null)" = "$IMAGES_KEY" ] &&
 	[ "$(cat "$ST/.conf-stamp" 2>/dev/null)" = "$CONF_KEY" ] && healthy; then
 	done_msg
 	exit 0
@@ -85,6 +88,10 @@ if [ "$(cat "$IMG/.stamp" 2>/dev/null)" != "$IMAGES_KEY" ] || [ ! -f "$IMG/ergom
 	say "building images (pause, CoreDNS, testapp; cold CoreDNS build: 2-7 min)"
 	build_images
 	echo "$IMAGES_KEY" >"$IMG/.stamp"
+fi
+if [ "$BUILD_ONLY" = 1 ]; then
+	say "binaries in $D/bin and images in $IMG are up to date"
+	exit 0
 fi
 
 # ---------- 3. host network: node IP on lo, forwarding, egress guard ----------
