@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -165,6 +166,59 @@ func TestEnvironmentDNS(t *testing.T) {
 	}
 	hosts, _ := execIn(ctx, cfg, cs, ns, clientPod.Name, "cat", "/etc/hosts")
 	t.Logf("client pod /etc/hosts:\n%s", hosts)
+
+	// The server of this working tree, run here on loopback for the test's namespace: its cache
+	// of the real cluster and the cluster DNS it finds (kube-dns) give the same answers.
+	srv, err := namedns.New(namedns.Options{Config: cfg, Addr: "127.0.0.1:0", Namespaces: []string{ns}, Drain: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(srvCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	cluster.Eventually(t, 30*time.Second, 100*time.Millisecond, "in-process server ready", func(context.Context) (bool, string, error) {
+		select {
+		case err := <-done:
+			return false, "", err
+		default:
+		}
+		return srv.Ready(nil) == nil, "", nil
+	})
+	for _, tc := range []struct {
+		name  string
+		qtype uint16
+		want  string
+	}{
+		{"web_app." + ns + ".svc.cluster.local.", dns.TypeA, webIP},
+		{"web_app." + ns + ".svc.cluster.local.", dns.TypeAAAA, ""},
+		{"client." + ns + ".svc.cluster.local.", dns.TypeA, clientIP},
+		{"kubernetes.default.svc.cluster.local.", dns.TypeA, "10.96.0.1"},
+	} {
+		for _, network := range []string{"udp", "tcp"} {
+			m := new(dns.Msg)
+			m.SetQuestion(tc.name, tc.qtype)
+			r, _, err := (&dns.Client{Net: network, Timeout: 5 * time.Second}).Exchange(m, srv.Addr().String())
+			if err != nil {
+				t.Errorf("%s %s: %v", network, tc.name, err)
+				continue
+			}
+			got := ""
+			for _, rr := range r.Answer {
+				if a, ok := rr.(*dns.A); ok {
+					got = a.A.String()
+				}
+			}
+			if r.Rcode != dns.RcodeSuccess || got != tc.want {
+				t.Errorf("%s %s %s: %s", network, tc.name, dns.TypeToString[tc.qtype], r)
+			}
+		}
+	}
 }
 
 func serviceIP(t *testing.T, cs kubernetes.Interface, ns, name string) string {
