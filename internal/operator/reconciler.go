@@ -111,21 +111,32 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 
-	var result ctrl.Result
-	switch status.Phase {
+	return ctrl.Result{RequeueAfter: nextLook(status.Phase, hasTTL, expiry, now)}, nil
+}
+
+// nextLook is how long until an environment is reconciled again when nothing it owns changes: soon
+// while it starts (probe failures and pulls show only in events), now and then while Degraded,
+// and in any case when its TTL expires. Zero: only when something changes.
+func nextLook(phase v1alpha1.Phase, hasTTL bool, expiry, now time.Time) time.Duration {
+	var after time.Duration
+	switch phase {
 	case v1alpha1.PhaseReady:
 	case v1alpha1.PhaseDegraded:
 		// Waiting for a change, mostly; still look now and then, a pull may succeed after all.
-		result.RequeueAfter = degradedRequeue
+		after = degradedRequeue
 	default:
-		result.RequeueAfter = progressRequeue
+		after = progressRequeue
 	}
 	if hasTTL {
-		if until := expiry.Sub(now); result.RequeueAfter == 0 || until < result.RequeueAfter {
-			result.RequeueAfter = until
+		until := expiry.Sub(now)
+		if until <= 0 {
+			until = time.Millisecond
+		}
+		if after == 0 || until < after {
+			after = until
 		}
 	}
-	return result, nil
+	return after
 }
 
 // Expiry is when env is reclaimed: its heartbeat (or creation time) plus its TTL. ok is false when

@@ -158,3 +158,26 @@ func TestExpiry(t *testing.T) {
 		})
 	}
 }
+
+func TestNextLook(t *testing.T) {
+	tests := []struct {
+		phase  v1alpha1.Phase
+		hasTTL bool
+		expiry time.Duration // from now
+		want   time.Duration
+	}{
+		{v1alpha1.PhaseReady, false, 0, 0},
+		{v1alpha1.PhaseProgressing, false, 0, progressRequeue},
+		{v1alpha1.PhaseDegraded, false, 0, degradedRequeue},
+		{v1alpha1.PhaseReady, true, time.Hour, time.Hour},
+		{v1alpha1.PhaseProgressing, true, time.Hour, progressRequeue},
+		{v1alpha1.PhaseProgressing, true, 2 * time.Second, 2 * time.Second},
+		{v1alpha1.PhaseDegraded, true, 10 * time.Second, 10 * time.Second},
+		{v1alpha1.PhaseReady, true, -time.Second, time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := nextLook(tt.phase, tt.hasTTL, t0.Add(tt.expiry), t0); got != tt.want {
+			t.Errorf("nextLook(%s, ttl=%v, expiry in %s) = %s, want %s", tt.phase, tt.hasTTL, tt.expiry, got, tt.want)
+		}
+	}
+}
