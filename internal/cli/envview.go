@@ -245,11 +245,21 @@ func serviceDetails(s v1alpha1.ServiceStatus) string {
 	case s.State == v1alpha1.StateWaiting && len(s.WaitingFor) > 0 && s.Message == "":
 		return "waiting for " + strings.Join(s.WaitingFor, ", ")
 	case s.Message != "":
-		return firstLine(s.Message)
+		return headline(s.Message)
 	case s.Reason != "":
 		return s.Reason
 	}
 	return ""
+}
+
+// headline is the first line of an operator message, without the "; last log lines:" that
+// announces the lines after it.
+func headline(msg string) string {
+	line := firstLine(msg)
+	if i := strings.Index(line, "; last log lines"); i > 0 {
+		line = line[:i]
+	}
+	return strings.TrimSuffix(line, ":")
 }
 
 // serviceSummary is one plain line for a service: "healthy 1/1", "waiting for db", "failed:

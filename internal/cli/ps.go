@@ -117,7 +117,7 @@ func psRun(opts *PsOptions) error {
 			if reason != "" {
 				reason += ": "
 			}
-			reason += firstLine(e.Message)
+			reason += headline(e.Message)
 		} else if len(e.WaitingFor) > 0 {
 			reason = "waiting for " + strings.Join(e.WaitingFor, ", ")
 		}

@@ -334,9 +334,7 @@ func (u *upSession) explainFailure(ctx context.Context, err error, env *v1alpha1
 		for _, l := range lines {
 			fmt.Fprintln(w, "  | "+l)
 		}
-		if len(lines) > 2 {
-			return // the operator's message already carries the log lines
-		}
+		return // the operator's message already carries the log lines
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

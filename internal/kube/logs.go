@@ -60,8 +60,14 @@ func (c *Client) TailLogs(ctx context.Context, namespace, envName, service strin
 		}
 	}
 	lines, err := c.podLogLines(ctx, pod, container, previous, n)
-	if err != nil && previous {
+	// The kubelet answers a previous run whose log is gone with a line of its own.
+	gone := len(lines) == 1 && strings.HasPrefix(lines[0], "unable to retrieve container logs")
+	if (err != nil || gone) && previous {
 		lines, err = c.podLogLines(ctx, pod, container, false, n)
+		gone = len(lines) == 1 && strings.HasPrefix(lines[0], "unable to retrieve container logs")
+	}
+	if gone {
+		return nil, err
 	}
 	return lines, err
 }

@@ -59,12 +59,21 @@ func (e *TimeoutError) Error() string {
 
 func describe(s *v1alpha1.ServiceStatus) string {
 	var parts []string
-	if s.State != "" {
+	switch s.State {
+	case "":
+	case v1alpha1.StateFailed:
+		parts = append(parts, "failed")
+	default:
 		parts = append(parts, "is "+string(s.State))
 	}
 	switch {
 	case s.Message != "":
-		parts = append(parts, firstLine(s.Message))
+		// The first line; the log lines that may follow are printed apart.
+		line := firstLine(s.Message)
+		if i := strings.Index(line, "; last log lines"); i > 0 {
+			line = line[:i]
+		}
+		parts = append(parts, strings.TrimSuffix(line, ":"))
 	case s.Reason != "":
 		parts = append(parts, s.Reason)
 	}

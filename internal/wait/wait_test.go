@@ -126,7 +126,7 @@ func TestErrors(t *testing.T) {
 	svc := &v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateFailed, Reason: "ImagePullBackOff",
 		Message: "image \"nope:1\" not found\nmore"}
 	var err error = &DegradedError{Service: svc}
-	if got, want := err.Error(), `service "web" is failed: image "nope:1" not found`; got != want {
+	if got, want := err.Error(), `service "web" failed: image "nope:1" not found`; got != want {
 		t.Errorf("DegradedError = %q, want %q", got, want)
 	}
 	e := env(1, 1, v1alpha1.PhaseDegraded, cond(v1alpha1.ConditionDegraded, metav1.ConditionTrue, 1))
@@ -138,8 +138,13 @@ func TestErrors(t *testing.T) {
 	if got, want := err.Error(), `environment not ready after 2m0s: service "db" is pulling`; got != want {
 		t.Errorf("TimeoutError = %q, want %q", got, want)
 	}
-	var te *TimeoutError
-	if !errors.As(err, &te) {
-		t.Error("errors.As TimeoutError failed")
+	err = &DegradedError{Service: &v1alpha1.ServiceStatus{Name: "api", State: v1alpha1.StateFailed,
+		Message: "crash loop: exited with code 1, restarted 1 times; last log lines:\npanic: boom"}}
+	if got, want := err.Error(), `service "api" failed: crash loop: exited with code 1, restarted 1 times`; got != want {
+		t.Errorf("DegradedError = %q, want %q", got, want)
+	}
+	var de *DegradedError
+	if !errors.As(err, &de) {
+		t.Error("errors.As DegradedError failed")
 	}
 }

@@ -528,3 +528,31 @@ func TestUpReattach(t *testing.T) {
 		t.Errorf("namespace %s still exists", p.ns)
 	}
 }
+
+// TestUpCrashLoop: a service that crashes makes up print its last log lines, tear down and exit 1.
+func TestUpCrashLoop(t *testing.T) {
+	t.Parallel()
+	p := newUpProject(t, "e2e-crash", `
+services:
+  api:
+    image: ergomake.test/testapp:latest
+    command: ["crash"]
+    healthcheck:
+      test: ["CMD", "/testapp", "probe", "http://127.0.0.1:8080/healthz"]
+      interval: 2s
+      retries: 3
+`)
+	stdout, stderr, code := p.run(4*time.Minute, "up", "--wait-timeout", "3m")
+	if code != 1 {
+		t.Fatalf("up exited %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	t.Logf("up's output:\n%s", stderr)
+	for _, want := range []string{`service "api" failed: crash loop`, "testapp: crash requested"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("up's output lacks %q", want)
+		}
+	}
+	if !p.namespaceGone() {
+		t.Errorf("namespace %s still exists", p.ns)
+	}
+}
