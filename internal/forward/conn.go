@@ -256,7 +256,50 @@ func (f *Forwarder) logPodErr(bp *boundPort, pod *corev1.Pod, msg string) {
 	if strings.Contains(msg, "connection refused") {
 		msg = fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", bp.port.RemotePort)
 	}
-	f.logf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, msg)
+	line := fmt.Sprintf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, msg)
+	if n, ok := f.quiet.allow(line, time.Now()); ok {
+		if n > 0 {
+			line += fmt.Sprintf(" (and %d more like it)", n)
+		}
+		f.logf("%s", line)
+	}
+}
+
+// repeats keeps a client that retries a broken port in a loop from
+// flooding the log: the same line at most once per window, with a count of
+// the ones held back.
+type repeats struct {
+	mu     sync.Mutex
+	window time.Duration
+	seen   map[string]*repeat
+}
+
+type repeat struct {
+	last       time.Time
+	suppressed int
+}
+
+func (r *repeats) allow(line string, now time.Time) (suppressed int, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]*repeat{}
+	}
+	if len(r.seen) > 1000 {
+		clear(r.seen)
+	}
+	e := r.seen[line]
+	if e == nil {
+		r.seen[line] = &repeat{last: now}
+		return 0, true
+	}
+	if now.Sub(e.last) < r.window {
+		e.suppressed++
+		return 0, false
+	}
+	n := e.suppressed
+	e.last, e.suppressed = now, 0
+	return n, true
 }
 
 // openStreams creates the error and data streams of one forwarded

@@ -123,6 +123,7 @@ type Forwarder struct {
 	closed  bool
 
 	warmSem chan struct{} // bounds the dials made ahead of need
+	quiet   repeats       // rate limit of repeated per-connection log lines
 
 	wg    sync.WaitGroup // every goroutine Serve started, directly or not
 	stats counters
@@ -157,6 +158,7 @@ func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
 		dialTimeout: 15 * time.Second,
 		pools:       map[types.UID]*pool{},
 		warmSem:     make(chan struct{}, 4),
+		quiet:       repeats{window: 5 * time.Second},
 	}
 	if f.logf == nil {
 		f.logf = func(string, ...any) {}

@@ -236,3 +236,20 @@ func TestPickComing(t *testing.T) {
 		})
 	}
 }
+
+func TestRepeatsHoldsBackTheSameLine(t *testing.T) {
+	r := repeats{window: 5 * time.Second}
+	check := func(line string, at time.Duration, wantN int, wantOK bool) {
+		t.Helper()
+		n, ok := r.allow(line, t0.Add(at))
+		if n != wantN || ok != wantOK {
+			t.Errorf("allow(%q, +%s) = %d, %v; want %d, %v", line, at, n, ok, wantN, wantOK)
+		}
+	}
+	check("a", 0, 0, true)
+	check("a", time.Second, 0, false)
+	check("b", time.Second, 0, true) // another line is not held back
+	check("a", 2*time.Second, 0, false)
+	check("a", 6*time.Second, 2, true) // after the window, with the count
+	check("a", 7*time.Second, 0, false)
+}
