@@ -166,7 +166,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.addr.Store(l.Addr)
 	s.ready.Store(true)
-	s.opts.Log.Info("serving the environment DNS", "address", l.Addr.String(), "clusterDNS", upstream)
+	s.opts.Log.Info("serving the environment DNS", "address", l.Addr.String(), "clusterDNS", upstream, "clusterDomain", h.domain())
 	defer s.ready.Store(false)
 	select {
 	case <-ctx.Done():
