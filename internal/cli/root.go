@@ -63,7 +63,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return FlagErrorWrap(err) })
 	cmd.SetUsageTemplate(usageTemplate)
 	cobra.AddTemplateFunc("flagGroups", flagGroups)
-	cobra.EnableCommandSorting = false // help lists verbs in registration order: up first
+	cobra.EnableCommandSorting = false  // help lists verbs in registration order: up first
 	cobra.EnableTraverseRunHooks = true // a verb's own PersistentPreRun never skips the settings
 
 	cmd.AddGroup(
