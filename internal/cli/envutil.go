@@ -10,6 +10,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/internal/kube"
@@ -66,6 +67,11 @@ func findEnv(ctx context.Context, client *kube.Client, project string) (*v1alpha
 		ns = client.Namespace
 	}
 	envs, err := client.ListEnvs(ctx, ns)
+	if ns == "" && apierrors.IsForbidden(err) {
+		// Not allowed to list every namespace: look where up puts it by default.
+		ns = client.EnvNamespace(project)
+		envs, err = client.ListEnvs(ctx, ns)
+	}
 	if err != nil {
 		return nil, err
 	}
