@@ -193,7 +193,9 @@ func (v *envView) table(env *v1alpha1.ErgomakeEnv) string {
 		nameW, stateW = max(nameW, lipgloss.Width(r[0])), max(stateW, lipgloss.Width(r[1]))
 	}
 	// Borders and padding take 3 columns per cell plus 1.
-	detailW := width - 1 - (nameW + 3) - (stateW + 3) - (len("READY") + 3) - 3
+	// Each cell takes its text plus 2 of padding, plus 5 borders: keep the table narrower than
+	// the terminal.
+	detailW := width - 1 - (nameW + 2) - (stateW + 2) - (len("READY") + 2) - 2 - 5
 	if detailW < 10 {
 		detailW = 10
 	}
@@ -213,7 +215,20 @@ func (v *envView) table(env *v1alpha1.ErgomakeEnv) string {
 	for _, r := range rows {
 		t.Row(r[0], r[1], r[2], truncate(r[3], detailW))
 	}
-	return t.Render()
+	out := t.Render()
+	if lipgloss.Width(out) < width {
+		return out
+	}
+	// Too narrow for the table (a line that wraps could not be erased): one short line each.
+	var b strings.Builder
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		line := truncate(fmt.Sprintf("  %s %s %s %s", r[0], r[1], r[2], r[3]), width-1)
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 func stateStyle(s *ui.Styles, state string) lipgloss.Style {

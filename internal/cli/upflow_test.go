@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,7 +167,7 @@ func TestEnvViewTerminal(t *testing.T) {
 			t.Errorf("terminal view lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "\033[3") {
+	if regexp.MustCompile("\033\\[[0-9;]*m").MatchString(out) {
 		t.Errorf("colour without a colour terminal:\n%q", out)
 	}
 	for _, line := range strings.Split(out, "\n") {
@@ -254,5 +255,26 @@ web-1           | four
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "\x1b[") || lines[0][:8] == lines[1][:8] {
 		t.Errorf("coloured prefixes: %q", lines)
+	}
+}
+
+func TestEnvViewNarrowTerminal(t *testing.T) {
+	ios, _, _, errOut := iostreams.Test()
+	ios.SetStderrTTY(true)
+	ios.SetEnv(iostreams.Env{NoColor: true})
+	ios.SetWidth(30)
+	v := newEnvView(ios, "Waiting", nil)
+	v.Start()
+	env := seedEnv()
+	env.Status.Services[0].Name = "a-service-with-a-long-name"
+	v.Update(env)
+	v.End(true)
+	for _, line := range strings.Split(errOut.String(), "\n") {
+		if i := strings.LastIndex(line, "\033[J"); i >= 0 {
+			line = line[i+3:]
+		}
+		if w := lipgloss.Width(line); w >= 30 {
+			t.Errorf("line as wide as the terminal (%d): %q", w, line)
+		}
 	}
 }
