@@ -170,6 +170,9 @@ func (v *envView) draw(icon string) {
 		ready, total := readyCount(v.cur)
 		head += fmt.Sprintf(": %d/%d ready", ready, total)
 	}
+	if v.width > 4 {
+		head = truncate(head, v.width-4)
+	}
 	var b strings.Builder
 	b.WriteString(" " + icon + " " + head + "\n")
 	if v.cur != nil && len(v.cur.Status.Services) > 0 {
