@@ -150,7 +150,7 @@ func upRun(opts *UpOptions) error {
 	status.End(true)
 
 	u := &upSession{opts: opts, status: status, client: client, project: project.Name, ns: ns, name: name, sig: sig}
-	return u.run(ctx, res, ttl)
+	return u.run(ctx, res)
 }
 
 // upSession is one `ergomake up`, from the first apply to the end of the teardown.
@@ -169,7 +169,7 @@ type upSession struct {
 	ownNamespace bool
 }
 
-func (u *upSession) run(ctx context.Context, res *translate.Result, ttl time.Duration) error {
+func (u *upSession) run(ctx context.Context, res *translate.Result) error {
 	opts, status, client := u.opts, u.status, u.client
 	env := res.Env
 
@@ -283,7 +283,7 @@ func (u *upSession) run(ctx context.Context, res *translate.Result, ttl time.Dur
 			downCommand(opts.Cluster, u.project, u.ns))
 		return nil
 	}
-	return u.attach(ctx, ready, ttl)
+	return u.attach(ctx, ready)
 }
 
 // checkNamespaceFree refuses a namespace that holds another project's environment: Services carry
@@ -350,7 +350,7 @@ func (u *upSession) explainFailure(ctx context.Context, err error, env *v1alpha1
 
 // attach forwards the published ports and renews the heartbeat until Ctrl-C (or the environment
 // disappears), then tears down (or, with --keep, leaves the environment running).
-func (u *upSession) attach(ctx context.Context, env *v1alpha1.ErgomakeEnv, ttl time.Duration) error {
+func (u *upSession) attach(ctx context.Context, env *v1alpha1.ErgomakeEnv) error {
 	opts := u.opts
 	sess, err := startForwarding(ctx, opts.IO, u.status, u.client, env, nil)
 	if err != nil {
