@@ -51,7 +51,9 @@ stop containerd 30
 rm -f "$ST"/cni/networks/ergomake/10.* "$ST"/cni/networks/ergomake/last_reserved_ip.0 2>/dev/null
 
 # iptables: the guard rule, and the chains/rules of kube-proxy (KUBE-*) and the CNI plugins (CNI-*)
-iptables -D FORWARD -s "$CLUSTER_CIDR" ! -d "$CLUSTER_CIDR" -m comment --comment "$GUARD_COMMENT" -j DROP 2>/dev/null
+for table in filter mangle; do
+	while iptables -t $table -D FORWARD -s "$CLUSTER_CIDR" ! -d "$CLUSTER_CIDR" -m comment --comment "$GUARD_COMMENT" -j DROP 2>/dev/null; do :; done
+done
 for cmd in iptables ip6tables; do
 	command -v "$cmd" >/dev/null || continue
 	for t in filter nat mangle; do

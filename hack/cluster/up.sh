@@ -102,8 +102,14 @@ modprobe br_netfilter 2>/dev/null || true
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
 # Pods may reach pods, Service IPs (DNAT'd to pods) and the node, but nothing from the pod
 # network is forwarded off this machine.
-iptables -C FORWARD -s "$CLUSTER_CIDR" ! -d "$CLUSTER_CIDR" -m comment --comment "$GUARD_COMMENT" -j DROP 2>/dev/null ||
-	iptables -I FORWARD 1 -s "$CLUSTER_CIDR" ! -d "$CLUSTER_CIDR" -m comment --comment "$GUARD_COMMENT" -j DROP
+# Twice: in filter FORWARD (where kube-proxy later puts its own jumps first) and in mangle FORWARD,
+# which runs before it and which kube-proxy leaves alone. Service traffic is DNAT'd to pod IPs
+# before either, and traffic to the node (10.200.0.1) is not forwarded, so both only ever drop
+# packets headed off the machine.
+for table in filter mangle; do
+	iptables -t $table -C FORWARD -s "$CLUSTER_CIDR" ! -d "$CLUSTER_CIDR" -m comment --comment "$GUARD_COMMENT" -j DROP 2>/dev/null ||
+		iptables -t $table -I FORWARD 1 -s "$CLUSTER_CIDR" ! -d "$CLUSTER_CIDR" -m comment --comment "$GUARD_COMMENT" -j DROP
+done
 
 # ---------- 4. certificates ----------
 "$HACK/gen-certs.sh"
