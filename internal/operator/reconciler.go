@@ -52,6 +52,10 @@ type Reconciler struct {
 	Scheme *runtime.Scheme
 	// Clock decides TTL expiry and status timestamps.
 	Clock clock.Clock
+	// ClusterClock is what the times the cluster reports (a container's start and exit, a pod's
+	// conditions) are compared with to tell how long a container has been up (nil: the real
+	// clock). It is not Clock: a test's fake clock says nothing of how long a real container ran.
+	ClusterClock clock.PassiveClock
 	// DNS finds the environment DNS that pods of environments with names cluster DNS cannot
 	// answer resolve through (nil: none); ClusterDomain is the cluster's DNS domain.
 	DNS           *DNSServerLookup
@@ -96,7 +100,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 
-	status, err := r.converge(ctx, env, now)
+	clusterClock := r.ClusterClock
+	if clusterClock == nil {
+		clusterClock = clock.RealClock{}
+	}
+	p := &pass{now: now, cluster: clusterClock.Now()}
+	status, err := r.converge(ctx, env, p)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -111,7 +120,35 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 
-	return ctrl.Result{RequeueAfter: nextLook(status.Phase, hasTTL, expiry, now)}, nil
+	return ctrl.Result{RequeueAfter: lookSooner(nextLook(status.Phase, hasTTL, expiry, now), p)}, nil
+}
+
+// pass is one reconcile pass's view of time.
+type pass struct {
+	// now is the reconciler's Clock: TTL expiry, status timestamps.
+	now time.Time
+	// cluster is the ClusterClock's time, compared with the times the cluster reports.
+	cluster time.Time
+	// lookAt, when set, is when a service's state changes although nothing in the cluster does
+	// (a container counts as running once it has been up long enough; see assessPod).
+	lookAt time.Time
+}
+
+// lookSooner shortens after so that the environment is looked at again when p says a state
+// changes by itself.
+func lookSooner(after time.Duration, p *pass) time.Duration {
+	if p.lookAt.IsZero() {
+		return after
+	}
+	// A little late rather than early: the state changes once the time has passed.
+	until := p.lookAt.Sub(p.cluster) + 100*time.Millisecond
+	if until < 100*time.Millisecond {
+		until = 100 * time.Millisecond
+	}
+	if after == 0 || until < after {
+		return until
+	}
+	return after
 }
 
 // nextLook is how long until an environment is reconciled again when nothing it owns changes: soon
@@ -231,7 +268,7 @@ func (r *Reconciler) listOwned(ctx context.Context, env *v1alpha1.ErgomakeEnv) (
 }
 
 // converge applies what may be applied and returns the status that describes the result.
-func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, now time.Time) (*v1alpha1.EnvStatus, error) {
+func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, p *pass) (*v1alpha1.EnvStatus, error) {
 	o, err := r.listOwned(ctx, env)
 	if err != nil {
 		return nil, err
@@ -241,7 +278,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 	objs, renderErr := render.Render(env, render.Options{})
 	if renderErr != nil {
 		// Nothing is created for a spec that cannot be built; what an earlier spec built stays.
-		return r.status(ctx, env, o, nil, nil, now, renderErr)
+		return r.status(ctx, env, o, nil, nil, p, renderErr)
 	}
 
 	// Claims and Services first: pods need the ClusterIPs for hostAliases.
@@ -289,13 +326,13 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 		}
 	}
 	if len(conflicts) > 0 {
-		return r.status(ctx, env, o, nil, nil, now, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
+		return r.status(ctx, env, o, nil, nil, p, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
 	}
 
 	// Second pass with the ClusterIPs: the workloads carry hostAliases for non-DNS names.
 	objs, renderErr = render.Render(env, render.Options{ClusterIPs: clusterIPs, DNSServer: r.DNS.ServerIP(ctx), ClusterDomain: r.ClusterDomain})
 	if renderErr != nil {
-		return r.status(ctx, env, o, nil, nil, now, renderErr)
+		return r.status(ctx, env, o, nil, nil, p, renderErr)
 	}
 
 	// Names hostAliases cannot carry (web_app) resolve through the environment DNS when there is
@@ -310,7 +347,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 				return nil, err
 			}
 			conflicts = append(conflicts, err.Error())
-			return r.status(ctx, env, o, nil, nil, now, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
+			return r.status(ctx, env, o, nil, nil, p, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
 		}
 		for i := range objs.Services {
 			plan.mount(&objs.Services[i])
@@ -339,7 +376,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 	for _, rs := range objs.Services {
 		if w := currentWorkload(o, &rs); w != nil {
 			workloads[rs.Name] = w
-			states[rs.Name] = assessService(observe(o, &rs, w), events, now)
+			states[rs.Name] = assessService(observe(o, &rs, w), events, p.cluster)
 		}
 	}
 	// Creating one service never satisfies another's dependency in the same pass (it has no pods
@@ -360,16 +397,16 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, no
 		}
 		if w != nil {
 			workloads[rs.Name] = w
-			states[rs.Name] = assessService(observe(o, &rs, w), events, now)
+			states[rs.Name] = assessService(observe(o, &rs, w), events, p.cluster)
 		} else {
 			delete(workloads, rs.Name)
 			delete(states, rs.Name)
 		}
 	}
 	if len(conflicts) > 0 {
-		return r.status(ctx, env, o, workloads, gates, now, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
+		return r.status(ctx, env, o, workloads, gates, p, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
 	}
-	return r.status(ctx, env, o, workloads, gates, now, nil)
+	return r.status(ctx, env, o, workloads, gates, p, nil)
 }
 
 // currentWorkload is the service's Deployment or Job as the cache shows it.
@@ -642,14 +679,35 @@ func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef)
 	if r.Kube == nil || ref == nil {
 		return ""
 	}
-	b, err := r.Kube.CoreV1().Pods(namespace).GetLogs(ref.Pod, &corev1.PodLogOptions{
-		Container:  ref.Container,
-		Previous:   ref.Previous,
-		TailLines:  ptr.To(int64(logLines)),
-		LimitBytes: ptr.To(int64(4096)),
-	}).DoRaw(ctx)
-	if err != nil {
-		return ""
+	get := func(previous bool) string {
+		b, err := r.Kube.CoreV1().Pods(namespace).GetLogs(ref.Pod, &corev1.PodLogOptions{
+			Container:  ref.Container,
+			Previous:   previous,
+			TailLines:  ptr.To(int64(logLines)),
+			LimitBytes: ptr.To(int64(4096)),
+		}).DoRaw(ctx)
+		if err != nil {
+			return ""
+		}
+		lines := strings.TrimRight(string(b), "\n")
+		if strings.TrimSpace(lines) == "" || strings.HasPrefix(lines, logsGone) {
+			return ""
+		}
+		return lines
 	}
-	return strings.TrimRight(string(b), "\n")
+	lines := get(ref.Previous)
+	switch {
+	case lines != "":
+	case ref.Previous:
+		// The previous instance's log is gone (the runtime removed that container): the
+		// current one may have logged the same.
+		lines = get(false)
+	case ref.OrPrevious:
+		lines = get(true)
+	}
+	return lines
 }
+
+// logsGone starts what the kubelet answers instead of the log of a container the runtime has
+// removed.
+const logsGone = "unable to retrieve container logs for "

@@ -32,6 +32,8 @@ const (
 	ReasonScaledToZero           = "ScaledToZero"
 	ReasonRenderFailed           = "RenderFailed"
 	ReasonRestarting             = "Restarting"
+	// ReasonStarted: the container of a service without a healthcheck has just started.
+	ReasonStarted = "Started"
 )
 
 // unschedulableGrace is how long a pod may stay unschedulable before the service counts as failed:
@@ -40,6 +42,16 @@ const unschedulableGrace = 60 * time.Second
 
 // logLines is how many lines of a failing container's log a status message carries.
 const logLines = 10
+
+// stableAfter is how long the container of a long-running service must stay up after a restart
+// to count as recovered from its exit (see crashes).
+const stableAfter = 30 * time.Second
+
+// settleFor is how long the container of a long-running service without a readiness probe (a
+// service without a healthcheck) must have been up before it counts as running. Without a probe
+// the pod is Ready the moment the container starts, even when it exits a millisecond later; the
+// kubelet reports that exit within a second or two.
+const settleFor = 5 * time.Second
 
 // observed is what the cluster shows of one service: its workload and its live pods.
 type observed struct {
@@ -56,6 +68,8 @@ type logRef struct {
 	Container string
 	// Previous: the log of the previous (terminated) instance of the container.
 	Previous bool
+	// OrPrevious: when the current instance has logged nothing, the previous instance's log.
+	OrPrevious bool
 }
 
 // assessment is where one service stands, decided from what the cluster shows.
@@ -81,6 +95,8 @@ type assessment struct {
 	CreatedAt time.Time
 	// ReadyAt is when the service became ready (healthy or completed), when known.
 	ReadyAt time.Time
+	// LookAt, when set, is when the assessment changes although nothing in the cluster does.
+	LookAt time.Time
 }
 
 // podAssessment is where one pod stands.
@@ -92,6 +108,8 @@ type podAssessment struct {
 	Ready   bool
 	Failed  bool
 	Log     *logRef
+	// LookAt: see assessment.
+	LookAt time.Time
 }
 
 // severity orders pod states from best to worst, so a service shows its worst pod.
@@ -190,9 +208,18 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 	statuses = append(statuses, pod.Status.ContainerStatuses...)
 
 	// Failures first: any one of them decides the pod.
-	for _, cs := range statuses {
-		if a, ok := containerFailure(pod, cs, evs); ok {
+	for i, cs := range statuses {
+		if a, ok := containerFailure(pod, cs, i < len(pod.Status.InitContainerStatuses), evs); ok {
 			return a
+		}
+	}
+	// The containers of a long-running service that keep exiting, or exited and have not stayed
+	// up since: a crash loop fails the pod, a single exit keeps it from counting as ready.
+	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
+		for _, cs := range pod.Status.ContainerStatuses {
+			if a, ok := crashAssessment(pod, cs, now); ok {
+				return a
+			}
 		}
 	}
 
@@ -208,7 +235,8 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 		}
 	}
 
-	// A container that exited and is about to be restarted.
+	// A container that exited and is about to be restarted (restartPolicy OnFailure: Jobs; the
+	// containers of long-running services are taken care of above).
 	for _, cs := range pod.Status.ContainerStatuses {
 		if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
 			return podAssessment{State: v1alpha1.StateStarting, Reason: ReasonRestarting,
@@ -240,6 +268,21 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 	}
 
 	ready := podReady(pod)
+	if ready && pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
+		// Without a readiness probe, Ready only says the container has started: it counts as
+		// running once it has stayed up for settleFor.
+		for _, cs := range pod.Status.ContainerStatuses {
+			r := cs.State.Running
+			if r == nil || hasReadinessProbe(pod, cs.Name) {
+				continue
+			}
+			if up := upFor(r.StartedAt.Time, now); up < settleFor {
+				return podAssessment{State: v1alpha1.StateStarting, Reason: ReasonStarted, Started: true,
+					Message: fmt.Sprintf("started, counted as running once up for %s", settleFor),
+					LookAt:  r.StartedAt.Add(settleFor)}
+			}
+		}
+	}
 	if ready {
 		return podAssessment{State: v1alpha1.StateHealthy, Reason: ReasonHealthy, Started: true, Ready: true}
 	}
@@ -260,8 +303,9 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 	return podAssessment{State: v1alpha1.StateStarting, Reason: ReasonContainerCreating, Message: "the pod is starting"}
 }
 
-// containerFailure reports a container that cannot run without a change.
-func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, evs podEvents) (podAssessment, bool) {
+// containerFailure reports a container that cannot run without a change. init: cs is the status
+// of an init container.
+func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, init bool, evs podEvents) (podAssessment, bool) {
 	if w := cs.State.Waiting; w != nil {
 		switch w.Reason {
 		case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable", "SignatureValidationFailed":
@@ -297,8 +341,10 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, evs podEvents)
 		}
 	}
 	// A container that exited with an error again after a restart: the kubelet shows it terminated
-	// for most of the back-off, and waiting with CrashLoopBackOff only now and then.
-	if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && cs.RestartCount > 0 && pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+	// for most of the back-off, and waiting with CrashLoopBackOff only now and then. (The
+	// containers of long-running services: see crashAssessment.)
+	if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && cs.RestartCount > 0 &&
+		pod.Spec.RestartPolicy != corev1.RestartPolicyNever && (init || pod.Spec.RestartPolicy != corev1.RestartPolicyAlways) {
 		return podAssessment{
 			State:   v1alpha1.StateFailed,
 			Reason:  "CrashLoopBackOff",
@@ -322,6 +368,108 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, evs podEvents)
 	return podAssessment{}, false
 }
 
+// crashInfo is what a container's status tells of its exits since the pod started.
+type crashInfo struct {
+	// Last is the newest exit (nil when the kubelet no longer shows it).
+	Last *corev1.ContainerStateTerminated
+	// Exits counts the exits since the pod started.
+	Exits int32
+	// Loop: the container exited again soon after a restart.
+	Loop bool
+	// LastIsPrevious: the instance that exited last is the container's previous instance (a new
+	// one is running or waiting to), not its current one.
+	LastIsPrevious bool
+}
+
+// crashes tells whether the container of a long-running service (restartPolicy Always) has
+// exited and not recovered since. What a docker compose user would find truthful:
+//
+//   - A long-running service is meant to keep running, so any exit counts, whatever its code:
+//     the kubelet restarts the container, and compose would show it "Restarting", not "running".
+//   - A container that has been up for stableAfter since its last start has recovered; so has one
+//     whose instance that exited last had been up that long before it exited, as far as that
+//     exit goes (one exit after a long run is a new, single exit, not part of a loop).
+//   - Until it recovers, the container does not count as running or ready, even when the pod is
+//     Ready for a moment after a restart (a service without a healthcheck has no readiness probe).
+//   - One exit (the first, or the first after a long run) is not a failure yet: a service often
+//     exits once because something it needs was not up. It is restarting.
+//   - A second exit in a row (the instance that exited last was up for less than stableAfter
+//     after an earlier exit) is a crash loop: the service failed, and the environment is
+//     Degraded right away rather than after the kubelet's back-off has grown.
+//
+// now comes from the reconciler's clock; a start time ahead of it (clock skew, a test's clock)
+// counts as just started.
+func crashes(cs corev1.ContainerStatus, now time.Time) (crashInfo, bool) {
+	c := crashInfo{Exits: cs.RestartCount, Last: cs.LastTerminationState.Terminated, LastIsPrevious: true}
+	if t := cs.State.Terminated; t != nil {
+		c.Exits++
+		c.Last, c.LastIsPrevious = t, false
+	}
+	if c.Exits == 0 {
+		return crashInfo{}, false
+	}
+	if r := cs.State.Running; r != nil && upFor(r.StartedAt.Time, now) >= stableAfter {
+		return crashInfo{}, false
+	}
+	ranLong := c.Last != nil && !c.Last.StartedAt.IsZero() && !c.Last.FinishedAt.IsZero() &&
+		c.Last.FinishedAt.Sub(c.Last.StartedAt.Time) >= stableAfter
+	c.Loop = c.Exits >= 2 && !ranLong
+	return c, true
+}
+
+// upFor is how long a container started at started has been up at now (0 when unknown).
+func upFor(started, now time.Time) time.Duration {
+	if started.IsZero() || now.Before(started) {
+		return 0
+	}
+	return now.Sub(started)
+}
+
+// crashAssessment is where a pod stands whose container of a long-running service has exited and
+// not recovered (see crashes): failed in a crash loop, restarting (not ready) after one exit.
+func crashAssessment(pod *corev1.Pod, cs corev1.ContainerStatus, now time.Time) (podAssessment, bool) {
+	c, ok := crashes(cs, now)
+	if !ok {
+		return podAssessment{}, false
+	}
+	if c.Loop {
+		var lookAt time.Time
+		if r := cs.State.Running; r != nil {
+			lookAt = r.StartedAt.Add(stableAfter) // when it has recovered, if it stays up
+		}
+		return podAssessment{
+			LookAt:  lookAt,
+			State:   v1alpha1.StateFailed,
+			Reason:  "CrashLoopBackOff",
+			Message: "crash loop: " + terminationSummary(c.Last, cs.RestartCount),
+			Started: true,
+			Failed:  true,
+			Log:     &logRef{Pod: pod.Name, Container: cs.Name, Previous: c.LastIsPrevious, OrPrevious: !c.LastIsPrevious},
+		}, true
+	}
+	a := podAssessment{State: v1alpha1.StateStarting, Reason: ReasonRestarting, Started: true,
+		Message: terminationSummary(c.Last, cs.RestartCount)}
+	if r := cs.State.Running; r != nil {
+		a.Message += fmt.Sprintf("; up again for %s, counted as running once up for %s",
+			upFor(r.StartedAt.Time, now).Truncate(time.Second), stableAfter)
+		a.LookAt = r.StartedAt.Add(stableAfter)
+	} else {
+		a.Message += ", restarting"
+	}
+	return a, true
+}
+
+// hasReadinessProbe tells whether the pod's container has a readiness probe (its service has a
+// healthcheck).
+func hasReadinessProbe(pod *corev1.Pod, container string) bool {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == container {
+			return c.ReadinessProbe != nil
+		}
+	}
+	return false
+}
+
 // terminationSummary describes how a container last ended.
 func terminationSummary(t *corev1.ContainerStateTerminated, restarts int32) string {
 	var b strings.Builder
@@ -336,7 +484,10 @@ func terminationSummary(t *corev1.ContainerStateTerminated, restarts int32) stri
 			fmt.Fprintf(&b, ": %s", m)
 		}
 	}
-	if restarts > 0 {
+	switch {
+	case restarts == 1:
+		b.WriteString(", restarted 1 time")
+	case restarts > 1:
 		fmt.Fprintf(&b, ", restarted %d times", restarts)
 	}
 	return b.String()
@@ -399,22 +550,37 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 
 	worst := podAssessment{}
 	worstSet := false
+	// Pods the kubelet calls Ready that do not count as ready here (a container that keeps
+	// exiting, or has just started without a readiness probe).
+	notReallyReady, readyPods := int32(0), int32(0)
 	for _, p := range o.Pods {
 		pa := assessPod(p, events[p.Name], now)
 		if pa.Started {
 			a.Started = true
 		}
 		if pa.Ready {
+			readyPods++
 			if t := podReadySince(p); t.After(a.ReadyAt) {
 				a.ReadyAt = t
 			}
+		} else if podReady(p) {
+			notReallyReady++
+		}
+		if !pa.LookAt.IsZero() && (a.LookAt.IsZero() || pa.LookAt.Before(a.LookAt)) {
+			a.LookAt = pa.LookAt
 		}
 		if !worstSet || severity(pa) > severity(worst) {
 			worst, worstSet = pa, true
 		}
 	}
+	a.Ready = max(0, a.Ready-notReallyReady)
+	if worstSet {
+		// The Deployment's count lags behind its pods: a pod that has just exited may still
+		// count there.
+		a.Ready = min(a.Ready, readyPods)
+	}
 
-	if rolledOut {
+	if rolledOut && (!worstSet || worst.Ready) {
 		a.State, a.Reason, a.Healthy, a.Started = v1alpha1.StateHealthy, ReasonHealthy, true, true
 		a.Message = fmt.Sprintf("%d/%d ready", a.Ready, desired)
 		if a.ReadyAt.IsZero() {

@@ -139,7 +139,7 @@ func TestAssessPod(t *testing.T) {
 			}),
 			want: v1alpha1.StateFailed, wantReason: "CrashLoopBackOff", wantFailed: true, wantStarted: true,
 			wantMsg: []string{"crash loop: exited with code 137 (OOMKilled), restarted 2 times"},
-			wantLog: &logRef{Pod: "p", Container: "app"},
+			wantLog: &logRef{Pod: "p", Container: "app", OrPrevious: true},
 		},
 		{
 			name: "first exit, restarting",
@@ -315,3 +315,231 @@ func TestAssessService(t *testing.T) {
 }
 
 func ptrMeta(t metav1.Time) *metav1.Time { return &t }
+
+// container builds the status of the "app" container: restarts, the last termination (exit code,
+// started and finished at offsets from t0; nil: none), and the current state.
+func container(restarts int32, last *corev1.ContainerStateTerminated, state corev1.ContainerState) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Status.Phase = corev1.PodRunning
+		cs := corev1.ContainerStatus{Name: "app", Image: "img:1", RestartCount: restarts, State: state}
+		if last != nil {
+			cs.LastTerminationState.Terminated = last
+		}
+		if state.Running != nil {
+			cs.Started, cs.Ready = ptrBool(true), true
+			// No readiness probe: the kubelet calls the pod Ready as soon as the container runs.
+			p.Status.Conditions[1] = corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: state.Running.StartedAt}
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{cs}
+	}
+}
+
+func exited(code int32, started, finished time.Duration) *corev1.ContainerStateTerminated {
+	reason := "Error"
+	if code == 0 {
+		reason = "Completed"
+	}
+	return &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, StartedAt: at(started), FinishedAt: at(finished)}
+}
+
+func runningSince(d time.Duration) corev1.ContainerState {
+	return corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(d)}}
+}
+
+func terminatedState(t *corev1.ContainerStateTerminated) corev1.ContainerState {
+	return corev1.ContainerState{Terminated: t}
+}
+
+func withProbe(p *corev1.Pod) {
+	p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}
+}
+
+// TestAssessPodExits: which state the pod of a long-running service (restartPolicy Always) is in
+// after its container exited, at now = t0 + 1m. The pod is Ready whenever the container runs (no
+// readiness probe), as the kubelet reports it between restarts.
+func TestAssessPodExits(t *testing.T) {
+	now := t0.Add(time.Minute)
+	tests := []struct {
+		name       string
+		pod        *corev1.Pod
+		want       v1alpha1.ServiceState
+		wantReason string
+		wantReady  bool
+		wantFailed bool
+		wantMsg    []string
+		wantLog    *logRef
+		wantLookAt time.Duration // from t0; 0: none
+	}{
+		{
+			name: "never exited, up long enough: running",
+			pod:  pod("p", container(0, nil, runningSince(0))),
+			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantReady: true,
+		},
+		{
+			name: "never exited, just started without a readiness probe: not ready yet",
+			pod:  pod("p", container(0, nil, runningSince(58*time.Second))),
+			want: v1alpha1.StateStarting, wantReason: ReasonStarted, wantMsg: []string{"counted as running once up for 5s"},
+			wantLookAt: 63 * time.Second,
+		},
+		{
+			name: "just started with a readiness probe that passed: ready",
+			pod:  pod("p", container(0, nil, runningSince(58*time.Second)), withProbe),
+			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantReady: true,
+		},
+		{
+			name: "first exit, not restarted yet: restarting",
+			pod:  pod("p", container(0, nil, terminatedState(exited(1, 50*time.Second, 50*time.Second)))),
+			want: v1alpha1.StateStarting, wantReason: ReasonRestarting, wantMsg: []string{"exited with code 1, restarting"},
+		},
+		{
+			name: "first exit with code 0: a long-running service is restarting all the same",
+			pod:  pod("p", container(0, nil, terminatedState(exited(0, 50*time.Second, 51*time.Second)))),
+			want: v1alpha1.StateStarting, wantReason: ReasonRestarting, wantMsg: []string{"exited with code 0, restarting"},
+		},
+		{
+			name: "restarted once, up again for 2s: the pod is Ready, the service is not",
+			pod:  pod("p", container(1, exited(1, 57*time.Second, 57*time.Second), runningSince(58*time.Second))),
+			want: v1alpha1.StateStarting, wantReason: ReasonRestarting,
+			wantMsg:    []string{"exited with code 1, restarted 1 time; up again for 2s, counted as running once up for 30s"},
+			wantLookAt: 88 * time.Second,
+		},
+		{
+			name: "restarted once, up again for 30s: recovered",
+			pod:  pod("p", container(1, exited(1, 29*time.Second, 29*time.Second), runningSince(30*time.Second))),
+			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantReady: true,
+		},
+		{
+			name: "second exit, not restarted yet: crash loop with the current instance's log",
+			pod: pod("p", container(1, exited(1, 55*time.Second, 55*time.Second),
+				terminatedState(exited(1, 56*time.Second, 56*time.Second)))),
+			want: v1alpha1.StateFailed, wantReason: "CrashLoopBackOff", wantFailed: true,
+			wantMsg: []string{"crash loop: exited with code 1, restarted 1 time"},
+			wantLog: &logRef{Pod: "p", Container: "app", OrPrevious: true},
+		},
+		{
+			name: "restarted twice, up again for a second: crash loop with the previous instance's log",
+			pod:  pod("p", container(2, exited(3, 58*time.Second, 58*time.Second), runningSince(59*time.Second))),
+			want: v1alpha1.StateFailed, wantReason: "CrashLoopBackOff", wantFailed: true,
+			wantMsg:    []string{"crash loop: exited with code 3, restarted 2 times"},
+			wantLog:    &logRef{Pod: "p", Container: "app", Previous: true},
+			wantLookAt: 89 * time.Second,
+		},
+		{
+			name: "restarted twice, waiting to start again: crash loop",
+			pod: pod("p", container(2, exited(1, 58*time.Second, 58*time.Second),
+				corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}})),
+			want: v1alpha1.StateFailed, wantReason: "CrashLoopBackOff", wantFailed: true,
+			wantMsg: []string{"exited with code 1, restarted 2 times"},
+			wantLog: &logRef{Pod: "p", Container: "app", Previous: true},
+		},
+		{
+			name: "in the kubelet's back-off after one exit: crash loop",
+			pod: pod("p", container(1, exited(1, 58*time.Second, 58*time.Second),
+				corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 10s"}})),
+			want: v1alpha1.StateFailed, wantReason: "CrashLoopBackOff", wantFailed: true,
+			wantMsg: []string{"crash loop: exited with code 1, restarted 1 time"},
+			wantLog: &logRef{Pod: "p", Container: "app", Previous: true},
+		},
+		{
+			name: "restarted many times, up again for a minute: recovered",
+			pod:  pod("p", container(7, exited(1, -time.Second, -time.Second), runningSince(0))),
+			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantReady: true,
+		},
+		{
+			name: "exited again after a long run: a single exit, restarting",
+			pod: pod("p", container(3, exited(1, 10*time.Second, 55*time.Second),
+				corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}})),
+			want: v1alpha1.StateStarting, wantReason: ReasonRestarting, wantMsg: []string{"exited with code 1, restarted 3 times, restarting"},
+		},
+		{
+			name: "exited again after a long run, up again: restarting until up for 30s",
+			pod:  pod("p", container(3, exited(137, -50*time.Second, 50*time.Second), runningSince(51*time.Second))),
+			want: v1alpha1.StateStarting, wantReason: ReasonRestarting, wantMsg: []string{"exited with code 137"},
+			wantLookAt: 81 * time.Second,
+		},
+		{
+			name: "a start time ahead of the clock counts as just started",
+			pod:  pod("p", container(1, exited(1, 2*time.Minute, 2*time.Minute), runningSince(2*time.Minute))),
+			want: v1alpha1.StateStarting, wantReason: ReasonRestarting, wantMsg: []string{"up again for 0s"},
+			wantLookAt: 150 * time.Second,
+		},
+		{
+			name: "job pod restarted on failure, running again: left to the job",
+			pod: pod("p", container(1, exited(1, 58*time.Second, 58*time.Second), runningSince(59*time.Second)),
+				func(p *corev1.Pod) { p.Spec.RestartPolicy = corev1.RestartPolicyOnFailure }),
+			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantReady: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := assessPod(tt.pod, nil, now)
+			if got.State != tt.want || got.Reason != tt.wantReason || got.Ready != tt.wantReady || got.Failed != tt.wantFailed || !got.Started {
+				t.Errorf("got state=%s reason=%s ready=%v failed=%v started=%v, want %s %s %v %v true (message %q)",
+					got.State, got.Reason, got.Ready, got.Failed, got.Started, tt.want, tt.wantReason, tt.wantReady, tt.wantFailed, got.Message)
+			}
+			for _, s := range tt.wantMsg {
+				if !strings.Contains(got.Message, s) {
+					t.Errorf("message %q lacks %q", got.Message, s)
+				}
+			}
+			if (got.Log == nil) != (tt.wantLog == nil) || (got.Log != nil && *got.Log != *tt.wantLog) {
+				t.Errorf("log = %+v, want %+v", got.Log, tt.wantLog)
+			}
+			var wantLookAt time.Time
+			if tt.wantLookAt != 0 {
+				wantLookAt = t0.Add(tt.wantLookAt)
+			}
+			if !got.LookAt.Equal(wantLookAt) {
+				t.Errorf("lookAt %v, want %v", got.LookAt, wantLookAt)
+			}
+		})
+	}
+}
+
+// TestAssessDeploymentCrashing: a Deployment whose status says all replicas are ready (its pod is
+// Ready between restarts) is not healthy while its container keeps exiting, and its ready count
+// says so.
+func TestAssessDeploymentCrashing(t *testing.T) {
+	now := t0.Add(time.Minute)
+	tests := []struct {
+		name   string
+		pod    *corev1.Pod
+		want   v1alpha1.ServiceState
+		reason string
+		ready  int32
+		flags  string // H healthy, F failed
+		lookAt time.Duration
+	}{
+		{name: "up for a minute", pod: pod("a", container(0, nil, runningSince(0))),
+			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H"},
+		{name: "just started", pod: pod("a", container(0, nil, runningSince(59*time.Second))),
+			want: v1alpha1.StateStarting, reason: ReasonStarted, lookAt: 64 * time.Second},
+		{name: "restarted once", pod: pod("a", container(1, exited(1, 55*time.Second, 55*time.Second), runningSince(56*time.Second))),
+			want: v1alpha1.StateStarting, reason: ReasonRestarting, lookAt: 86 * time.Second},
+		{name: "crash loop", pod: pod("a", container(2, exited(1, 58*time.Second, 58*time.Second), runningSince(59*time.Second))),
+			want: v1alpha1.StateFailed, reason: "CrashLoopBackOff", flags: "F", lookAt: 89 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := assessService(observed{Deployment: deployment(1, 1, 1, 1), Pods: []*corev1.Pod{tt.pod}}, nil, now)
+			flags := ""
+			if a.Healthy {
+				flags += "H"
+			}
+			if a.Failed {
+				flags += "F"
+			}
+			if a.State != tt.want || a.Reason != tt.reason || a.Ready != tt.ready || a.Desired != 1 || flags != tt.flags || !a.Started {
+				t.Errorf("got %s %s %d/%d %q started=%v, want %s %s %d/1 %q (message %q)",
+					a.State, a.Reason, a.Ready, a.Desired, flags, a.Started, tt.want, tt.reason, tt.ready, tt.flags, a.Message)
+			}
+			var wantLookAt time.Time
+			if tt.lookAt != 0 {
+				wantLookAt = t0.Add(tt.lookAt)
+			}
+			if !a.LookAt.Equal(wantLookAt) {
+				t.Errorf("lookAt %v, want %v", a.LookAt, wantLookAt)
+			}
+		})
+	}
+}

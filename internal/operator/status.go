@@ -30,7 +30,7 @@ const (
 // status assesses every service and builds the status that describes them. buildErr, when set, is
 // why the environment cannot be built (its services then show what an earlier spec left running).
 func (r *Reconciler) status(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *owned, workloads map[string]client.Object,
-	gates map[string]gate, now time.Time, buildErr error) (*v1alpha1.EnvStatus, error) {
+	gates map[string]gate, p *pass, buildErr error) (*v1alpha1.EnvStatus, error) {
 	if workloads == nil {
 		workloads = workloadsByLabel(env, o)
 	}
@@ -45,8 +45,11 @@ func (r *Reconciler) status(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *o
 			continue
 		}
 		rs := render.Service{Name: svc.Name}
-		a := assessService(observe(o, &rs, w), events, now)
+		a := assessService(observe(o, &rs, w), events, p.cluster)
 		a.CreatedAt = w.GetCreationTimestamp().Time
+		if !a.LookAt.IsZero() && (p.lookAt.IsZero() || a.LookAt.Before(p.lookAt)) {
+			p.lookAt = a.LookAt
+		}
 		if a.Log != nil {
 			if lines := r.lastLog(ctx, env.Namespace, a.Log); lines != "" {
 				a.Message += "; last log lines:\n" + lines
@@ -54,7 +57,7 @@ func (r *Reconciler) status(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *o
 		}
 		states[svc.Name] = a
 	}
-	st := buildStatus(env, states, gates, now, buildErr)
+	st := buildStatus(env, states, gates, p.now, buildErr)
 	return &st, nil
 }
 

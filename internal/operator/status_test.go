@@ -181,3 +181,30 @@ func TestNextLook(t *testing.T) {
 		}
 	}
 }
+
+func TestLookSooner(t *testing.T) {
+	// The pass's cluster time is t0 + 1h: a fake reconciler clock does not enter into it.
+	cluster := t0.Add(time.Hour)
+	tests := []struct {
+		name   string
+		after  time.Duration
+		lookAt time.Duration // from cluster; 0: none
+		want   time.Duration
+	}{
+		{"nothing changes by itself", progressRequeue, 0, progressRequeue},
+		{"nothing changes by itself, ready", 0, 0, 0},
+		{"a container counts as running in 2s", progressRequeue, 2 * time.Second, 2*time.Second + 100*time.Millisecond},
+		{"ready, yet something changes in 3s", 0, 3 * time.Second, 3*time.Second + 100*time.Millisecond},
+		{"later than the requeue anyway", degradedRequeue, time.Minute, degradedRequeue},
+		{"already past", progressRequeue, -time.Second, 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		p := &pass{now: t0, cluster: cluster}
+		if tt.lookAt != 0 {
+			p.lookAt = cluster.Add(tt.lookAt)
+		}
+		if got := lookSooner(tt.after, p); got != tt.want {
+			t.Errorf("%s: lookSooner(%s) = %s, want %s", tt.name, tt.after, got, tt.want)
+		}
+	}
+}
