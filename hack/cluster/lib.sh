@@ -10,7 +10,7 @@ set -euo pipefail
 
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HACK/../.." && pwd)
-D=${ERGOMAKE_CLUSTER_DIR:-$HOME/.cache/ergomake/cluster}
+D=${ERGOMAKE_CLUSTER_DIR:-${HOME:-/root}/.cache/ergomake/cluster}
 mkdir -p "$D"
 D=$(cd "$D" && pwd)
 export PATH=$D/bin:$PATH:/usr/local/go/bin:/usr/sbin:/sbin
