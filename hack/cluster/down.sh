@@ -27,6 +27,14 @@ stop() { # NAME [SECONDS]
 # the kubelet first, so that it does not restart containers; then every pod container and sandbox
 stop kubelet
 stop kube-proxy
+# containerd died but its shims (and so the pods) still run: start it again to clean up through it
+if [ -z "$(pid_of containerd)" ] && [ -f "$ETC/containerd.toml" ] &&
+	pgrep -f "containerd-shim-runc-v2 .*-address $SOCK" >/dev/null; then
+	setsid containerd --config "$ETC/containerd.toml" >>"$LOGS/containerd.log" 2>&1 </dev/null &
+	echo $! >"$PIDS/containerd.pid"
+	say "started containerd (pid $!) to stop the pods it left running"
+	for _ in $(seq 100); do "${CTR[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 if [ -n "$(pid_of containerd)" ] && "${CTR[@]}" version >/dev/null 2>&1; then
 	ids=$("${CTR[@]}" containers ls -q 2>/dev/null)
 	if [ -n "$ids" ]; then

@@ -68,7 +68,7 @@ run_logged() {
 	echo "### $(date -u +%FT%TZ) $*" >>"$log"
 	local start=$SECONDS rc=0 ticker
 	(
-		while sleep 30; do
+		while sleep 30 </dev/null >/dev/null 2>&1; do # sleep must not hold our stdout open
 			last=$(grep -v '^### ' "$log" | tail -n 1 | cut -c1-100)
 			say "  ... still running ($((SECONDS - start)) s): ${last:-no output yet}"
 		done
