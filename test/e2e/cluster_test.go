@@ -5,11 +5,17 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +126,35 @@ func TestClusterTwoServices(t *testing.T) {
 	if len(data) != 100000 {
 		t.Errorf("GET /bytes?n=100000 returned %d bytes", len(data))
 	}
+	resp, err := http.Post(base+"/sink", "application/octet-stream", strings.NewReader(strings.Repeat("x", 70000)))
+	if err != nil {
+		t.Fatalf("POST /sink: %v", err)
+	}
+	var sunk struct {
+		Bytes int `json:"bytes"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&sunk)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || sunk.Bytes != 70000 {
+		t.Errorf("POST /sink of 70000 bytes: status %d, %+v, %v", resp.StatusCode, sunk, err)
+	}
+
+	// The TCP echo port of the api pod, through a port-forward of its own.
+	apiPod := cluster.ReadyPod(t, cs, ns, map[string]string{"app": "api"}, 30*time.Second)
+	echoPort := cluster.PortForward(t, cfg, ns, apiPod.Name, 7000)
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", echoPort), 10*time.Second)
+	if err != nil {
+		t.Fatalf("dialing the echo port forward: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := conn.Write([]byte("hello echo\n")); err != nil {
+		t.Fatalf("writing to the echo port: %v", err)
+	}
+	echoed := make([]byte, len("hello echo\n"))
+	if _, err := io.ReadFull(conn, echoed); err != nil || string(echoed) != "hello echo\n" {
+		t.Errorf("echo through port-forward = %q, %v", echoed, err)
+	}
 }
 
 func testappDeployment(ns, name string, env map[string]string, readiness *corev1.Probe) *appsv1.Deployment {
@@ -197,4 +232,85 @@ func getJSON(t *testing.T, u string, want int, v any) {
 	if err := json.Unmarshal([]byte(body), v); err != nil {
 		t.Fatalf("GET %s: %q: %v", u, body, err)
 	}
+}
+
+// TestClusterStaysLocal checks the harness's safety promises on this machine: every TCP listener
+// of the cluster's own processes is bound to loopback or the node address 10.200.0.1, and the
+// egress guard that keeps pod traffic on the machine is in place.
+func TestClusterStaysLocal(t *testing.T) {
+	cluster.Config(t) // skips (or fails under make test-e2e) when there is no cluster
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to read the cluster processes' sockets")
+	}
+	listening := listeningSockets(t)
+	found := map[string]int{}
+	for _, c := range cluster.Components {
+		data, err := os.ReadFile(filepath.Join(cluster.Dir(), "pids", c+".pid"))
+		if err != nil {
+			t.Errorf("%s: %v", c, err)
+			continue
+		}
+		pid := strings.TrimSpace(string(data))
+		fds, err := os.ReadDir(filepath.Join("/proc", pid, "fd"))
+		if err != nil {
+			t.Errorf("%s (pid %s): %v", c, pid, err)
+			continue
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(filepath.Join("/proc", pid, "fd", fd.Name()))
+			if err != nil || !strings.HasPrefix(link, "socket:[") {
+				continue
+			}
+			addr, ok := listening[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")]
+			if !ok {
+				continue
+			}
+			found[c]++
+			if !addr.IsLoopback() && addr.String() != "10.200.0.1" {
+				t.Errorf("%s listens on %s: want loopback or 10.200.0.1 only", c, addr)
+			}
+		}
+	}
+	for _, c := range []string{"etcd", "kube-apiserver", "kubelet"} {
+		if found[c] == 0 {
+			t.Errorf("found no listening socket of %s: the check above looked at nothing", c)
+		}
+	}
+	for _, table := range []string{"filter", "mangle"} {
+		cmd := exec.Command("iptables", "-t", table, "-C", "FORWARD", "-s", "10.244.0.0/16", "!", "-d", "10.244.0.0/16",
+			"-m", "comment", "--comment", "ergomake-egress-guard", "-j", "DROP")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("egress guard missing from the %s table's FORWARD chain: %v %s", table, err, out)
+		}
+	}
+}
+
+// listeningSockets maps the inode of every listening TCP socket of this network namespace to its
+// local address.
+func listeningSockets(t *testing.T) map[string]net.IP {
+	t.Helper()
+	socks := map[string]net.IP{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 10 || fields[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			hexIP, _, _ := strings.Cut(fields[1], ":")
+			raw, err := hex.DecodeString(hexIP)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", f, line, err)
+			}
+			// the kernel prints each 32-bit word in host (little-endian) order
+			for i := 0; i+4 <= len(raw); i += 4 {
+				raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+			}
+			socks[fields[9]] = net.IP(raw)
+		}
+	}
+	return socks
 }
