@@ -508,7 +508,30 @@ func podReady(pod *corev1.Pod) bool {
 	return false
 }
 
-// podReadySince is when the pod last became ready.
+// readySince is when the pod started to count as ready here: when the kubelet said it is, or,
+// for the container of a long-running service, once it had been up long enough (settleFor without
+// a readiness probe, stableAfter after a restart; see assessPod).
+func readySince(pod *corev1.Pod) time.Time {
+	t := podReadySince(pod)
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+		return t
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		r := cs.State.Running
+		if r == nil || r.StartedAt.IsZero() {
+			continue
+		}
+		if !hasReadinessProbe(pod, cs.Name) && r.StartedAt.Add(settleFor).After(t) {
+			t = r.StartedAt.Add(settleFor)
+		}
+		if cs.RestartCount > 0 && r.StartedAt.Add(stableAfter).After(t) {
+			t = r.StartedAt.Add(stableAfter)
+		}
+	}
+	return t
+}
+
+// podReadySince is when the kubelet last said the pod is ready.
 func podReadySince(pod *corev1.Pod) time.Time {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
@@ -560,7 +583,7 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 		}
 		if pa.Ready {
 			readyPods++
-			if t := podReadySince(p); t.After(a.ReadyAt) {
+			if t := readySince(p); t.After(a.ReadyAt) {
 				a.ReadyAt = t
 			}
 		} else if podReady(p) {

@@ -509,9 +509,16 @@ func TestAssessDeploymentCrashing(t *testing.T) {
 		ready  int32
 		flags  string // H healthy, F failed
 		lookAt time.Duration
+		// readyAt: the pod is Ready from its start; without a readiness probe it counts from
+		// settleFor later, after a restart from stableAfter later.
+		readyAt time.Time
 	}{
 		{name: "up for a minute", pod: pod("a", container(0, nil, runningSince(0))),
-			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H"},
+			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0.Add(settleFor)},
+		{name: "up for a minute with a readiness probe", pod: pod("a", container(0, nil, runningSince(0)), withProbe),
+			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0},
+		{name: "recovered after a restart", pod: pod("a", container(1, exited(1, 0, 0), runningSince(time.Second))),
+			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0.Add(time.Second + stableAfter)},
 		{name: "just started", pod: pod("a", container(0, nil, runningSince(59*time.Second))),
 			want: v1alpha1.StateStarting, reason: ReasonStarted, lookAt: 64 * time.Second},
 		{name: "restarted once", pod: pod("a", container(1, exited(1, 55*time.Second, 55*time.Second), runningSince(56*time.Second))),
@@ -539,6 +546,9 @@ func TestAssessDeploymentCrashing(t *testing.T) {
 			}
 			if !a.LookAt.Equal(wantLookAt) {
 				t.Errorf("lookAt %v, want %v", a.LookAt, wantLookAt)
+			}
+			if !a.ReadyAt.Equal(tt.readyAt) {
+				t.Errorf("readyAt %v, want %v", a.ReadyAt, tt.readyAt)
 			}
 		})
 	}
