@@ -497,7 +497,7 @@ func (b *bench) scale(ctx context.Context, res *results) error {
 			return fmt.Errorf("an open connection died during the scale measure: %w", err)
 		}
 	}
-	res.notef("scale: one `ergomake up` process forwards all %d ports; kubectl = %d `kubectl port-forward deployment/sNN :%d :%d` processes (RSS and CPU summed); CPU = CPU-seconds per second over %s windows, one window per run; connections: one per port, each having made one request and kept open", nports, n, httpPort, echoPort, window)
+	res.notef("scale: one `ergomake up` process forwards all %d ports; kubectl = %d `kubectl port-forward deployment/sNN :%d :%d` processes (RSS and CPU summed); CPU = CPU-seconds per second over %s windows, one window per run; idle = after every HTTP port has answered one GET (so each pod has carried a connection); connections: one per port, each having made one request and kept open", nports, n, httpPort, echoPort, window)
 	return nil
 }
 

@@ -65,7 +65,7 @@ func (b *bench) transport(ctx context.Context, res *results) error {
 		recT = res.row("recovery: Ready → first new conn OK", "ms", 0, target{ergoAtMost, 1000, "≤ 1000 ms"})
 		recF = res.row("recovery: failed conns after Ready", "count", 0, target{ergoNoneAtMost, 0, "0 every run"})
 		recT.na[pDirect], recF.na[pDirect] = true, true
-		recT.inf[pKube] = "forward ended"
+		recT.inf = [nPaths]string{"never", "forward ended", ""}
 	}
 
 	for r := range c.runs {

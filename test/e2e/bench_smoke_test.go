@@ -75,7 +75,8 @@ func TestBenchSmoke(t *testing.T) {
 	if !regexp.MustCompile(`^-+$`).MatchString(rows[1][0]) {
 		t.Errorf("second line is not the separator: %q", rows[1])
 	}
-	value := regexp.MustCompile(`^(—|[0-9.]+|no answer|forward ended)( \(([0-9.]+|no answer|forward ended)–([0-9.]+|no answer|forward ended)\))?$`)
+	v := `([0-9.]+|no answer|forward ended|never|∞)`
+	value := regexp.MustCompile(`^(—|` + v + `( \(` + v + `–` + v + `\))?)$`)
 	ratio := regexp.MustCompile(`^(—|[0-9.]+×)$`)
 	names := map[string]bool{}
 	for _, r := range rows[2:] {
