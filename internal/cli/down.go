@@ -62,11 +62,7 @@ The environment is found by project name and namespace as "ergomake up" names th
 
 func downRun(opts *DownOptions) error {
 	ctx := opts.Context
-	project, err := projectName(ctx, opts.Factory, opts.Project)
-	if err != nil {
-		return err
-	}
-	client, err := connect(ctx, opts.Cluster)
+	project, client, err := openProject(ctx, opts.Factory, opts.Project, opts.Cluster)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,46 @@ func connect(ctx context.Context, c ClusterOptions) (*kube.Client, error) {
 	return client, nil
 }
 
+// envTarget is the environment a command acts on, with the client that found it and the services
+// its SERVICE arguments select (nil: all).
+type envTarget struct {
+	client *kube.Client
+	env    *v1alpha1.ErgomakeEnv
+	only   map[string]bool
+}
+
+// openProject names the project of the project flags and connects to the cluster of the cluster
+// flags.
+func openProject(ctx context.Context, f *Factory, p ProjectOptions, c ClusterOptions) (string, *kube.Client, error) {
+	project, err := projectName(ctx, f, p)
+	if err != nil {
+		return "", nil, err
+	}
+	client, err := connect(ctx, c)
+	if err != nil {
+		return "", nil, err
+	}
+	return project, client, nil
+}
+
+// openEnv finds the environment of the project the flags name on their cluster, and checks the
+// SERVICE arguments against it.
+func openEnv(ctx context.Context, f *Factory, p ProjectOptions, c ClusterOptions, services []string) (*envTarget, error) {
+	project, client, err := openProject(ctx, f, p, c)
+	if err != nil {
+		return nil, err
+	}
+	env, err := findEnv(ctx, client, project)
+	if err != nil {
+		return nil, err
+	}
+	only, err := serviceFilter(env, services)
+	if err != nil {
+		return nil, err
+	}
+	return &envTarget{client: client, env: env, only: only}, nil
+}
+
 // loadProject loads the compose project of the project flags.
 func loadProject(ctx context.Context, f *Factory, p ProjectOptions) (*types.Project, error) {
 	copts, err := p.composeOptions(f)

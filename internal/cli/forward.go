@@ -53,22 +53,11 @@ func NewCmdForward(f *Factory, runF func(*ForwardOptions) error) *cobra.Command 
 
 func forwardRun(opts *ForwardOptions) error {
 	ctx := opts.Context
-	project, err := projectName(ctx, opts.Factory, opts.Project)
+	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services)
 	if err != nil {
 		return err
 	}
-	client, err := connect(ctx, opts.Cluster)
-	if err != nil {
-		return err
-	}
-	env, err := findEnv(ctx, client, project)
-	if err != nil {
-		return err
-	}
-	only, err := serviceFilter(env, opts.Services)
-	if err != nil {
-		return err
-	}
+	client, env, only := target.client, target.env, target.only
 	status := ui.NewStatus(opts.IO, ui.StatusOptions{Now: opts.Factory.Now})
 	defer status.Stop()
 	if wait.Evaluate(env) != wait.Ready {

@@ -71,22 +71,11 @@ service's name, as "docker compose logs" prints them.`,
 
 func logsRun(opts *LogsOptions) error {
 	ctx := opts.Context
-	project, err := projectName(ctx, opts.Factory, opts.Project)
+	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services)
 	if err != nil {
 		return err
 	}
-	client, err := connect(ctx, opts.Cluster)
-	if err != nil {
-		return err
-	}
-	env, err := findEnv(ctx, client, project)
-	if err != nil {
-		return err
-	}
-	only, err := serviceFilter(env, opts.Services)
-	if err != nil {
-		return err
-	}
+	client, env, only := target.client, target.env, target.only
 	var names []string
 	for _, s := range env.Spec.Services {
 		if only == nil || only[s.Name] {

@@ -77,23 +77,11 @@ type psEntry struct {
 
 func psRun(opts *PsOptions) error {
 	ctx := opts.Context
-	project, err := projectName(ctx, opts.Factory, opts.Project)
+	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services)
 	if err != nil {
 		return err
 	}
-	client, err := connect(ctx, opts.Cluster)
-	if err != nil {
-		return err
-	}
-	env, err := findEnv(ctx, client, project)
-	if err != nil {
-		return err
-	}
-	only, err := serviceFilter(env, opts.Services)
-	if err != nil {
-		return err
-	}
-	entries := psEntries(env, only)
+	entries := psEntries(target.env, target.only)
 	if opts.Output == outputJSON {
 		return printJSON(opts.IO.Out, entries)
 	}
