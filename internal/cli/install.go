@@ -41,16 +41,7 @@ available. Running it again updates what it installed (server-side apply).`,
 		Example: `  ergomake install
   ergomake install --image ergomake.test/ergomake-operator:dev --namespace ergomake-system`,
 		Args: wrapArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Context = cmd.Context()
-			if err := opts.finish(cmd); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return installRun(opts)
-		},
+		RunE: opts.runE(runF, installRun),
 	}
 	addInstallFlags(cmd, opts)
 	cmd.Flags().StringVar(&opts.Image, "image", install.DefaultImage(), "operator image")
@@ -69,16 +60,7 @@ every environment on the cluster, and everything they own), the operator and its
 namespace when ergomake created it. Waits until they are gone.`,
 		Example: `  ergomake uninstall`,
 		Args:    wrapArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Context = cmd.Context()
-			if err := opts.finish(cmd); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return uninstallRun(opts)
-		},
+		RunE:    opts.runE(runF, uninstallRun),
 	}
 	addInstallFlags(cmd, opts)
 	return cmd
@@ -95,6 +77,21 @@ func addInstallFlags(cmd *cobra.Command, opts *InstallOptions) {
 	setGroup(fs, "kubeconfig", groupCluster)
 	setGroup(fs, "context", groupCluster)
 	config.MarkSetting(fs, "kubeconfig", "context") // ERGOMAKE_KUBECONFIG, ERGOMAKE_CONTEXT, config file
+}
+
+// runE is the RunE of install and uninstall: it checks the flags, then runs run (runF instead, when
+// given).
+func (opts *InstallOptions) runE(runF, run func(*InstallOptions) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		opts.Context = cmd.Context()
+		if err := opts.finish(cmd); err != nil {
+			return err
+		}
+		if runF != nil {
+			return runF(opts)
+		}
+		return run(opts)
+	}
 }
 
 func (opts *InstallOptions) finish(cmd *cobra.Command) error {
