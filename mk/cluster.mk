@@ -1,5 +1,7 @@
 # The local Kubernetes cluster (hack/cluster) and the tests and demo that use it.
-#   make cluster-up       build what is missing, start the cluster, wait for node Ready + CoreDNS
+#   make cluster-up       build what is missing, start the cluster, wait for node Ready + CoreDNS,
+#                         then build the operator from this tree and install it (mk/operator.mk)
+#   make cluster-start    the cluster alone, without the operator
 #   make cluster-build    only build the binaries and images (no start)
 #   make cluster-down     stop it (PURGE=1 also wipes its state: etcd data, containerd root)
 #   make cluster-status   what runs, and the cluster's resident memory
@@ -13,9 +15,13 @@ KUBECTL := $(ERGOMAKE_CLUSTER_DIR)/bin/kubectl
 E2E_FLAGS ?= -race -count=1 -timeout 20m
 DEMO_PROJECT ?= testdata/elasticsearch-kibana-testapp
 
-.PHONY: cluster-up cluster-build cluster-down cluster-status cluster-image test-e2e demo
+.PHONY: cluster-up cluster-start cluster-build cluster-down cluster-status cluster-image test-e2e demo
 
-cluster-up:
+# cluster-up leaves the cluster ready for `ergomake up`: operator-install depends on cluster-start,
+# so the order holds under make -j too.
+cluster-up: cluster-start operator-install
+
+cluster-start:
 	@hack/cluster/up.sh
 
 cluster-build:
@@ -34,8 +40,10 @@ cluster-image:
 test-e2e: cluster-up
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) ERGOMAKE_E2E_REQUIRE=1 $(GO) test $(E2E_FLAGS) -tags e2e ./test/e2e/...
 
+# demo: the main job on the example project: `ergomake up` brings elasticsearch and kibana
+# stand-ins up on the local cluster and binds localhost:9200 and localhost:5601 (a free port is
+# shown when one is taken). In another terminal: curl localhost:5601/fetch?url=http://elasticsearch:9200/
+# Ctrl-C tears the environment down.
 demo: cluster-up
-	@echo "--- ergomake render of $(DEMO_PROJECT) (the objects the operator creates)"
-	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(GO) run ./cmd/ergomake render -f $(DEMO_PROJECT)/compose.yaml
-	@echo "--- the cluster it will run on:"
-	@$(KUBECTL) --kubeconfig $(CLUSTER_KUBECONFIG) get nodes -o wide
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ergomake ./cmd/ergomake
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) bin/ergomake up -f $(DEMO_PROJECT)/compose.yaml

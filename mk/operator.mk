@@ -19,7 +19,7 @@ test-unit: export CONTROLLER_GEN := $(CONTROLLER_GEN)
 OPERATOR_IMAGE ?= ergomake.test/ergomake-operator:dev
 OPERATOR_IMAGE_KEY = $(ERGOMAKE_CLUSTER_DIR)/images/$(subst :,_,$(subst /,_,$(OPERATOR_IMAGE))).key
 
-operator-image:
+operator-image: cluster-start
 	@hack/cluster/image.sh --no-shell $(OPERATOR_IMAGE) ./cmd/ergomake-operator
 
 operator-install: operator-image
@@ -31,6 +31,3 @@ operator-run:
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(GO) run ./cmd/ergomake-operator --kubeconfig $(CLUSTER_KUBECONFIG) \
 		--metrics-bind-address 0 --health-probe-bind-address ""
 
-# The end-to-end tests and the demo need the operator in the cluster (after cluster-up, which
-# mk/cluster.mk lists first).
-test-e2e demo: operator-install

@@ -3,5 +3,5 @@
 # local cluster and its operator. The `ergomake up/down/ls/ps/logs/forward` tests live in test/e2e.
 .PHONY: test-e2e-up
 test-e2e: test-e2e-up
-test-e2e-up: cluster-up operator-install
+test-e2e-up: cluster-up
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) ERGOMAKE_E2E_REQUIRE=1 $(GO) test $(E2E_FLAGS) -tags e2e ./internal/kube/... ./internal/wait/...
