@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/ergomake/ergomake/internal/testutil/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -149,13 +149,6 @@ func outline(t *testing.T, out []byte) string {
 	return b.String()
 }
 
-type fixture struct {
-	Path     string            `json:"path"`
-	Files    []string          `json:"files"`
-	Env      map[string]string `json:"env"`
-	EnvFiles []string          `json:"env_files"`
-}
-
 // TestRenderComposeFixtures runs `ergomake render` over every compose file of
 // ../shared/compose-fixtures: none may panic; each renders (exit 0, a YAML stream that starts
 // with the ErgomakeEnv) or fails with exit 1 and one clear "error: " line naming the file.
@@ -163,30 +156,11 @@ func TestRenderComposeFixtures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "compose-fixtures"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("no compose fixtures at %s", dir)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fixtures []fixture
-	if err := json.Unmarshal(b, &fixtures); err != nil {
-		t.Fatal(err)
-	}
-	sort.Slice(fixtures, func(i, j int) bool { return fixtures[i].Path < fixtures[j].Path })
+	dir, all := fixtures.Load(t)
 	rendered := 0
-	for _, fx := range fixtures {
+	for _, fx := range all {
 		fdir := filepath.Join(dir, fx.Path)
-		var env []string
-		for k, v := range fx.Env {
-			env = append(env, k+"="+v)
-		}
-		f, stdout, stderr := testFactory(t, env...)
+		f, stdout, stderr := testFactory(t, fx.Environ()...)
 		f.WorkingDir = func() (string, error) { return fdir, nil }
 		args := []string{"render"}
 		for _, file := range fx.Files {
@@ -222,7 +196,7 @@ func TestRenderComposeFixtures(t *testing.T) {
 			t.Errorf("%s: exit code %d: %s", fx.Path, code, errOut)
 		}
 	}
-	t.Logf("%d/%d fixtures render", rendered, len(fixtures))
+	t.Logf("%d/%d fixtures render", rendered, len(all))
 }
 
 func golden(t *testing.T, path, got string) {

@@ -2,13 +2,11 @@ package render_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/internal/testutil/fixtures"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -102,44 +101,14 @@ func TestRenderTranslatedTestdata(t *testing.T) {
 	}
 }
 
-type fixture struct {
-	Path     string            `json:"path"`
-	Files    []string          `json:"files"`
-	Env      map[string]string `json:"env"`
-	EnvFiles []string          `json:"env_files"`
-}
-
 // TestRenderTranslatedFixtures renders every compose fixture of ../shared/compose-fixtures that
 // translates: none may panic, and each renders or fails with render's own *Error, one line, naming
 // the service.
 func TestRenderTranslatedFixtures(t *testing.T) {
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "compose-fixtures"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("no compose fixtures at %s", dir)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fixtures []fixture
-	if err := json.Unmarshal(b, &fixtures); err != nil {
-		t.Fatal(err)
-	}
-	sort.Slice(fixtures, func(i, j int) bool { return fixtures[i].Path < fixtures[j].Path })
+	dir, all := fixtures.Load(t)
 	translated, rendered := 0, 0
-	for _, f := range fixtures {
-		var environ []string
-		for k, v := range f.Env {
-			environ = append(environ, k+"="+v)
-		}
-		sort.Strings(environ)
-		if environ == nil {
-			environ = []string{}
-		}
-		opts := compose.Options{WorkingDir: filepath.Join(dir, f.Path), Files: f.Files, EnvFiles: f.EnvFiles, Environ: environ}
+	for _, f := range all {
+		opts := compose.Options{WorkingDir: filepath.Join(dir, f.Path), Files: f.Files, EnvFiles: f.EnvFiles, Environ: f.Environ()}
 		env, objs, loadErr, err := renderTranslated(t, opts)
 		if loadErr != nil {
 			continue

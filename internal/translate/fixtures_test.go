@@ -2,7 +2,6 @@ package translate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/internal/testutil/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -26,47 +26,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type fixture struct {
-	Path     string            `json:"path"`
-	Files    []string          `json:"files"`
-	Env      map[string]string `json:"env"`
-	EnvFiles []string          `json:"env_files"`
-}
-
 // TestComposeFixtures loads and translates every compose file of ../shared/compose-fixtures: none
 // may panic; each translates or fails with one clear error naming the file. The outcome of each is
 // kept in testdata/fixtures.golden so that changes are reviewed.
 func TestComposeFixtures(t *testing.T) {
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "compose-fixtures"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("no compose fixtures at %s", dir)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fixtures []fixture
-	if err := json.Unmarshal(b, &fixtures); err != nil {
-		t.Fatal(err)
-	}
-	sort.Slice(fixtures, func(i, j int) bool { return fixtures[i].Path < fixtures[j].Path })
+	dir, all := fixtures.Load(t)
 	var summary strings.Builder
 	ok := 0
-	for _, f := range fixtures {
+	for _, f := range all {
 		line := runFixture(t, dir, f)
 		if strings.HasPrefix(line, "ok") {
 			ok++
 		}
 		fmt.Fprintf(&summary, "%s: %s\n", f.Path, line)
 	}
-	t.Logf("%d/%d fixtures translate", ok, len(fixtures))
+	t.Logf("%d/%d fixtures translate", ok, len(all))
 	golden(t, filepath.Join("testdata", "fixtures.golden"), []byte(summary.String()))
 }
 
-func runFixture(t *testing.T, root string, f fixture) (line string) {
+func runFixture(t *testing.T, root string, f fixtures.Fixture) (line string) {
 	t.Helper()
 	dir := filepath.Join(root, f.Path)
 	defer func() {
@@ -75,12 +53,7 @@ func runFixture(t *testing.T, root string, f fixture) (line string) {
 			line = fmt.Sprintf("PANIC: %v", r)
 		}
 	}()
-	environ := []string{}
-	for k, v := range f.Env {
-		environ = append(environ, k+"="+v)
-	}
-	sort.Strings(environ)
-	opts := compose.Options{WorkingDir: dir, Files: f.Files, EnvFiles: f.EnvFiles, Environ: environ}
+	opts := compose.Options{WorkingDir: dir, Files: f.Files, EnvFiles: f.EnvFiles, Environ: f.Environ()}
 	p, err := compose.Load(context.Background(), opts)
 	if err == nil {
 		var res *Result
