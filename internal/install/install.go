@@ -208,17 +208,27 @@ func newClient(cfg *rest.Config) (client.Client, error) {
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
+// prepare is what Install and Uninstall start with: the objects of opts, opts with its defaults
+// filled in, and a client of cfg.
+func prepare(cfg *rest.Config, opts *Options) ([]*unstructured.Unstructured, client.Client, error) {
+	objs, err := Objects(*opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := opts.defaults(); err != nil {
+		return nil, nil, err
+	}
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return objs, c, nil
+}
+
 // Install applies the CRD, the RBAC, the ServiceAccount and the operator Deployment, and waits
 // until the operator is available.
 func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
-	objs, err := Objects(opts)
-	if err != nil {
-		return err
-	}
-	if err := opts.defaults(); err != nil {
-		return err
-	}
-	c, err := newClient(cfg)
+	objs, c, err := prepare(cfg, &opts)
 	if err != nil {
 		return err
 	}
@@ -361,14 +371,7 @@ func podTrouble(ctx context.Context, c client.Client, namespace string) string {
 // the garbage collector then removes), the operator and its RBAC, and the namespace when ergomake
 // created it. Objects already gone are skipped.
 func Uninstall(ctx context.Context, cfg *rest.Config, opts Options) error {
-	objs, err := Objects(opts)
-	if err != nil {
-		return err
-	}
-	if err := opts.defaults(); err != nil {
-		return err
-	}
-	c, err := newClient(cfg)
+	objs, c, err := prepare(cfg, &opts)
 	if err != nil {
 		return err
 	}
