@@ -25,6 +25,7 @@ generate: $(CONTROLLER_GEN)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
 
 # test: unit tests, then the end-to-end suite against the local cluster (mk/cluster.mk).
 test: lint test-unit test-e2e

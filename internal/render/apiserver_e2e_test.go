@@ -4,10 +4,9 @@ package render_test
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/fixtures"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -58,24 +58,15 @@ func TestAPIServerAcceptsRenderedObjects(t *testing.T) {
 			}
 		}
 	}
-	fixturesDir := filepath.Join("..", "..", "..", "shared", "compose-fixtures")
-	if b, err := os.ReadFile(filepath.Join(fixturesDir, "index.json")); err == nil {
-		var fixtures []fixture
-		if err := json.Unmarshal(b, &fixtures); err != nil {
-			t.Fatal(err)
-		}
-		sort.Slice(fixtures, func(i, j int) bool { return fixtures[i].Path < fixtures[j].Path })
-		for _, f := range fixtures {
-			environ := []string{}
-			for k, v := range f.Env {
-				environ = append(environ, k+"="+v)
-			}
-			sort.Strings(environ)
-			opts := compose.Options{WorkingDir: filepath.Join(fixturesDir, f.Path), Files: f.Files, EnvFiles: f.EnvFiles, Environ: environ}
-			env, _, loadErr, err := renderTranslated(t, opts)
-			if loadErr == nil && err == nil {
-				envs = append(envs, namedEnv{"fixture/" + f.Path, env})
-			}
+	fixturesDir, all, err := fixtures.Find()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	for _, f := range all {
+		opts := compose.Options{WorkingDir: filepath.Join(fixturesDir, f.Path), Files: f.Files, EnvFiles: f.EnvFiles, Environ: f.Environ()}
+		env, _, loadErr, err := renderTranslated(t, opts)
+		if loadErr == nil && err == nil {
+			envs = append(envs, namedEnv{"fixture/" + f.Path, env})
 		}
 	}
 
