@@ -37,6 +37,7 @@ type config struct {
 	connN       int
 	holTimeout  time.Duration
 	ttrServices []int
+	ttrHealthy  []int
 	scaleSvcs   int
 	only        map[string]bool
 	cpuprofile  string
@@ -69,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		kc = filepath.Join(dir, "kubeconfig")
 	}
 	var c config
-	var size, holSize, ttr, only string
+	var size, holSize, ttr, ttrHealthy, only string
 	fs.StringVar(&c.kubeconfig, "kubeconfig", kc, "kubeconfig of the local cluster")
 	fs.StringVar(&c.kubectl, "kubectl", filepath.Join(dir, "bin", "kubectl"), "kubectl to compare with (the harness's)")
 	fs.StringVar(&c.ergomake, "ergomake", "", "ergomake binary for time to ready and scale (default: built from this tree)")
@@ -80,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.connN, "conn-n", 200, "new connections + GET per run")
 	fs.DurationVar(&c.holTimeout, "hol-timeout", 5*time.Second, "how long a head-of-line echo may take before it counts as unanswered")
 	fs.StringVar(&ttr, "ttr-services", "2,20", "service counts of the time-to-ready projects")
+	fs.StringVar(&ttrHealthy, "ttr-healthcheck-services", "2", "service counts of time-to-ready projects whose services have a healthcheck")
 	fs.IntVar(&c.scaleSvcs, "scale-services", 50, "services of the scale project (2 published ports each)")
 	fs.StringVar(&only, "only", "", "comma-separated groups to run: transport,recovery,ttr,scale (default all)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the in-process forwarder and the clients) to file")
@@ -105,15 +107,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.size < 8<<10 {
 		return errors.New("-size must be at least 8KiB")
 	}
-	for _, s := range strings.Split(ttr, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return fmt.Errorf("-ttr-services: bad count %q", s)
-		}
-		c.ttrServices = append(c.ttrServices, n)
+	if c.ttrServices, err = parseCounts("-ttr-services", ttr); err != nil {
+		return err
+	}
+	if c.ttrHealthy, err = parseCounts("-ttr-healthcheck-services", ttrHealthy); err != nil {
+		return err
 	}
 	c.only = map[string]bool{}
 	for _, g := range strings.Split(only, ",") {
@@ -171,6 +169,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "bench: wrote %s\n", c.markdown)
 	}
 	return nil
+}
+
+// parseCounts reads a comma-separated list of positive counts.
+func parseCounts(flag, list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: bad count %q", flag, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func (c config) want(group string) bool { return len(c.only) == 0 || c.only[group] }

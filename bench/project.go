@@ -41,7 +41,7 @@ type project struct {
 	ports         []int // container ports each service publishes (every one answers GET / when HTTP)
 }
 
-func (b *bench) newProject(prefix string, n int, ports []int) (*project, error) {
+func (b *bench) newProject(prefix string, n int, ports []int, healthcheck bool) (*project, error) {
 	p := &project{name: prefix + "-" + randSuffix(), ports: ports}
 	p.ns = "ergomake-" + p.name
 	p.dir = filepath.Join(b.tmp, p.name)
@@ -57,6 +57,9 @@ func (b *bench) newProject(prefix string, n int, ports []int) (*project, error) 
 		fmt.Fprintf(&sb, "      PORTS: %q\n", strconv.Itoa(ports[0]))
 		if len(ports) > 1 {
 			fmt.Fprintf(&sb, "      ECHO_PORTS: %q\n", strconv.Itoa(ports[1]))
+		}
+		if healthcheck {
+			fmt.Fprintf(&sb, "    healthcheck:\n      test: [\"CMD\", \"/testapp\", \"probe\", \"http://localhost:%d/healthz\"]\n      interval: 1s\n      timeout: 1s\n      retries: 60\n", ports[0])
 		}
 		sb.WriteString("    ports:\n")
 		for _, pt := range ports {
@@ -322,10 +325,26 @@ func (b *bench) kubeReady(ctx context.Context, p *project) (float64, error) {
 	return time.Since(start).Seconds(), nil
 }
 
-// timeToReady is measure 6, for each -ttr-services count, the two paths alternating.
+// timeToReady is measure 6, for each -ttr-services count (and each -ttr-healthcheck-services
+// count, services with a healthcheck), the two paths alternating.
 func (b *bench) timeToReady(ctx context.Context, res *results) error {
+	type variant struct {
+		n       int
+		healthy bool
+	}
+	var vs []variant
 	for _, n := range b.c.ttrServices {
-		r := res.row(fmt.Sprintf("time to ready, %d services", n), "s", 2, target{ratioAtMost, 1.0, "≤ 1.0× kubectl"})
+		vs = append(vs, variant{n, false})
+	}
+	for _, n := range b.c.ttrHealthy {
+		vs = append(vs, variant{n, true})
+	}
+	for _, v := range vs {
+		name, prefix := fmt.Sprintf("time to ready, %d services", v.n), fmt.Sprintf("bench-ttr%d", v.n)
+		if v.healthy {
+			name, prefix = name+" with healthchecks", prefix+"h"
+		}
+		r := res.row(name, "s", 2, target{ratioAtMost, 1.0, "≤ 1.0× kubectl"})
 		r.na[pDirect] = true
 		for run := range b.c.runs {
 			paths := []int{pErgo, pKube}
@@ -333,7 +352,7 @@ func (b *bench) timeToReady(ctx context.Context, res *results) error {
 				paths = []int{pKube, pErgo}
 			}
 			for _, path := range paths {
-				p, err := b.newProject(fmt.Sprintf("bench-ttr%d", n), n, []int{httpPort})
+				p, err := b.newProject(prefix, v.n, []int{httpPort}, v.healthy)
 				if err != nil {
 					return err
 				}
@@ -344,9 +363,9 @@ func (b *bench) timeToReady(ctx context.Context, res *results) error {
 					sec, err = b.kubeReady(ctx, p)
 				}
 				if err != nil {
-					return fmt.Errorf("time to ready (%d services, %s): %w", n, pathNames[path], err)
+					return fmt.Errorf("%s (%s): %w", name, pathNames[path], err)
 				}
-				b.logf("time to ready, %d services, run %d/%d: %s %.2fs", n, run+1, b.c.runs, pathNames[path], sec)
+				b.logf("%s, run %d/%d: %s %.2fs", name, run+1, b.c.runs, pathNames[path], sec)
 				r.add(path, sec)
 			}
 		}
@@ -370,7 +389,7 @@ func (b *bench) scale(ctx context.Context, res *results) error {
 		r.na[pDirect] = true
 	}
 
-	p, err := b.newProject("bench-scale", n, []int{httpPort, echoPort})
+	p, err := b.newProject("bench-scale", n, []int{httpPort, echoPort}, false)
 	if err != nil {
 		return err
 	}

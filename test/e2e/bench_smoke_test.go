@@ -43,7 +43,7 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-kubeconfig", kubecfg, "-kubectl", kubectl, "-ergomake", ergomakeBinary(t),
 		"-runs", "1", "-size", "4MiB", "-hol-size", "4MiB", "-echo-n", "20", "-conn-n", "10", "-hol-timeout", "3s",
-		"-ttr-services", "1", "-scale-services", "2", "-markdown", md, "-command", "smoke")
+		"-ttr-services", "1", "-ttr-healthcheck-services", "1", "-scale-services", "2", "-markdown", md, "-command", "smoke")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -111,7 +111,7 @@ func TestBenchSmoke(t *testing.T) {
 	for _, want := range []string{"1 conn download 4MiB", "1 conn upload 4MiB", "client CPU per GiB, download",
 		"client CPU per GiB, upload", "8 conns aggregate download 4MiB", "8 conns slowest share (all active)",
 		"echo 64 B keep-alive p50 (n=20)", "new conn + GET p50 (n=10)", "head-of-line echo p99 beside unread 4MiB",
-		"recovery: Ready → first new conn OK", "recovery: failed conns after Ready", "time to ready, 1 services",
+		"recovery: Ready → first new conn OK", "recovery: failed conns after Ready", "time to ready, 1 services", "time to ready, 1 services with healthchecks",
 		"scale 2 svcs/4 ports: RSS idle", "scale 2 svcs/4 ports: RSS, 4 conns open"} {
 		if !names[want] {
 			t.Errorf("no row %q", want)
