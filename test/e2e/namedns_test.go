@@ -230,7 +230,8 @@ func serviceIP(t *testing.T, cs kubernetes.Interface, ns, name string) string {
 	return s.Spec.ClusterIP
 }
 
-// dnsFetch asks a test-image pod to GET url (its /fetch endpoint) through the API server's pod proxy.
+// dnsFetch asks a test-image pod to GET url (its /fetch endpoint) through the API server's pod proxy
+// and returns the status code the pod got and the body (or the pod's error text).
 func dnsFetch(ctx context.Context, cs kubernetes.Interface, ns, pod, url string) (int, string, error) {
 	raw, err := cs.CoreV1().Pods(ns).ProxyGet("http", pod, "8080", "/fetch", map[string]string{"url": url}).DoRaw(ctx)
 	var reply struct {

@@ -5,7 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -336,22 +335,7 @@ func (e *opEnv) waitGone(envName string, timeout time.Duration) {
 // fetchFrom asks a pod of the test image to GET url (its /fetch endpoint), through the API
 // server's pod proxy, and returns the status code the pod got and the body.
 func (e *opEnv) fetchFrom(ctx context.Context, pod, url string) (int, string, error) {
-	raw, err := e.cs.CoreV1().Pods(e.ns).ProxyGet("http", pod, "8080", "/fetch", map[string]string{"url": url}).DoRaw(ctx)
-	var reply struct {
-		Status int    `json:"status"`
-		Body   string `json:"body"`
-		Error  string `json:"error"`
-	}
-	if jerr := json.Unmarshal(raw, &reply); jerr != nil {
-		if err != nil {
-			return 0, string(raw), err
-		}
-		return 0, string(raw), jerr
-	}
-	if reply.Error != "" {
-		return 0, reply.Error, nil
-	}
-	return reply.Status, reply.Body, nil
+	return dnsFetch(ctx, e.cs, e.ns, pod, url)
 }
 
 func readyPodOf(ctx context.Context, cs kubernetes.Interface, ns, envName, service string) (*corev1.Pod, error) {
