@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +37,10 @@ type leanTunnel struct {
 	nc  net.Conn // the WebSocket tunnel (portforward.TunnelingConnection)
 	raw net.Conn // its network connection, closed to end everything at once
 
-	wmu    sync.Mutex // one frame at a time on the wire
-	framer *spdy.Framer
-	hdrBuf bytes.Buffer // the framer writes SYN_STREAM frames here
-	nextID uint32       // next client stream ID (odd)
+	wmu      sync.Mutex // one frame at a time on the wire
+	zStarted bool
+	hdrBuf   bytes.Buffer // the framer writes SYN_STREAM frames here
+	nextID   uint32       // next client stream ID (odd)
 
 	cur    atomic.Pointer[leanConn] // the forwarded connection being carried
 	closed chan struct{}            // closed when the tunnel is dead
@@ -88,11 +89,6 @@ const (
 
 func newLeanTunnel(nc, raw net.Conn, count *atomic.Int64) (*leanTunnel, error) {
 	t := &leanTunnel{nc: nc, raw: raw, nextID: 1, closed: make(chan struct{}), count: count}
-	fr, err := spdy.NewFramer(&t.hdrBuf, nil)
-	if err != nil {
-		return nil, err
-	}
-	t.framer = fr
 	return t, nil
 }
 
@@ -298,13 +294,9 @@ func (t *leanTunnel) open(ctx context.Context, c *leanConn, port int32, requestI
 	}
 	t.wmu.Lock()
 	t.hdrBuf.Reset()
-	err := t.framer.WriteFrame(&spdy.SynStreamFrame{StreamId: spdy.StreamId(c.errID), Headers: header(corev1.StreamTypeError)})
-	if err == nil {
-		err = t.framer.WriteFrame(&spdy.SynStreamFrame{StreamId: spdy.StreamId(c.dataID), Headers: header(corev1.StreamTypeData)})
-	}
-	if err == nil {
-		_, err = t.nc.Write(t.hdrBuf.Bytes())
-	}
+	t.synStream(c.errID, header(corev1.StreamTypeError))
+	t.synStream(c.dataID, header(corev1.StreamTypeData))
+	_, err := t.nc.Write(t.hdrBuf.Bytes())
 	t.wmu.Unlock()
 	if err != nil {
 		return err
@@ -489,4 +481,52 @@ func (f *Forwarder) pipeLean(ctx context.Context, bp *boundPort, pod *corev1.Pod
 		return failed
 	}
 	return done
+}
+
+// storedDictID is the Adler-32 ID of SPDY/3's header dictionary, as it stands in a zlib header:
+// taken from the one header block spdystream's framer writes, so it always matches the peer's.
+var storedDictID = func() []byte {
+	var b bytes.Buffer
+	fr, err := spdy.NewFramer(&b, nil)
+	if err != nil {
+		panic(err)
+	}
+	_ = fr.WriteFrame(&spdy.SynStreamFrame{StreamId: 1, Headers: http.Header{"a": {"b"}}})
+	return append([]byte(nil), b.Bytes()[18+2:18+6]...)
+}()
+
+// synStream appends a SYN_STREAM frame whose header block is a zlib stored block. Stored blocks
+// need no compressor: spdystream's framer keeps one best-compression zlib writer (~640 KB of hash
+// tables) per tunnel, which dominated the memory of many pre-dialled tunnels. The peer's
+// decompressor reads stored blocks like any other; the first frame carries the zlib header with
+// the dictionary ID, as the SPDY stream's compression context spans the connection.
+func (t *leanTunnel) synStream(id uint32, h http.Header) {
+	var blk []byte
+	blk = binary.BigEndian.AppendUint32(blk, uint32(len(h)))
+	for k, v := range h {
+		blk = binary.BigEndian.AppendUint32(blk, uint32(len(k)))
+		blk = append(blk, strings.ToLower(k)...)
+		val := strings.Join(v, "\x00")
+		blk = binary.BigEndian.AppendUint32(blk, uint32(len(val)))
+		blk = append(blk, val...)
+	}
+	var z []byte
+	if !t.zStarted {
+		t.zStarted = true
+		cmf, flg := byte(0x78), byte(0x20)
+		flg += uint8(31 - (uint16(cmf)<<8+uint16(flg))%31)
+		z = append(z, cmf, flg)
+		z = append(z, storedDictID...)
+	}
+	n := uint16(len(blk))
+	z = append(z, 0, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+	z = append(z, blk...)
+	z = append(z, 0, 0, 0, 0xff, 0xff) // an empty stored block, as a sync flush ends
+	f := []byte{0x80, 0x03, 0x00, 0x01}
+	l := 10 + len(z)
+	f = append(f, 0, byte(l>>16), byte(l>>8), byte(l))
+	f = binary.BigEndian.AppendUint32(f, id)
+	f = append(f, 0, 0, 0, 0, 0, 0)
+	f = append(f, z...)
+	t.hdrBuf.Write(f)
 }
