@@ -10,9 +10,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
 )
 
 // clkTck is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux everywhere that matters).
@@ -67,22 +68,8 @@ func selfCPU() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is the captured output of a subprocess, written and read concurrently.
+type lockedBuffer = syncbuf.Buffer
 
 // kubeFwd is one running `kubectl port-forward`.
 type kubeFwd struct {
