@@ -27,6 +27,7 @@ const (
 	ergoAtMost                // ergomake <= x
 	ergoAtLeast               // ergomake >= x
 	ergoNoneAtMost            // ergomake <= x in every run (counts: failures)
+	ergoAtLeastDirect         // ergomake >= direct (x unused): as good as the physical ceiling measured in the same run
 )
 
 type target struct {
@@ -172,6 +173,12 @@ func (r *row) verdict() string {
 		ok = e <= r.tgt.x
 	case ergoAtLeast:
 		ok = e >= r.tgt.x
+	case ergoAtLeastDirect:
+		d := r.vals[pDirect]
+		if len(d) == 0 {
+			return "—"
+		}
+		ok = e >= median(d)
 	case ergoNoneAtMost:
 		ok = true
 		for _, v := range r.vals[pErgo] {
