@@ -19,8 +19,9 @@ import (
 // error stream.
 type streamTunnel struct {
 	conn   httpstream.Connection
-	closed chan struct{} // closed once conn is
-	nextID int           // request IDs of the connections carried
+	closed chan struct{} // closed once conn is, or kill was called
+	once   sync.Once
+	nextID int // request IDs of the connections carried
 
 	errStream, data httpstream.Stream // of the connection carried
 }
@@ -34,7 +35,7 @@ func (t *streamTunnel) start(wg *sync.WaitGroup, gone func()) {
 	go func() {
 		defer wg.Done()
 		<-t.conn.CloseChan()
-		close(t.closed)
+		t.once.Do(func() { close(t.closed) })
 		gone()
 	}()
 }
@@ -42,14 +43,22 @@ func (t *streamTunnel) start(wg *sync.WaitGroup, gone func()) {
 func (t *streamTunnel) done() <-chan struct{} { return t.closed }
 
 // kill closes the tunnel. client-go's stream connection offers no way to
-// its network connection: Close resets the streams and closes it.
-func (t *streamTunnel) kill() { _ = t.conn.Close() }
+// its network connection: Close resets the streams (their reads end as at
+// EOF) and closes it. The tunnel is dead from here on, so that the streams'
+// ends read as cut, not as the pod side's.
+func (t *streamTunnel) kill() {
+	t.once.Do(func() { close(t.closed) })
+	_ = t.conn.Close()
+}
 
-// connClosed says whether the stream connection is closed. spdystream
-// closes it before it ends the streams' reads, so a stream that reads EOF
-// while it is closed was cut, not ended by the pod side.
+// connClosed says whether the tunnel was killed or its connection is
+// closed. spdystream closes the connection's CloseChan before it ends the
+// streams' reads, so a stream that reads EOF while this holds was cut, not
+// ended by the pod side.
 func (t *streamTunnel) connClosed() bool {
 	select {
+	case <-t.closed:
+		return true
 	case <-t.conn.CloseChan():
 		return true
 	default:
