@@ -16,8 +16,9 @@ import (
 
 // Copy buffers: every connection starts with a small one; a connection that
 // fills it (a bulk transfer) moves to a large one, so that an upload becomes
-// few large SPDY frames (each frame costs three writes down the tunnel, the
-// framer writes its 8-byte header in two) and idle connections hold little.
+// few large SPDY frames (on a stream tunnel each frame costs three writes
+// down the tunnel: spdystream's framer writes its 8-byte header in two) and
+// idle connections hold little.
 const (
 	smallBuf = 32 << 10
 	largeBuf = 256 << 10
