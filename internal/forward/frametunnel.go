@@ -171,10 +171,8 @@ func (t *frameTunnel) read() {
 		var err error
 		c := t.cur.Load()
 		switch {
-		case c != nil && h.id == c.dataID:
-			err = t.data(c, h, buf)
-		case c != nil && h.id == c.errID:
-			err = t.errData(c, h, buf)
+		case c != nil && (h.id == c.dataID || h.id == c.errID):
+			err = t.streamData(c, h, buf, h.id == c.dataID)
 		default: // a stream already given up
 			_, err = io.CopyN(io.Discard, t.nc, int64(h.length))
 		}
@@ -184,51 +182,36 @@ func (t *frameTunnel) read() {
 	}
 }
 
-// data passes a data frame of the data stream on to local.
-func (t *frameTunnel) data(c *frameConn, h frameHeader, buf []byte) error {
-	if c.dataEnded { // data after FIN: the stream is not to be trusted
+// streamData takes a data frame of the connection's data stream (data),
+// passed on to local, or of its error stream, whose words are kept.
+func (t *frameTunnel) streamData(c *frameConn, h frameHeader, buf []byte, data bool) error {
+	ended := (data && c.dataEnded) || (!data && c.errEnded)
+	if ended { // data after FIN: the stream is not to be trusted
 		c.fail()
 	}
-	n := h.length
-	for n > 0 {
+	for n := h.length; n > 0; {
 		k := min(n, len(buf))
 		if _, err := io.ReadFull(t.nc, buf[:k]); err != nil {
 			return err
 		}
 		n -= k
-		if c.isBroken {
-			continue
-		}
-		if _, err := c.local.Write(buf[:k]); err != nil {
-			c.fail()
-			continue
-		}
-		c.fromPod.Add(int64(k))
-	}
-	if h.flags&flagFin != 0 {
-		c.podEnd(nil)
-	}
-	return nil
-}
-
-// errData keeps what the error stream says.
-func (t *frameTunnel) errData(c *frameConn, h frameHeader, buf []byte) error {
-	if c.errEnded {
-		c.fail()
-	}
-	n := h.length
-	for n > 0 {
-		k := min(n, len(buf))
-		if _, err := io.ReadFull(t.nc, buf[:k]); err != nil {
-			return err
-		}
-		n -= k
-		if !c.errEnded && len(c.errMsg) < 64<<10 {
+		switch {
+		case data && !c.isBroken:
+			if _, err := c.local.Write(buf[:k]); err != nil {
+				c.fail()
+				continue
+			}
+			c.fromPod.Add(int64(k))
+		case !data && !ended && len(c.errMsg) < 64<<10:
 			c.errMsg = append(c.errMsg, buf[:k]...)
 		}
 	}
 	if h.flags&flagFin != 0 {
-		c.errEnd(nil)
+		if data {
+			c.podEnd(nil)
+		} else {
+			c.errEnd(nil)
+		}
 	}
 	return nil
 }
