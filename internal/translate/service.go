@@ -13,16 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ergomake/ergomake/internal/compose/defaults"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
-)
-
-// Compose's defaults, written out because Kubernetes' differ.
-const (
-	defaultInterval        = 30 * time.Second
-	defaultTimeout         = 30 * time.Second
-	defaultRetries         = 3
-	defaultStartInterval   = 5 * time.Second
-	defaultStopGracePeriod = 10 * time.Second
 )
 
 // service translates one compose service. taken holds the alias Service names already given out.
@@ -131,7 +123,7 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	t.aliases(&out, s, taken)
 	t.hosts(&out, s)
 	t.security(&out, s)
-	grace := defaultStopGracePeriod
+	grace := defaults.StopGracePeriod
 	if s.StopGracePeriod != nil {
 		grace = time.Duration(*s.StopGracePeriod)
 	}
@@ -163,7 +155,7 @@ func (t *translator) pullPolicy(s types.ServiceConfig) string {
 	if s.PullRefreshAfter != "" {
 		t.warn(s.Name, "pull_refresh_after", "ignored: Kubernetes has no periodic refresh")
 	}
-	return "IfNotPresent"
+	return defaults.PullPolicy
 }
 
 func (t *translator) user(out *v1alpha1.ServiceSpec, s types.ServiceConfig) error {
@@ -243,9 +235,9 @@ func (t *translator) healthcheck(out *v1alpha1.ServiceSpec, s types.ServiceConfi
 	}
 	hc := &v1alpha1.Healthcheck{
 		Exec:     exec,
-		Interval: metav1.Duration{Duration: defaultInterval},
-		Timeout:  metav1.Duration{Duration: defaultTimeout},
-		Retries:  defaultRetries,
+		Interval: metav1.Duration{Duration: defaults.HealthInterval},
+		Timeout:  metav1.Duration{Duration: defaults.HealthTimeout},
+		Retries:  defaults.HealthRetries,
 	}
 	if h.Interval != nil && *h.Interval > 0 {
 		hc.Interval.Duration = time.Duration(*h.Interval)
@@ -256,7 +248,7 @@ func (t *translator) healthcheck(out *v1alpha1.ServiceSpec, s types.ServiceConfi
 	if h.Retries != nil {
 		r := *h.Retries
 		if r == 0 {
-			r = defaultRetries
+			r = defaults.HealthRetries
 		}
 		if r > math.MaxInt32 {
 			r = math.MaxInt32
@@ -265,7 +257,7 @@ func (t *translator) healthcheck(out *v1alpha1.ServiceSpec, s types.ServiceConfi
 	}
 	if h.StartPeriod != nil && *h.StartPeriod > 0 {
 		hc.StartPeriod = &metav1.Duration{Duration: time.Duration(*h.StartPeriod)}
-		si := defaultStartInterval
+		si := defaults.HealthStartInterval
 		if h.StartInterval != nil && *h.StartInterval > 0 {
 			si = time.Duration(*h.StartInterval)
 		}
@@ -312,11 +304,11 @@ func (t *translator) restart(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 		if s.Restart == "" {
 			switch rp.Condition {
 			case "none":
-				policy = types.RestartPolicyNo
+				policy = defaults.RestartNo
 			case "on-failure":
-				policy = types.RestartPolicyOnFailure
+				policy = defaults.RestartOnFailure
 			case "any", "":
-				policy = types.RestartPolicyAlways
+				policy = defaults.RestartAlways
 			default:
 				policy = rp.Condition
 			}
@@ -329,9 +321,7 @@ func (t *translator) restart(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 			t.warn(s.Name, "deploy.restart_policy", "delay and window are not supported; Kubernetes backs off on its own")
 		}
 	}
-	switch policy {
-	case "", types.RestartPolicyNo, types.RestartPolicyAlways, types.RestartPolicyOnFailure, types.RestartPolicyUnlessStopped:
-	default:
+	if !defaults.KnownRestart(policy) {
 		t.warn(s.Name, "restart", "unknown policy %q", s.Restart)
 	}
 	out.Restart = policy
@@ -343,7 +333,7 @@ func (t *translator) restart(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 			t.warn(s.Name, "restart", "invalid retry count %q", n)
 		}
 	}
-	if out.Lifecycle == v1alpha1.LongRunning && (policy == types.RestartPolicyNo || policy == types.RestartPolicyOnFailure) && s.Restart != "" {
+	if out.Lifecycle == v1alpha1.LongRunning && (policy == defaults.RestartNo || policy == defaults.RestartOnFailure) && s.Restart != "" {
 		t.warn(s.Name, "restart", "%q: a long-running service is restarted by Kubernetes whenever it exits", s.Restart)
 	}
 }
