@@ -23,7 +23,7 @@ func TestLocate(t *testing.T) {
 		want  Error // File is relative to the project folder
 	}{
 		{name: "yaml syntax", files: map[string]string{"compose.yaml": "services:\n  web:\n    image: [\n"},
-			msg:  "yaml: line 3: did not find expected node content",
+			msg: "yaml: line 3: did not find expected node content",
 			// the file does not parse: no key to name
 			want: Error{File: "compose.yaml", Line: 3, Msg: "invalid YAML: did not find expected node content"}},
 		{name: "schema: wrong type", files: map[string]string{"compose.yaml": web},
@@ -89,6 +89,15 @@ func TestLocate(t *testing.T) {
 		{name: "env file", files: map[string]string{"compose.yaml": web},
 			msg:  "env file /p/web.env not found: stat /p/web.env: no such file or directory",
 			want: Error{File: "compose.yaml", Line: 6, Service: "web", Key: "env_file", Msg: "env file /p/web.env not found"}},
+		{name: "empty env file", files: map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n  db:\n    image: postgres\n    env_file:\n      - db.env\n      - \"\"\n"},
+			msg:  "env file  not found: stat : no such file or directory",
+			want: Error{File: "compose.yaml", Line: 8, Service: "db", Key: "env_file", Msg: `"" is not a file name`}},
+		{name: "empty label file", files: map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    label_file: \"\"\n"},
+			msg:  "label file  not found: stat : no such file or directory",
+			want: Error{File: "compose.yaml", Line: 4, Service: "web", Key: "label_file", Msg: `"" is not a file name`}},
+		{name: "empty volume", files: map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    volumes: [\"/a:/a\"]\n  cache:\n    image: redis\n    volumes:\n      - /b:/b\n      - \"\"\n"},
+			msg:  "invalid empty volume spec",
+			want: Error{File: "compose.yaml", Line: 9, Service: "cache", Key: "volumes", Msg: `"" is not a volume (want [SOURCE:]TARGET[:MODE])`}},
 		{name: "dependency cycle", files: map[string]string{"compose.yaml": web},
 			msg:  "dependency cycle detected: web -> db -> web",
 			want: Error{File: "compose.yaml", Line: 7, Service: "web", Key: "depends_on", Msg: "dependency cycle detected: web -> db -> web"}},
