@@ -53,6 +53,8 @@ func TestEmptyValues(t *testing.T) {
 		warn string
 		// err is part of the error when docker rejects the value too.
 		err string
+		// services is how many Kubernetes Services web must get (0: not checked).
+		services int
 	}{
 		// compose-go drops empty nameservers.
 		{file: "dns-empty-string", check: noDNS},
@@ -125,8 +127,9 @@ func TestEmptyValues(t *testing.T) {
 		}},
 		{file: "networks-empty-list", check: nothing},
 		{file: "networks-empty-map", check: nothing},
-		{file: "network-aliases-empty", check: nothing},
-		{file: "network-aliases-empty-item", check: nothing},
+		{file: "network-aliases-empty", check: nothing, services: 1},
+		// docker has no name "" to resolve: no alias Service.
+		{file: "network-aliases-empty-item", check: nothing, services: 1},
 		{file: "environment-empty-list", check: func(t *testing.T, p pod) {
 			if len(p.Containers[0].Env) != 0 {
 				t.Errorf("env %+v", p.Containers[0].Env)
@@ -217,6 +220,9 @@ func TestEmptyValues(t *testing.T) {
 				t.Fatalf("no Deployment for web: %+v", svc)
 			}
 			c.check(t, svc.Deployment.Spec.Template.Spec)
+			if c.services > 0 && len(svc.Services) != c.services {
+				t.Errorf("%d Services, want %d", len(svc.Services), c.services)
+			}
 		})
 	}
 }

@@ -16,6 +16,7 @@ const (
 	shmPath       = "/dev/shm"
 )
 
+// validSubPath reports whether p is empty or a relative path that stays inside its volume.
 func validSubPath(p string) bool {
 	if p == "" {
 		return true
