@@ -125,7 +125,6 @@ func (l *located) firstFile() string {
 // A messageKind is one kind of compose-go message: the pattern that recognises it, and how to
 // fill the *Error from the pattern's submatches and the compose files.
 type messageKind struct {
-	name string
 	re   *regexp.Regexp
 	fill func(l *located, m []string) *Error
 }
@@ -133,25 +132,31 @@ type messageKind struct {
 // messageKinds are tried in order; the first whose pattern matches the message fills the error.
 // A message no kind recognises is kept as it is, with the file when there is only one.
 var messageKinds = []messageKind{
-	{"schema", reValidating, locateSchema},
-	{"YAML of a named file", reParse, func(l *located, m []string) *Error {
+	// a JSON schema violation: validating FILE: PATH WHAT
+	{reValidating, locateSchema},
+	// a YAML error in a named file: failed to parse FILE: yaml: ...
+	{reParse, func(l *located, m []string) *Error {
 		return yamlError(l.e.Err, m[1], m[2], l.docs)
 	}},
-	{"decoding", reDecode, func(l *located, m []string) *Error {
+	// a value that does not decode: 'services[web].mem_limit' invalid size: 'lots'
+	{reDecode, func(l *located, m []string) *Error {
 		e := l.e
 		e.Service, e.Key, e.Msg = m[1], m[2], m[3]
 		e.File, e.Line = l.docs.find("services." + m[1] + "." + m[2])
 		return e
 	}},
-	{"healthcheck test", regexp.MustCompile(`^healthcheck\.test must start`), locateHealthcheckTest},
-	{"shape", reMapping, func(l *located, m []string) *Error {
+	// healthcheck.test must start either by "CMD", ... (no service named)
+	{regexp.MustCompile(`^healthcheck\.test must start`), locateHealthcheckTest},
+	// services must be a mapping
+	{reMapping, func(l *located, m []string) *Error {
 		e := l.e
 		e.setPath(m[1])
 		e.Msg = strings.TrimSpace(strings.TrimPrefix(l.msg, m[1]))
 		e.File, e.Line = l.docs.find(m[1])
 		return e
 	}},
-	{"project name", regexp.MustCompile(`invalid project name`), func(l *located, m []string) *Error {
+	// invalid project name "X": from COMPOSE_PROJECT_NAME or the name key
+	{regexp.MustCompile(`invalid project name`), func(l *located, m []string) *Error {
 		e := l.e
 		e.Msg = l.msg[strings.Index(l.msg, m[0]):]
 		if v, ok := l.env[EnvComposeProjectName]; ok && v != "" {
@@ -162,14 +167,16 @@ var messageKinds = []messageKind{
 		e.File, e.Line = l.docs.find("name")
 		return e
 	}},
-	{"empty env or label file", reEmptyFile, func(l *located, m []string) *Error {
+	// env_file: "" or label_file: "": env file  not found: stat : ...
+	{reEmptyFile, func(l *located, m []string) *Error {
 		e := l.e
 		e.Key = m[1] + "_file"
 		e.Msg = `"" is not a file name`
 		e.Service, e.File, e.Line = l.docs.findEmpty(e.Key)
 		return e
 	}},
-	{"open", reOpen, func(l *located, m []string) *Error {
+	// open PATH: ...: an included or extended file, found by its base name
+	{reOpen, func(l *located, m []string) *Error {
 		e := l.e
 		base := m[1][strings.LastIndexAny(m[1], `/\`)+1:]
 		e.Msg = fmt.Sprintf("%s: %s", m[1], m[2])
@@ -181,7 +188,8 @@ var messageKinds = []messageKind{
 		}
 		return e
 	}},
-	{"include cycle", regexp.MustCompile(`^include cycle detected`), func(l *located, _ []string) *Error {
+	// include cycle detected: one file per line
+	{regexp.MustCompile(`^include cycle detected`), func(l *located, _ []string) *Error {
 		e := l.e
 		var chain []string
 		for _, line := range strings.Split(l.msg, "\n")[1:] {
@@ -195,14 +203,16 @@ var messageKinds = []messageKind{
 		e.Line = l.docs.line(e.File, "include")
 		return e
 	}},
-	{"project object", reObject, func(l *located, m []string) *Error {
+	// volume "data" ...: a top-level secret, config, volume or network
+	{reObject, func(l *located, m []string) *Error {
 		e := l.e
 		e.Key = m[1] + "s." + m[2]
 		e.Msg = strings.TrimSuffix(strings.TrimSpace(m[3]), ": invalid compose project")
 		e.File, e.Line = l.docs.find(e.Key)
 		return e
 	}},
-	{"interpolation", reInterpolate, func(l *located, m []string) *Error {
+	// error while interpolating PATH: ... (and strconv casts of interpolated values)
+	{reInterpolate, func(l *located, m []string) *Error {
 		e := l.e
 		path := m[1]
 		e.Msg = m[2]
@@ -217,20 +227,23 @@ var messageKinds = []messageKind{
 		e.File, e.Line = l.docs.find(path)
 		return e
 	}},
-	{"env file", reEnvFile, func(l *located, m []string) *Error {
+	// env file PATH not found: the service whose env_file names it
+	{reEnvFile, func(l *located, m []string) *Error {
 		e := l.e
 		e.Msg = fmt.Sprintf("env file %s not found", m[1])
 		e.Key = "env_file"
 		e.Service, e.File, e.Line = l.docs.findValue("env_file", m[1])
 		return e
 	}},
-	{"dependency cycle", reCycle, func(l *located, m []string) *Error {
+	// dependency cycle detected: web -> db -> web
+	{reCycle, func(l *located, m []string) *Error {
 		e := l.e
 		e.Service, e.Key = m[1], "depends_on"
 		e.File, e.Line = l.docs.find("services." + m[1] + ".depends_on")
 		return e
 	}},
-	{"port", rePortErr, func(l *located, _ []string) *Error {
+	// a malformed port, without the service: re-parse each ports and expose entry
+	{rePortErr, func(l *located, _ []string) *Error {
 		e := l.e
 		var value string
 		e.Service, e.Key, value, e.File, e.Line = l.docs.findBadPort(l.env)
@@ -241,15 +254,18 @@ var messageKinds = []messageKind{
 		}
 		return e
 	}},
-	{"empty volume", reEmptyVolume, func(l *located, _ []string) *Error {
+	// volumes: [""]: invalid empty volume spec
+	{reEmptyVolume, func(l *located, _ []string) *Error {
 		e := l.e
 		e.Key = "volumes"
 		e.Msg = `"" is not a volume (want [SOURCE:]TARGET[:MODE])`
 		e.Service, e.File, e.Line = l.docs.findEmpty("volumes")
 		return e
 	}},
-	{"service", reServiceQ, locateService},
-	{"services path", reServicesDot, func(l *located, m []string) *Error {
+	// service "web" ...: the key guessed from the words of the message
+	{reServiceQ, locateService},
+	// any other message holding a services.NAME.KEY path
+	{reServicesDot, func(l *located, m []string) *Error {
 		e := l.e
 		e.setPath(m[0])
 		e.File, e.Line = l.docs.find(m[0])
