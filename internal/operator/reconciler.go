@@ -674,10 +674,10 @@ func (r *Reconciler) events(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *o
 	return o.events, nil
 }
 
-// lastLog returns the last lines of a container's log, or "" when they cannot be read.
-func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef) string {
+// lastLog returns the last lines of a container's log, or nil when they cannot be read.
+func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef) []string {
 	if r.Kube == nil || ref == nil {
-		return ""
+		return nil
 	}
 	get := func(previous bool) string {
 		b, err := r.Kube.CoreV1().Pods(namespace).GetLogs(ref.Pod, &corev1.PodLogOptions{
@@ -705,7 +705,10 @@ func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef)
 	case ref.OrPrevious:
 		lines = get(true)
 	}
-	return lines
+	if lines == "" {
+		return nil
+	}
+	return strings.Split(lines, "\n")
 }
 
 // logsGone starts what the kubelet answers instead of the log of a container the runtime has
