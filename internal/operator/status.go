@@ -151,7 +151,8 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 	switch {
 	case buildErr != nil:
 		st.Phase = v1alpha1.PhaseDegraded
-		st.Message = "cannot build the environment: " + buildErr.Error()
+		// Joined errors (errors.Join) are one per line: one line, as every message.
+		st.Message = "cannot build the environment: " + oneLine(buildErr.Error())
 		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, CondReasonRenderFailed, st.Message)
 		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, CondReasonRenderFailed, "nothing is created until the spec is fixed")
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonRenderFailed, st.Message)

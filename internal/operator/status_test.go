@@ -159,6 +159,18 @@ func TestBuildStatus(t *testing.T) {
 		}
 	})
 
+	t.Run("joined conflicts make one line", func(t *testing.T) {
+		env := testEnv()
+		err := errors.Join(errors.New(`Service "db" exists and is not owned by this environment`),
+			errors.New(`Service "web" exists and is not owned by this environment`))
+		st := buildStatus(env, nil, nil, now, err)
+		want := `cannot build the environment: Service "db" exists and is not owned by this environment; ` +
+			`Service "web" exists and is not owned by this environment`
+		if st.Phase != v1alpha1.PhaseDegraded || st.Message != want {
+			t.Errorf("phase %s message %q", st.Phase, st.Message)
+		}
+	})
+
 	t.Run("transition time only moves on change", func(t *testing.T) {
 		env := testEnv()
 		first := buildStatus(env, nil, nil, now, nil)
