@@ -529,9 +529,11 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 	st := d.Status
 	a := assessment{Desired: desired, Ready: min(st.ReadyReplicas, desired)}
 
-	// Ready pods of the current template; during a rollout older ready pods do not count.
+	// Rolled out: the Deployment controller has seen this spec and every pod is of the current
+	// template (older ready pods do not count). Readiness is the pods' (below), not the
+	// Deployment's ReadyReplicas, which follows them a moment later.
 	rolledOut := st.ObservedGeneration >= d.Generation && st.UpdatedReplicas >= desired &&
-		st.Replicas == st.UpdatedReplicas && st.ReadyReplicas >= desired
+		st.Replicas == st.UpdatedReplicas
 	if desired == 0 {
 		a.State, a.Reason, a.Message = v1alpha1.StateHealthy, ReasonScaledToZero, "scaled to 0 replicas"
 		a.Healthy, a.Started = true, true
@@ -541,9 +543,7 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 
 	worst := podAssessment{}
 	worstSet := false
-	// Pods the kubelet calls Ready that do not count as ready here (a container that keeps
-	// exiting, or has not stayed up since it restarted).
-	notReallyReady, readyPods := int32(0), int32(0)
+	readyPods := int32(0)
 	for _, p := range o.Pods {
 		pa := assessPod(p, events[p.Name], now)
 		if pa.Started {
@@ -554,8 +554,6 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 			if t := readySince(p); t.After(a.ReadyAt) {
 				a.ReadyAt = t
 			}
-		} else if podReady(p) {
-			notReallyReady++
 		}
 		if !pa.LookAt.IsZero() && (a.LookAt.IsZero() || pa.LookAt.Before(a.LookAt)) {
 			a.LookAt = pa.LookAt
@@ -564,15 +562,15 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 			worst, worstSet = pa, true
 		}
 	}
-	a.Ready = max(0, a.Ready-notReallyReady)
 	if worstSet {
-		// The Deployment's count lags behind its pods: a pod that has just exited may still
-		// count there.
-		a.Ready = min(a.Ready, readyPods)
+		// The pods tell how many replicas are ready: the Deployment's count lags behind them (a
+		// pod that has just become ready, or just exited, may not count there yet), and counts
+		// pods the kubelet calls Ready that do not count here (a container that keeps exiting,
+		// or has not stayed up since it restarted). Without pods in sight, the Deployment's count.
+		a.Ready = min(readyPods, desired)
 	}
 
-	// Healthy only with every desired replica ready, as v1alpha1.ServiceStatus.IsReady counts it:
-	// the pods the cache shows may lag behind the Deployment's count.
+	// Healthy only with every desired replica ready, as v1alpha1.ServiceStatus.IsReady counts it.
 	if rolledOut && (!worstSet || worst.Ready) && a.Ready >= desired {
 		a.State, a.Reason, a.Healthy, a.Started = v1alpha1.StateHealthy, ReasonHealthy, true, true
 		a.Message = fmt.Sprintf("%d/%d ready", a.Ready, desired)

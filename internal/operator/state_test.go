@@ -569,3 +569,27 @@ func TestAssessDeploymentPodsLagging(t *testing.T) {
 		t.Errorf("got %s %s %d/%d healthy=%v readyAt=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy, a.ReadyAt)
 	}
 }
+
+// TestAssessDeploymentCountLagging: the pods are ready, the Deployment does not count them yet
+// (its ReadyReplicas follows the pods a moment later): ready all the same, as soon as the pods are.
+// Pods of an older template still around, or a spec the Deployment controller has not seen, keep
+// it rolling out.
+func TestAssessDeploymentCountLagging(t *testing.T) {
+	now := t0.Add(time.Minute)
+	ready := pod("a", container(0, nil, runningSince(59*time.Second)))
+	a := assessService(observed{Deployment: deployment(1, 0, 1, 1), Pods: []*corev1.Pod{ready}}, nil, now)
+	if !a.Healthy || a.State != v1alpha1.StateHealthy || a.Ready != 1 || !a.ReadyAt.Equal(t0.Add(59*time.Second)) {
+		t.Errorf("got %s %s %d/%d healthy=%v readyAt=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy, a.ReadyAt)
+	}
+	old := deployment(1, 1, 1, 2) // one pod of the current template, one older one
+	a = assessService(observed{Deployment: old, Pods: []*corev1.Pod{ready}}, nil, now)
+	if a.Healthy || a.Reason != ReasonRollingOut || a.Ready != 1 {
+		t.Errorf("older pod around: got %s %s %d/%d healthy=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy)
+	}
+	unseen := deployment(1, 1, 1, 1)
+	unseen.Generation = 3 // the controller has observed generation 2
+	a = assessService(observed{Deployment: unseen, Pods: []*corev1.Pod{ready}}, nil, now)
+	if a.Healthy || a.Reason != ReasonRollingOut {
+		t.Errorf("spec not observed: got %s %s %d/%d healthy=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy)
+	}
+}
