@@ -149,10 +149,18 @@ var messageKinds = []messageKind{
 	{regexp.MustCompile(`^healthcheck\.test must start`), locateHealthcheckTest},
 	// services must be a mapping
 	{reMapping, func(l *located, m []string) *Error {
-		e := l.e
-		e.setPath(m[1])
-		e.Msg = strings.TrimSpace(strings.TrimPrefix(l.msg, m[1]))
-		e.File, e.Line = l.docs.find(m[1])
+		e, msg := l.e, strings.TrimSpace(strings.TrimPrefix(l.msg, m[1]))
+		path := strings.TrimSuffix(m[1], ":")
+		if m[2] == "mapping" {
+			// compose-go checks the entries of secrets, configs, volumes and networks in map
+			// order and reports the first bad one it meets: report the first in the file
+			if first := l.docs.firstNonMapping("", path, strings.Contains(msg, "mapping or null")); first != "" {
+				path = first
+			}
+		}
+		e.setPath(path)
+		e.Msg = msg
+		e.File, e.Line = l.docs.find(path)
 		return e
 	}},
 	// invalid project name "X": from COMPOSE_PROJECT_NAME or the name key
@@ -290,6 +298,12 @@ func locateSchema(l *located, m []string) *Error {
 		}
 		path = best
 		what = "false schema"
+	}
+	if what == "must be a mapping" || what == "must be a mapping or null" {
+		// jsonschema checks the entries of a section in map order: report the first in the file
+		if first := docs.firstNonMapping(e.File, path, what != "must be a mapping"); first != "" {
+			path = first
+		}
 	}
 	e.setPath(path)
 	if what == "false schema" {

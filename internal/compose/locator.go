@@ -181,6 +181,42 @@ func (d docs) find(path string) (string, int) {
 	return file, line
 }
 
+// firstNonMapping returns, for the path of an entry of secrets, configs, volumes or networks
+// (e.g. "secrets.db"), the path of the first entry of that section, in file order, whose value is
+// not a mapping (nor null, when nullOK), in file ("": any file); "" for any other path or when
+// there is none.
+func (d docs) firstNonMapping(file, path string, nullOK bool) string {
+	section, _, ok := strings.Cut(path, ".")
+	if !ok || strings.Contains(path[len(section)+1:], ".") ||
+		(section != "secrets" && section != "configs" && section != "volumes" && section != "networks") {
+		return ""
+	}
+	for _, x := range d {
+		if file != "" && x.file != file {
+			continue
+		}
+		top := x.root
+		if top != nil && top.Kind == yaml.DocumentNode && len(top.Content) > 0 {
+			top = top.Content[0]
+		}
+		m := valueOf(top, section)
+		if m == nil || m.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			v := m.Content[i+1]
+			for v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias
+			}
+			null := v.Kind == yaml.ScalarNode && v.Tag == "!!null"
+			if v.Kind != yaml.MappingNode && !(null && nullOK) {
+				return section + "." + m.Content[i].Value
+			}
+		}
+	}
+	return ""
+}
+
 // services iterates over the services mappings of every file.
 func (d docs) services(fn func(file, name string, svc *yaml.Node) bool) {
 	for _, x := range d {
