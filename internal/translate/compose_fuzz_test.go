@@ -21,7 +21,8 @@ import (
 // holds a few files to mount and a .env, through the real loader, Translate and Render (what `up`
 // and `render` do): nothing may panic, every error is the package's own kind (a *compose.Error
 // naming file, service and key; a *render.Error naming service and field), what renders satisfies
-// the basic shape of an environment, and doing it all twice gives the same objects byte for byte.
+// the basic shape of an environment, and doing it all twice gives the same objects (and the same
+// translate or render error) byte for byte. Two load errors are only required to be both errors.
 //
 // The seed corpus is the repository's example projects (testdata/) and a selection of the shared
 // compose fixtures (testdata/fuzz/FuzzComposeRender).
