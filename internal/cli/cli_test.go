@@ -32,6 +32,7 @@ func testFactory(t *testing.T, environ ...string) (*Factory, *bytes.Buffer, *byt
 		Environ:    func() []string { return env },
 		WorkingDir: func() (string, error) { return wd, nil },
 		Now:        func() time.Time { return time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC) },
+		KubeClient: newKubeClient,
 	}, stdout, stderr
 }
 
@@ -385,7 +386,6 @@ func TestExitCodeMapping(t *testing.T) {
 		{"exit error", context.Background(), &ExitError{Code: 3, Err: errors.New("degraded")}, 3, "error: degraded\n"},
 		{"silent exit error", context.Background(), &ExitError{Code: 4, Err: ErrSilent}, 4, ""},
 		{"flag error", context.Background(), FlagErrorf("bad"), 2, "error: bad\n"},
-		{"not implemented yet", context.Background(), notImplemented("ls"), 1, "error: ergomake ls is not implemented yet\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

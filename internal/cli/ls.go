@@ -66,7 +66,7 @@ type lsEntry struct {
 
 func lsRun(opts *LsOptions) error {
 	ctx := opts.Context
-	client, err := connect(ctx, opts.Cluster)
+	client, err := connect(ctx, opts.Factory, opts.Cluster)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,30 +35,6 @@ func seedEnv() *v1alpha1.ErgomakeEnv {
 	}
 	return env
 }
-
-func TestPublishedPorts(t *testing.T) {
-	got := publishedPorts(seedEnv(), nil)
-	var lines []string
-	for _, p := range got {
-		lines = append(lines, strings.Join([]string{p.Service, p.Selector[v1alpha1.LabelEnv], p.Selector[v1alpha1.LabelService],
-			itoa(int(p.RemotePort)), itoa(p.LocalPort), itoa(p.LocalRange[0]) + "-" + itoa(p.LocalRange[1]), p.HostIP, p.Protocol}, " "))
-	}
-	want := []string{
-		"web shop web 80 8080 0-0  ",
-		"web shop web 81 0 0-0  ",
-		"web shop web 82 0 9000-9010  ",
-		"web shop web 53 5353 0-0  UDP",
-		"web shop web 9000 9999 0-0 127.0.0.2 ",
-	}
-	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("publishedPorts:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
-	}
-	if got := publishedPorts(seedEnv(), map[string]bool{"db": true}); len(got) != 0 {
-		t.Errorf("db publishes nothing (expose only), got %v", got)
-	}
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestPrintBindings(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
@@ -208,18 +183,6 @@ func TestServiceFilter(t *testing.T) {
 	}
 	if _, err := serviceFilter(env, []string{"nope"}); err == nil || err.Error() != "no such service: nope" {
 		t.Errorf("unknown service: %v", err)
-	}
-}
-
-func TestShortenForwardError(t *testing.T) {
-	long := `forward: elasticsearch: localhost:45649 → pod elasticsearch-648b5dfdfb-vp27n port 9300: error forwarding port 9300 to pod c27cc829, uid : failed to execute portforward in network namespace "/x": failed to connect to localhost:9300 inside namespace "c27cc829", IPv4: dial tcp4 127.0.0.1:9300: connect: connection refused IPv6 dial tcp6: address localhost: no suitable address found`
-	want := "forward: elasticsearch: localhost:45649 → pod elasticsearch-648b5dfdfb-vp27n port 9300: connection refused inside the pod (is anything listening on that port?)"
-	if got := shortenForwardError(long); got != want {
-		t.Errorf("shortenForwardError = %q", got)
-	}
-	other := "forward: web: pod web-1 gone; next connections go to its replacement"
-	if got := shortenForwardError(other); got != other {
-		t.Errorf("other lines must pass unchanged: %q", got)
 	}
 }
 
