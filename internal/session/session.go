@@ -94,9 +94,9 @@ const (
 	failureLogLines = 20
 )
 
-// cluster is what the session's endings (teardown, --keep) ask of the cluster: *kube.Client,
+// clusterAPI is what the session's endings (teardown, --keep) ask of the cluster: *kube.Client,
 // or in the tests of those decisions a fake.
-type cluster interface {
+type clusterAPI interface {
 	DeleteEnv(ctx context.Context, namespace, name string, opts kube.DeleteOptions) error
 	SetTTL(ctx context.Context, namespace, name string, ttl time.Duration, now time.Time) error
 }
@@ -106,7 +106,7 @@ type session struct {
 	opts    Options
 	rep     Reporter
 	client  *kube.Client
-	api     cluster
+	api     clusterAPI
 	now     func() time.Time
 	ns      string
 	name    string
