@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/kube"
 )
 
 // testFactory is a Factory around buffers, with a chosen environment and working directory.
@@ -449,4 +450,36 @@ func TestCompletionScripts(t *testing.T) {
 func scriptHead(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// TestCommandsOpenTheClusterThroughTheFactory: every command that talks to the cluster gets its
+// client from Factory.KubeClient, with the cluster flags.
+func TestCommandsOpenTheClusterThroughTheFactory(t *testing.T) {
+	for _, argv := range [][]string{
+		{"up", "-f", "testdata/project/compose.yaml"},
+		{"forward", "-p", "shop"},
+		{"ps", "-p", "shop"},
+		{"logs", "-p", "shop"},
+		{"ls"},
+		{"down", "-p", "shop"},
+		{"install"},
+		{"uninstall"},
+		{"operator"},
+	} {
+		t.Run(argv[0], func(t *testing.T) {
+			f, _, stderr := testFactory(t)
+			var got ClusterOptions
+			f.KubeClient = func(c ClusterOptions) (*kube.Client, error) {
+				got = c
+				return nil, errors.New("no cluster here")
+			}
+			args := append(argv, "--context", "ctx", "--kubeconfig", "/k")
+			if code := Run(context.Background(), f, args); code != 1 || stderr.String() != "error: no cluster here\n" {
+				t.Errorf("exit %d, stderr %q", code, stderr)
+			}
+			if got.Context != "ctx" || got.Kubeconfig != "/k" {
+				t.Errorf("KubeClient got %+v", got)
+			}
+		})
+	}
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/iostreams"
-	"github.com/ergomake/ergomake/internal/kube"
 )
 
 // InstallOptions are the options of `ergomake install` and `ergomake uninstall`.
 type InstallOptions struct {
 	IO      *iostreams.IOStreams
+	Factory *Factory
 	Context context.Context
 
 	Kubeconfig  string
@@ -31,7 +31,7 @@ type InstallOptions struct {
 
 // NewCmdInstall returns `ergomake install`.
 func NewCmdInstall(f *Factory, runF func(*InstallOptions) error) *cobra.Command {
-	opts := &InstallOptions{IO: f.IOStreams}
+	opts := &InstallOptions{IO: f.IOStreams, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "install [flags]",
 		Short: "Install the ergomake operator on the cluster",
@@ -51,7 +51,7 @@ available. Running it again updates what it installed (server-side apply).`,
 
 // NewCmdUninstall returns `ergomake uninstall`.
 func NewCmdUninstall(f *Factory, runF func(*InstallOptions) error) *cobra.Command {
-	opts := &InstallOptions{IO: f.IOStreams}
+	opts := &InstallOptions{IO: f.IOStreams, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "uninstall [flags]",
 		Short: "Remove the ergomake operator from the cluster",
@@ -112,7 +112,7 @@ func (opts *InstallOptions) install() install.Options {
 }
 
 func installRun(opts *InstallOptions) error {
-	c, err := kube.New(kube.Options{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
+	c, err := opts.Factory.KubeClient(ClusterOptions{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func installRun(opts *InstallOptions) error {
 }
 
 func uninstallRun(opts *InstallOptions) error {
-	c, err := kube.New(kube.Options{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
+	c, err := opts.Factory.KubeClient(ClusterOptions{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
 	if err != nil {
 		return err
 	}
