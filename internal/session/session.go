@@ -1,6 +1,7 @@
 // Package session is an attached ergomake session: what `ergomake up` does from the first apply
 // to the end of the teardown, and what `ergomake forward` does while it holds the ports of a
-// running environment. Up reads as its list of steps; each step follows it in this file, in order.
+// running environment. Up reads as its list of steps; each step follows it in this file, in
+// order. Forward (forward.go) reuses the steps from bind on.
 //
 // The session talks to the user only through a Reporter (the CLI's live view implements it) and
 // to the cluster through a *kube.Client, so it runs the same in the command and in tests.
@@ -182,30 +183,6 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 	err = s.attach(ctx, ready, fwd)
 	// 7. Tear down, or with --keep leave the environment running.
 	return s.end(ctx, err)
-}
-
-// Forward forwards the published ports of a running environment (of the services in only; all
-// when nil) until ctx ends: the steps of `ergomake forward`. The environment is left running.
-func Forward(ctx context.Context, opts Options, env *v1alpha1.ErgomakeEnv, only map[string]bool) error {
-	s := newSession(opts, env.Namespace, env.Name, env.Spec.Project)
-	if wait.Evaluate(env) != wait.Ready {
-		s.rep.Warnf("environment %s/%s is not ready (%s): connections wait for ready pods", s.ns, s.name, Summary(env))
-	}
-	s.rep.Env(env)
-	fwd, err := s.bind(ctx, env, only)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	s.rep.Bound(fwd.bindings)
-	s.rep.Printf("Remote services of %s are now bound to localhost. [Press CTRL+C to stop forwarding; the environment keeps running]", s.name)
-	err = s.attach(ctx, env, fwd)
-	if errors.Is(err, errDeleted) || ctx.Err() == nil {
-		return err
-	}
-	return nil
 }
 
 // connect checks the cluster.
