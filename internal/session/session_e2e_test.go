@@ -95,19 +95,17 @@ func (r *recorder) has(line string) bool {
 	return false
 }
 
-// TestUpSession drives Up against the cluster: the published port is bound as soon as the
-// environment is applied, so a request made while the service is still becoming ready is answered
-// once it is; "Environment ready" comes after the wait; Ctrl-C tears everything down.
-func TestUpSession(t *testing.T) {
-	port := freePort(t)
-	res, client := e2eProject(t, "sess-up", fmt.Sprintf(`
+// webCompose is a project of one service, web, published on port and ready (healthy) readyAfter
+// seconds after it starts.
+func webCompose(port, readyAfter int) string {
+	return fmt.Sprintf(`
 services:
   web:
     image: %s
     environment:
       SERVICE: web
       PORTS: "8080"
-      READY_AFTER: "6"
+      READY_AFTER: "%d"
     ports:
       - "%d:8080"
     healthcheck:
@@ -115,15 +113,38 @@ services:
       interval: 1s
       timeout: 1s
       retries: 30
-`, cluster.TestImage, port))
-	ns, name := res.Env.Namespace, res.Env.Name
-	rec := &recorder{}
-	sigs := make(chan os.Signal, 2)
+`, cluster.TestImage, readyAfter, port)
+}
+
+// startUp runs Up in the background with a recorder and signals the test sends; end waits for
+// it to return.
+func startUp(t *testing.T, client *kube.Client, res *translate.Result, waitTimeout time.Duration, down string) (rec *recorder, sigs chan os.Signal, end func(timeout time.Duration) error) {
+	rec, sigs = &recorder{}, make(chan os.Signal, 2)
 	done := make(chan error, 1)
 	go func() {
-		done <- Up(context.Background(), Options{Client: client, Reporter: rec, Signals: sigs, WaitTimeout: 3 * time.Minute,
-			Owner: "test@session", DownCommand: "ergomake down -p " + name}, res)
+		done <- Up(context.Background(), Options{Client: client, Reporter: rec, Signals: sigs, WaitTimeout: waitTimeout,
+			Owner: "test@session", DownCommand: down}, res)
 	}()
+	return rec, sigs, func(timeout time.Duration) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(timeout):
+			t.Fatalf("Up did not end within %s:\n%s", timeout, rec)
+			return nil
+		}
+	}
+}
+
+// TestUpSession drives Up against the cluster: the published port is bound as soon as the
+// environment is applied, so a request made while the service is still becoming ready is answered
+// once it is; "Environment ready" comes after the wait; Ctrl-C tears everything down.
+func TestUpSession(t *testing.T) {
+	port := freePort(t)
+	res, client := e2eProject(t, "sess-up", webCompose(port, 6))
+	ns, name := res.Env.Namespace, res.Env.Name
+	rec, sigs, end := startUp(t, client, res, 3*time.Minute, "ergomake down -p "+name)
 
 	rec.waitFor(t, "wait Waiting for services", 2*time.Minute)
 	// The service is not ready yet (READY_AFTER), but its port is already bound: a request made
@@ -148,13 +169,8 @@ services:
 	}
 
 	sigs <- syscall.SIGINT
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Up after Ctrl-C = %v\n%s", err, rec)
-		}
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("Up did not end after Ctrl-C:\n%s", rec)
+	if err := end(3 * time.Minute); err != nil {
+		t.Fatalf("Up after Ctrl-C = %v\n%s", err, rec)
 	}
 	if !rec.has("notice Environment " + name + " and namespace " + ns + " removed.") {
 		t.Errorf("no removal line:\n%s", rec)
@@ -172,38 +188,13 @@ services:
 // finishes the job.
 func TestUpSessionFailureInterrupted(t *testing.T) {
 	port := freePort(t)
-	res, client := e2eProject(t, "sess-fail", fmt.Sprintf(`
-services:
-  slow:
-    image: %s
-    environment:
-      PORTS: "8080"
-      READY_AFTER: "3600"
-    ports:
-      - "%d:8080"
-    healthcheck:
-      test: ["CMD", "/testapp", "probe", "http://127.0.0.1:8080/healthz"]
-      interval: 2s
-      timeout: 1s
-      retries: 3
-`, cluster.TestImage, port))
-	rec := &recorder{}
-	sigs := make(chan os.Signal, 2)
-	done := make(chan error, 1)
+	res, client := e2eProject(t, "sess-fail", webCompose(port, 3600))
 	down := "ergomake down -p " + res.Env.Name
-	go func() {
-		done <- Up(context.Background(), Options{Client: client, Reporter: rec, Signals: sigs, WaitTimeout: 10 * time.Second,
-			Owner: "test@session", DownCommand: down}, res)
-	}()
+	rec, sigs, end := startUp(t, client, res, 10*time.Second, down)
 	rec.waitFor(t, "start Deleting environment", 3*time.Minute)
 	sigs <- syscall.SIGINT
-	select {
-	case err := <-done:
-		if err != ErrCancel {
-			t.Fatalf("Up = %v, want ErrCancel\n%s", err, rec)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the teardown was not abandoned:\n%s", rec)
+	if err := end(30 * time.Second); err != ErrCancel {
+		t.Fatalf("Up = %v, want ErrCancel\n%s", err, rec)
 	}
 	out := rec.String()
 	if !strings.Contains(out, "waitend false") || !strings.Contains(out, "To finish the job, run:\n  "+down) {
