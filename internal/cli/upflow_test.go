@@ -12,6 +12,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -239,5 +240,49 @@ func TestEnvViewNarrowTerminal(t *testing.T) {
 		if w := lipgloss.Width(line); w >= 30 {
 			t.Errorf("line as wide as the terminal (%d): %q", w, line)
 		}
+	}
+}
+
+// TestLiveView: what the session reports, as `up` shows it without a terminal: phases, the
+// services while waiting, then one line per change while attached; results on stdout.
+func TestLiveView(t *testing.T) {
+	ios, _, out, errOut := iostreams.Test()
+	clock := func() time.Time { return time.Date(2026, 1, 2, 17, 30, 5, 0, time.UTC) }
+	v := newLiveView(ios, ui.NewStatus(ios, ui.StatusOptions{Now: clock}), clock)
+	v.Start("Applying environment ergomake-shop/shop")
+	v.End(true)
+	v.WaitStart("Waiting for services")
+	env := seedEnv()
+	v.Env(env)
+	v.Logf("forward: a line")
+	ready := env.DeepCopy()
+	ready.Status.Services[1] = v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateRunning, Ready: 1, Desired: 1}
+	v.Env(ready)
+	v.WaitEnd(true)
+	v.Bound([]forward.Binding{{Port: forward.Port{Service: "web", RemotePort: 80}, LocalPort: 8080}})
+	v.Printf("Environment ready.")
+	crashed := ready.DeepCopy()
+	crashed.Status.Services[1] = v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateFailed, Desired: 1, Reason: "CrashLoopBackOff"}
+	v.Env(ready) // nothing changed: nothing printed
+	v.Env(crashed)
+	v.Warnf("careful")
+	v.Noticef("Environment %s removed.", "shop")
+	wantErr := `17:30:05 • Applying environment ergomake-shop/shop ...
+17:30:05 ✓ Applying environment ergomake-shop/shop
+17:30:05 • Waiting for services ...
+17:30:05 db: healthy 1/1
+17:30:05 web: waiting 0/1: waiting for db
+17:30:05 forward: a line
+17:30:05 web: running 1/1
+17:30:05 ✓ Waiting for services
+17:30:05 web: failed 0/1: CrashLoopBackOff
+17:30:05 warning: careful
+Environment shop removed.
+`
+	if errOut.String() != wantErr {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errOut, wantErr)
+	}
+	if want := "web · localhost:8080 → 80\nEnvironment ready.\n"; out.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
