@@ -18,11 +18,23 @@ import (
 )
 
 // testFactory is a Factory around buffers, with a chosen environment and working directory.
-// HOME points at an empty directory so no real config file is read.
+// HOME points at an empty directory so no real config file is read. The settings (internal/config)
+// read the process environment, as viper does: it is set to the same variables for the test, with
+// HOME, XDG_CONFIG_HOME and any ERGOMAKE_* variable of the real one cleared.
 func testFactory(t *testing.T, environ ...string) (*Factory, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	ios, _, stdout, stderr := iostreams.Test()
 	env := append([]string{"HOME=" + t.TempDir()}, environ...)
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "ERGOMAKE_") || k == "HOME" || k == "XDG_CONFIG_HOME" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
