@@ -2,6 +2,7 @@ package cli
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ func TestLiveViewPTY(t *testing.T) {
 	v.End(false)
 	out := pty.Output(t)
 
+	if regexp.MustCompile("\x1b\\[[0-9;]*m").MatchString(out) {
+		t.Errorf("NO_COLOR terminal got colour codes: %q", out)
+	}
 	if !strings.Contains(out, "│ db      │ starting │") {
 		t.Errorf("the first table was never drawn: %q", out)
 	}
