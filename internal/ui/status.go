@@ -52,6 +52,7 @@ type Status struct {
 	detail   string
 	inPhase  bool
 	spinning bool
+	framed   bool // SetBody was called in this phase: End leaves the last frame
 
 	// body and drawn belong to the spinner's lock (its frames draw them): the text under the
 	// spinner line, and how many of its lines are on screen below the spinner's line.
@@ -103,7 +104,7 @@ func (s *Status) Styles() *Styles { return s.styles }
 func (s *Status) Start(phase string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.phase, s.detail, s.inPhase = phase, "", true
+	s.phase, s.detail, s.inPhase, s.framed = phase, "", true, false
 	if s.animate {
 		s.setBody("")
 		s.setSuffix()
@@ -156,7 +157,8 @@ func (s *Status) Warnf(format string, args ...any) {
 	s.printAbove(" " + s.styles.WarningIcon() + " " + msg)
 }
 
-// End finishes the current phase with ✓ (ok) or ✗. Without a phase it does nothing.
+// End finishes the current phase with ✓ (ok) or ✗. Without a phase it does nothing. On a
+// terminal, after SetBody, the last frame stays: the phase with its detail, the body under it.
 func (s *Status) End(ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,12 +175,11 @@ func (s *Status) End(ok bool) {
 		return
 	}
 	s.stopSpinner()
-	// The last frame stays: the phase with its detail and the body under it.
 	s.spin.Lock()
 	body := s.body
 	s.body = ""
 	s.spin.Unlock()
-	if body == "" {
+	if !s.framed {
 		fmt.Fprintf(s.w, " %s %s\n", icon, s.phase)
 		return
 	}
@@ -186,7 +187,10 @@ func (s *Status) End(ok bool) {
 	if s.detail != "" {
 		line += ": " + s.detail
 	}
-	fmt.Fprintf(s.w, " %s %s\n%s\n", icon, line, body)
+	if body != "" {
+		body += "\n"
+	}
+	fmt.Fprintf(s.w, " %s %s\n%s", icon, line, body)
 }
 
 // SetBody shows text under the spinner line (lines without a final newline, each narrower than
@@ -199,7 +203,7 @@ func (s *Status) SetBody(detail, body string) {
 	if !s.animate || !s.inPhase {
 		return
 	}
-	s.detail = detail
+	s.detail, s.framed = detail, true
 	s.spin.Lock()
 	s.spin.Suffix = s.suffix()
 	s.body = body

@@ -275,3 +275,24 @@ func TestTableNoColor(t *testing.T) {
 		}
 	}
 }
+
+// After SetBody, End leaves the last frame: the phase with its detail, then the body.
+func TestStatusEndLeavesFrame(t *testing.T) {
+	ios, _, _, stderr := iostreams.Test()
+	ios.SetStderrTTY(true)
+	ios.SetEnv(iostreams.Env{NoColor: true})
+	st := NewStatus(ios, StatusOptions{})
+	st.Start("Waiting")
+	st.SetBody("0/2 ready", "") // nothing reported yet
+	st.End(false)
+	st.Start("Waiting")
+	st.SetBody("1/2 ready", "table line 1\ntable line 2")
+	st.End(true)
+	st.Start("Deleting")
+	st.Update("3 objects left")
+	st.End(true) // no body: the phase alone
+	want := " ✗ Waiting: 0/2 ready\n ✓ Waiting: 1/2 ready\ntable line 1\ntable line 2\n ✓ Deleting\n"
+	if got := stderr.String(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
