@@ -51,7 +51,7 @@ func (v *liveView) Warnf(format string, args ...any) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.waiting != nil {
-		v.waiting.Logf("warning: "+format, args...)
+		v.waiting.Warnf(format, args...)
 		return
 	}
 	v.status.Warnf(format, args...)

@@ -56,20 +56,24 @@ func shortenForwardError(line string) string {
 
 // Summary is an environment in a few words: "Ready, 2/2 services ready".
 func Summary(env *v1alpha1.ErgomakeEnv) string {
-	ready, total := 0, 0
+	ready, total := ReadyCount(env)
+	phase := string(env.Status.Phase)
+	if phase == "" {
+		phase = string(v1alpha1.PhasePending)
+	}
+	return fmt.Sprintf("%s, %d/%d services ready", phase, ready, total)
+}
+
+// ReadyCount is how many services of the environment are ready, out of how many.
+func ReadyCount(env *v1alpha1.ErgomakeEnv) (ready, total int) {
 	for _, s := range env.Status.Services {
 		total++
-		if s.State == v1alpha1.StateHealthy || s.State == v1alpha1.StateCompleted ||
-			(s.State == v1alpha1.StateRunning && s.Desired > 0 && s.Ready >= s.Desired) {
+		if s.IsReady() {
 			ready++
 		}
 	}
 	if total == 0 {
 		total = len(env.Spec.Services)
 	}
-	phase := string(env.Status.Phase)
-	if phase == "" {
-		phase = string(v1alpha1.PhasePending)
-	}
-	return fmt.Sprintf("%s, %d/%d services ready", phase, ready, total)
+	return ready, total
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -392,20 +391,17 @@ func (s *session) explainFailure(ctx context.Context, err error, env *v1alpha1.E
 	if svc == nil {
 		return
 	}
-	// The error itself (printed last) carries the first line of the message; the rest of it, or
-	// else the service's log, is printed here.
-	if lines := strings.Split(strings.TrimRight(svc.Message, "\n"), "\n"); len(lines) > 1 {
-		s.rep.Noticef("Service %s (%s):", svc.Name, svc.Reason)
-		for _, l := range lines {
-			s.rep.Noticef("  | %s", l)
+	// The error itself (printed last) carries the message; the log lines that explain it, the
+	// operator's or else the service's log, are printed here.
+	lines := svc.LogTail
+	if len(lines) == 0 {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var lerr error
+		lines, lerr = s.client.TailLogs(lctx, s.ns, s.name, svc.Name, failureLogLines)
+		if lerr != nil || len(lines) == 0 {
+			return
 		}
-		return // the operator's message already carries the log lines
-	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	lines, lerr := s.client.TailLogs(lctx, s.ns, s.name, svc.Name, failureLogLines)
-	if lerr != nil || len(lines) == 0 {
-		return
 	}
 	s.rep.Noticef("Last log lines of %s:", svc.Name)
 	for _, l := range lines {
