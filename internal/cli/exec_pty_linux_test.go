@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/ergomake/ergomake/internal/testutil/pty"
+)
+
+// TestRawTerminalRestores: exec puts a real terminal in raw mode (no line editing, no echo, no
+// signals from keys) and restore gives back exactly the settings it had.
+func TestRawTerminalRestores(t *testing.T) {
+	_, slave := pty.Open(t)
+	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Lflag&(unix.ICANON|unix.ECHO|unix.ISIG) == 0 {
+		t.Fatalf("a new terminal is already raw: lflag %#x", before.Lflag)
+	}
+	restore, err := rawTerminal(slave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Lflag&(unix.ICANON|unix.ECHO|unix.ISIG) != 0 {
+		t.Errorf("not raw: lflag %#x", raw.Lflag)
+	}
+	restore()
+	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *after != *before {
+		t.Errorf("restored termios %+v, want %+v", *after, *before)
+	}
+}
+
+// TestTerminalSizesFollowsWindow: the remote terminal gets the local one's size first, then
+// each new size when the window changes (SIGWINCH), and nothing once the command has ended.
+func TestTerminalSizesFollowsWindow(t *testing.T) {
+	_, slave := pty.Open(t)
+	pty.SetSize(t, slave, 120, 40)
+	q := newTerminalSizes(slave)
+	next := func() *remotecommand.TerminalSize {
+		t.Helper()
+		got := make(chan *remotecommand.TerminalSize, 1)
+		go func() { got <- q.Next() }()
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatal("no size after 10s")
+			return nil
+		}
+	}
+	if s := next(); s == nil || *s != (remotecommand.TerminalSize{Width: 120, Height: 40}) {
+		t.Fatalf("first size = %+v, want 120x40", s)
+	}
+	pty.SetSize(t, slave, 80, 25)
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGWINCH); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); s == nil || *s != (remotecommand.TerminalSize{Width: 80, Height: 25}) {
+		t.Fatalf("size after resize = %+v, want 80x25", s)
+	}
+	q.stop()
+	if s := next(); s != nil {
+		t.Errorf("size after stop = %+v, want nil", s)
+	}
+}

@@ -1,0 +1,79 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+)
+
+// ExecOptions say what to run in a pod's container and where its streams go.
+type ExecOptions struct {
+	// Pod and Container name where the command runs.
+	Pod       *corev1.Pod
+	Container string
+	// Command is the argv, run as is (no shell).
+	Command []string
+	// Stdin, when not nil, is streamed to the command; the command's stdin is closed at its EOF.
+	Stdin io.Reader
+	// Stdout and Stderr receive the command's output. With TTY, the terminal merges both into
+	// Stdout and Stderr is unused.
+	Stdout, Stderr io.Writer
+	// TTY allocates a terminal for the command.
+	TTY bool
+	// Sizes, with TTY, gives the terminal's size and then each change; nil keeps the default.
+	Sizes remotecommand.TerminalSizeQueue
+}
+
+// Exec runs a command in a container as `kubectl exec` does: WebSocket first, SPDY when the API
+// server cannot upgrade to WebSocket. It returns the command's exit code; err is not nil only
+// when the command did not run to an exit status (it could not start, the connection failed,
+// ctx ended).
+func (c *Client) Exec(ctx context.Context, o ExecOptions) (int, error) {
+	req := c.Kube.CoreV1().RESTClient().Post().
+		Resource("pods").Namespace(o.Pod.Namespace).Name(o.Pod.Name).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{
+			Container: o.Container,
+			Command:   o.Command,
+			Stdin:     o.Stdin != nil,
+			Stdout:    o.Stdout != nil,
+			Stderr:    o.Stderr != nil && !o.TTY,
+			TTY:       o.TTY,
+		}, scheme.ParameterCodec)
+	spdyExec, err := remotecommand.NewSPDYExecutor(c.Config, http.MethodPost, req.URL())
+	if err != nil {
+		return 0, err
+	}
+	wsExec, err := remotecommand.NewWebSocketExecutor(c.Config, http.MethodGet, req.URL().String())
+	if err != nil {
+		return 0, err
+	}
+	executor, err := remotecommand.NewFallbackExecutor(wsExec, spdyExec, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return 0, err
+	}
+	opts := remotecommand.StreamOptions{Stdin: o.Stdin, Stdout: o.Stdout, Tty: o.TTY, TerminalSizeQueue: o.Sizes}
+	if !o.TTY {
+		opts.Stderr = o.Stderr
+	}
+	err = executor.StreamWithContext(ctx, opts)
+	var exit utilexec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &exit):
+		return exit.ExitStatus(), nil
+	case ctx.Err() != nil:
+		return 0, ctx.Err()
+	}
+	return 0, fmt.Errorf("exec in pod %s/%s: %w", o.Pod.Namespace, o.Pod.Name, c.Explain(err))
+}
