@@ -74,7 +74,8 @@ image with /bin/sh. -u/--user cannot be honoured and is refused.`,
   ergomake exec -T db pg_dump -U postgres app > dump.sql
   ergomake exec --index 2 -e DEBUG=1 -w /app worker ls -l`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 2 {
+			// kubectl's habit, "exec web -- ls", works too.
+			if len(args) < 2 || len(args) == 2 && args[1] == "--" {
 				return FlagErrorf("exec needs a SERVICE and a COMMAND")
 			}
 			return nil
@@ -82,7 +83,11 @@ image with /bin/sh. -u/--user cannot be honoured and is refused.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
 			opts.Service, opts.Command = args[0], args[1:]
+			if opts.Command[0] == "--" {
+				opts.Command = opts.Command[1:]
+			}
 			opts.NoStdin = !interactive
+			opts.NoTTY = opts.NoTTY || !tty
 			if user != "" {
 				return fmt.Errorf("--user %s: Kubernetes exec runs commands as the container's user and cannot run them as another", user)
 			}

@@ -51,12 +51,28 @@ func TestExecOptions(t *testing.T) {
 			want: ExecOptions{Service: "web", Command: []string{"true"}, NoStdin: true},
 		},
 		{
+			name: "kubectl's -- before the command",
+			argv: "web -- ls --all",
+			want: ExecOptions{Service: "web", Command: []string{"ls", "--all"}},
+		},
+		{
+			name: "-- before SERVICE",
+			argv: "-T -- web ls",
+			want: ExecOptions{Service: "web", Command: []string{"ls"}, NoTTY: true},
+		},
+		{
+			name: "--tty=false is -T",
+			argv: "--tty=false web sh",
+			want: ExecOptions{Service: "web", Command: []string{"sh"}, NoTTY: true},
+		},
+		{
 			name:    "settings from the environment",
 			argv:    "web true",
 			environ: []string{"ERGOMAKE_NAMESPACE=env-ns"},
 			want:    ExecOptions{Service: "web", Command: []string{"true"}, Cluster: ClusterOptions{Namespace: "env-ns"}},
 		},
 		{name: "no command", argv: "web", wantErr: "exec needs a SERVICE and a COMMAND"},
+		{name: "no command after --", argv: "web --", wantErr: "exec needs a SERVICE and a COMMAND"},
 		{name: "nothing", argv: "", wantErr: "exec needs a SERVICE and a COMMAND"},
 		{name: "index zero", argv: "--index 0 web true", wantErr: "--index must be 1 or more, got 0"},
 		{name: "relative workdir", argv: "-w app web true", wantErr: `--workdir must be an absolute path, got "app"`},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -102,5 +103,29 @@ func TestRestartable(t *testing.T) {
 				t.Errorf("status:\n%s\nwant:\n%s", stderr, tt.log)
 			}
 		})
+	}
+}
+
+// TestExecRestartCompletion: exec completes a service name as its first argument only (then the
+// command's arguments are files); restart completes every service not already named.
+func TestExecRestartCompletion(t *testing.T) {
+	file := filepath.Join(repoTestdata(t), "webapp", "compose.yaml")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "-f", file, ""}, "app\ncache\ndb\nweb\n:4\n"},
+		{[]string{"exec", "-f", file, "c"}, "cache\n:4\n"},
+		{[]string{"exec", "-f", file, "web", ""}, ":0\n"},
+		{[]string{"restart", "-f", file, "web", ""}, "app\ncache\ndb\n:4\n"},
+	}
+	for _, tt := range tests {
+		f, stdout, _ := testFactory(t)
+		if code := Run(t.Context(), f, append([]string{"__complete"}, tt.args...)); code != 0 {
+			t.Fatalf("%q: exit %d", tt.args, code)
+		}
+		if stdout.String() != tt.want {
+			t.Errorf("%q: completions %q, want %q", tt.args, stdout.String(), tt.want)
+		}
 	}
 }
