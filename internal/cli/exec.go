@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -173,10 +174,16 @@ func execRun(opts *ExecOptions) error {
 		eo.Sizes = sizes
 	}
 	code, err := client.Exec(ctx, eo)
-	if err != nil {
-		if len(argv) != len(opts.Command) && ctx.Err() == nil {
-			err = fmt.Errorf("%w (with -e or -w the command is started through /bin/sh, which the image must have)", err)
+	var notStarted *kube.ExecStartError
+	if errors.As(err, &notStarted) {
+		// As docker: 126, the command could not be invoked.
+		msg := fmt.Sprintf("cannot run %s in service %s (pod %s): %s", opts.Command[0], opts.Service, pod.Name, notStarted.Reason)
+		if len(argv) != len(opts.Command) {
+			msg += " (with -e or -w the command is started through /bin/sh, which the image must have)"
 		}
+		return &ExitError{Code: 126, Err: errors.New(msg)}
+	}
+	if err != nil {
 		return err
 	}
 	if code != 0 {
@@ -292,6 +299,11 @@ func podNotRunning(p *corev1.Pod) string {
 			return st.State.Waiting.Reason
 		case st.State.Terminated != nil:
 			return fmt.Sprintf("exited with code %d", st.State.Terminated.ExitCode)
+		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason != "" {
+			return c.Reason + ": " + c.Message // Unschedulable: 0/1 nodes are available: ...
 		}
 	}
 	return strings.ToLower(string(p.Status.Phase))

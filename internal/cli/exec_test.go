@@ -207,6 +207,11 @@ func TestPickReplica(t *testing.T) {
 	terminating := func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: time.Now()} }
 	succeeded := func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }
 	pending := func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending; p.Status.ContainerStatuses = nil }
+	unschedulable := func(p *corev1.Pod) {
+		pending(p)
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+			Reason: "Unschedulable", Message: "0/1 nodes are available"}}
+	}
 
 	env := &v1alpha1.ErgomakeEnv{Status: v1alpha1.EnvStatus{Services: []v1alpha1.ServiceStatus{
 		{Name: "web", State: v1alpha1.StateFailed, Reason: "CrashLoopBackOff"},
@@ -241,6 +246,8 @@ func TestPickReplica(t *testing.T) {
 			wantErr: "service web has 4 replicas: --index must be between 1 and 4"},
 		{name: "one replica", service: "web", pods: pods[2:3], index: 2,
 			wantErr: "service web has 1 replica: --index must be between 1 and 1"},
+		{name: "index of an unschedulable pod", service: "web", pods: []corev1.Pod{testPod("e", 0, running, unschedulable)}, index: 1,
+			wantErr: "replica 1 of service web (pod e) is not running: Unschedulable: 0/1 nodes are available"},
 		{name: "none running: the operator's view", service: "web", pods: pods[1:2],
 			wantErr: "service web is not running (failed, CrashLoopBackOff): see `ergomake ps` and `ergomake logs web`"},
 		{name: "no pods yet", service: "api", index: 1,

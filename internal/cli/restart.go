@@ -112,8 +112,9 @@ func restartRun(opts *RestartOptions) error {
 	tick := time.NewTicker(restartPoll)
 	defer tick.Stop()
 	for {
-		current, err := envDeployments(wctx, client, env)
-		if err != nil && wctx.Err() == nil {
+		// Read with ctx, not wctx: only the select below decides that time is up.
+		current, err := envDeployments(ctx, client, env)
+		if err != nil {
 			status.End(false)
 			return err
 		}
@@ -127,7 +128,13 @@ func restartRun(opts *RestartOptions) error {
 			r := kube.RolloutOf(d, generation[name])
 			switch {
 			case r.Done:
-				status.Logf("%s: ready", name)
+				// Ready as the Deployment counts it: its healthcheck passes, or, without one, it
+				// runs (a crash after that shows in `ergomake ps`).
+				state := v1alpha1.StateRunning
+				if spec, _ := serviceSpec(env, name); spec != nil && spec.Healthcheck != nil {
+					state = v1alpha1.StateHealthy
+				}
+				status.Logf("%s: %s", name, state)
 			case r.Stalled != "":
 				status.End(false)
 				return fmt.Errorf("service %s did not become ready again (%s): %s", name, r.Stalled, restartProblem(ctx, client, env, name))
@@ -140,7 +147,7 @@ func restartRun(opts *RestartOptions) error {
 			status.End(true)
 			return nil
 		}
-		status.Update(fmt.Sprintf("%d/%d ready", len(chosen)-len(pending), len(chosen)))
+		status.Update(fmt.Sprintf("%d/%d restarted", len(chosen)-len(pending), len(chosen)))
 		select {
 		case <-tick.C:
 		case <-wctx.Done():
@@ -150,9 +157,9 @@ func restartRun(opts *RestartOptions) error {
 			}
 			var why []string
 			for _, name := range pending {
-				why = append(why, name+": "+restartProblem(ctx, client, env, name))
+				why = append(why, name+" ("+restartProblem(ctx, client, env, name)+")")
 			}
-			return fmt.Errorf("not ready again after %s: %s", opts.WaitTimeout, strings.Join(why, "; "))
+			return fmt.Errorf("timed out after %s waiting for %s", opts.WaitTimeout, strings.Join(why, ", "))
 		}
 	}
 }

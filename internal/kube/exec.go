@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -31,6 +32,14 @@ type ExecOptions struct {
 	// Sizes, with TTY, gives the terminal's size and then each change; nil keeps the default.
 	Sizes remotecommand.TerminalSizeQueue
 }
+
+// ExecStartError says the container runtime could not start the command: it never ran.
+type ExecStartError struct {
+	// Reason is the runtime's explanation.
+	Reason string
+}
+
+func (e *ExecStartError) Error() string { return "the command could not be started: " + e.Reason }
 
 // Exec runs a command in a container as `kubectl exec` does: WebSocket first, SPDY when the API
 // server cannot upgrade to WebSocket. It returns the command's exit code; err is not nil only
@@ -74,6 +83,16 @@ func (c *Client) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		return exit.ExitStatus(), nil
 	case ctx.Err() != nil:
 		return 0, ctx.Err()
+	}
+	// The kubelet reports a command the container runtime could not start (no such executable,
+	// a runtime refusal) on the error channel, with this phrase before the runtime's words.
+	const startFailed = "error executing command in container: "
+	if msg := err.Error(); strings.Contains(msg, startFailed) {
+		why := msg[strings.LastIndex(msg, startFailed)+len(startFailed):]
+		if i := strings.LastIndex(why, "exec failed: "); i >= 0 {
+			why = why[i+len("exec failed: "):] // containerd's and runc's layers of context
+		}
+		return 0, &ExecStartError{Reason: strings.TrimSuffix(why, ": unknown")}
 	}
 	return 0, fmt.Errorf("exec in pod %s/%s: %w", o.Pod.Namespace, o.Pod.Name, c.Explain(err))
 }

@@ -173,11 +173,17 @@ func TestExecAndRestart(t *testing.T) {
 	})
 
 	t.Run("command not found", func(t *testing.T) {
-		stdout, stderr, code := p.execRun(nil, time.Minute, "exec", "-T", "web", "no-such-command")
-		if code == 0 || !strings.Contains(stderr, "no-such-command") {
-			t.Errorf("exit %d, stdout %q, stderr %q; want a failure naming the command", code, stdout, stderr)
+		// As docker compose: 126, and the runtime's reason.
+		_, stderr, code := p.execRun(nil, time.Minute, "exec", "-T", "web", "no-such-command")
+		if code != 126 || !strings.HasPrefix(stderr, "error: cannot run no-such-command in service web (pod web-") ||
+			!strings.Contains(stderr, "executable file not found") {
+			t.Errorf("exit %d, stderr %q; want 126 and why", code, stderr)
 		}
-		t.Logf("exit %d, stderr %q", code, stderr)
+		// Through /bin/sh (for -w), not found is the shell's 127.
+		_, stderr, code = p.execRun(nil, time.Minute, "exec", "-T", "-w", "/", "web", "no-such-command")
+		if code != 127 || !strings.Contains(stderr, "no-such-command") {
+			t.Errorf("with -w: exit %d, stderr %q; want 127", code, stderr)
+		}
 	})
 
 	t.Run("terminal", func(t *testing.T) {
