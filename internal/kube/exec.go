@@ -84,15 +84,24 @@ func (c *Client) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	case ctx.Err() != nil:
 		return 0, ctx.Err()
 	}
-	// The kubelet reports a command the container runtime could not start (no such executable,
-	// a runtime refusal) on the error channel, with this phrase before the runtime's words.
-	const startFailed = "error executing command in container: "
-	if msg := err.Error(); strings.Contains(msg, startFailed) {
-		why := msg[strings.LastIndex(msg, startFailed)+len(startFailed):]
-		if i := strings.LastIndex(why, "exec failed: "); i >= 0 {
-			why = why[i+len("exec failed: "):] // containerd's and runc's layers of context
-		}
-		return 0, &ExecStartError{Reason: strings.TrimSuffix(why, ": unknown")}
+	if why, ok := startFailure(err.Error()); ok {
+		return 0, &ExecStartError{Reason: why}
 	}
 	return 0, fmt.Errorf("exec in pod %s/%s: %w", o.Pod.Namespace, o.Pod.Name, c.Explain(err))
+}
+
+// startFailure recognises the kubelet's report of a command the container runtime could not
+// start (no such executable, a runtime refusal), sent on the error channel with this phrase
+// before the runtime's words, and returns the runtime's reason without its layers of context.
+func startFailure(msg string) (string, bool) {
+	const startFailed = "error executing command in container: "
+	i := strings.LastIndex(msg, startFailed)
+	if i < 0 {
+		return "", false
+	}
+	why := msg[i+len(startFailed):]
+	if j := strings.LastIndex(why, "exec failed: "); j >= 0 {
+		why = why[j+len("exec failed: "):] // containerd's and runc's
+	}
+	return strings.TrimSuffix(why, ": unknown"), true
 }
