@@ -258,26 +258,16 @@ func serviceRows(env *v1alpha1.ErgomakeEnv) [][]string {
 // serviceDetails is what a user should know about a service beyond its state.
 func serviceDetails(s v1alpha1.ServiceStatus) string {
 	switch {
-	case serviceOK(s):
+	case s.IsReady():
 		return ""
 	case s.State == v1alpha1.StateWaiting && len(s.WaitingFor) > 0 && s.Message == "":
 		return "waiting for " + strings.Join(s.WaitingFor, ", ")
 	case s.Message != "":
-		return headline(s.Message)
+		return s.Message
 	case s.Reason != "":
 		return s.Reason
 	}
 	return ""
-}
-
-// headline is the first line of an operator message, without the "; last log lines:" that
-// announces the lines after it.
-func headline(msg string) string {
-	line := firstLine(msg)
-	if i := strings.Index(line, "; last log lines"); i > 0 {
-		line = line[:i]
-	}
-	return strings.TrimSuffix(line, ":")
 }
 
 // serviceSummary is one plain line for a service: "healthy 1/1", "waiting for db", "failed:
@@ -296,17 +286,10 @@ func serviceSummary(s v1alpha1.ServiceStatus) string {
 	return text
 }
 
-// serviceOK: the service is where it should be (healthy, completed, or running every replica
-// without a healthcheck).
-func serviceOK(s v1alpha1.ServiceStatus) bool {
-	return s.State == v1alpha1.StateHealthy || s.State == v1alpha1.StateCompleted ||
-		(s.State == v1alpha1.StateRunning && s.Desired > 0 && s.Ready >= s.Desired)
-}
-
 func readyCount(env *v1alpha1.ErgomakeEnv) (ready, total int) {
 	for _, s := range env.Status.Services {
 		total++
-		if serviceOK(s) {
+		if s.IsReady() {
 			ready++
 		}
 	}
@@ -314,13 +297,6 @@ func readyCount(env *v1alpha1.ErgomakeEnv) (ready, total int) {
 		total = len(env.Spec.Services)
 	}
 	return ready, total
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 func truncate(s string, n int) string {
@@ -335,18 +311,22 @@ func truncate(s string, n int) string {
 }
 
 // changePrinter prints a line for each change of a service while `up` or `forward` is attached
-// (a service that crashes after the environment was ready, say).
+// (a service that crashes after the environment was ready, say), and the log lines that explain
+// a failure.
 type changePrinter struct {
 	logf    func(format string, args ...any)
 	prev    *v1alpha1.ErgomakeEnv
 	printed map[string]string
+	// tails is the log tail last printed of each service, its lines joined.
+	tails map[string]string
 }
 
 func newChangePrinter(env *v1alpha1.ErgomakeEnv, logf func(format string, args ...any)) *changePrinter {
-	p := &changePrinter{logf: logf, prev: env, printed: map[string]string{}}
+	p := &changePrinter{logf: logf, prev: env, printed: map[string]string{}, tails: map[string]string{}}
 	if env != nil {
 		for _, s := range env.Status.Services {
 			p.printed[s.Name] = s.Name + ": " + serviceSummary(s)
+			p.tails[s.Name] = strings.Join(s.LogTail, "\n")
 		}
 	}
 	return p
@@ -357,6 +337,12 @@ func (p *changePrinter) update(env *v1alpha1.ErgomakeEnv) {
 		if line := s.Name + ": " + serviceSummary(s); p.printed[s.Name] != line {
 			p.printed[s.Name] = line
 			p.logf("%s", line)
+		}
+		if tail := strings.Join(s.LogTail, "\n"); p.tails[s.Name] != tail {
+			p.tails[s.Name] = tail
+			for _, l := range s.LogTail {
+				p.logf("  | %s", l)
+			}
 		}
 	}
 	p.prev = env

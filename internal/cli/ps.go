@@ -72,6 +72,7 @@ type psEntry struct {
 	Ports      []psPort `json:"ports"`
 	Reason     string   `json:"reason,omitempty"`
 	Message    string   `json:"message,omitempty"`
+	LogTail    []string `json:"logTail,omitempty"`
 	WaitingFor []string `json:"waitingFor,omitempty"`
 }
 
@@ -99,19 +100,32 @@ func psRun(opts *PsOptions) error {
 			ports = append(ports, portText(p))
 		}
 		reason := e.Reason
-		if serviceOK(v1alpha1.ServiceStatus{State: v1alpha1.ServiceState(e.State), Ready: e.Ready, Desired: e.Desired}) {
+		if (v1alpha1.ServiceStatus{State: v1alpha1.ServiceState(e.State), Ready: e.Ready, Desired: e.Desired}).IsReady() {
 			reason = ""
 		} else if e.Message != "" {
 			if reason != "" {
 				reason += ": "
 			}
-			reason += headline(e.Message)
+			reason += e.Message
 		} else if len(e.WaitingFor) > 0 {
 			reason = "waiting for " + strings.Join(e.WaitingFor, ", ")
 		}
 		t.AddRow(e.Service, e.State, fmt.Sprintf("%d/%d", e.Ready, e.Desired), strings.Join(ports, ", "), reason)
 	}
-	return t.Print()
+	if err := t.Print(); err != nil {
+		return err
+	}
+	// The log lines that explain a failure, on stderr: stdout stays the table.
+	for _, e := range entries {
+		if len(e.LogTail) == 0 {
+			continue
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "Last log lines of %s:\n", e.Service)
+		for _, l := range e.LogTail {
+			fmt.Fprintln(opts.IO.ErrOut, "  | "+l)
+		}
+	}
+	return nil
 }
 
 func psEntries(env *v1alpha1.ErgomakeEnv, only map[string]bool) []psEntry {
@@ -126,7 +140,7 @@ func psEntries(env *v1alpha1.ErgomakeEnv, only map[string]bool) []psEntry {
 		}
 		st, ok := byName[spec.Name]
 		e := psEntry{Service: spec.Name, State: string(st.State), Ready: st.Ready, Desired: st.Desired,
-			Reason: st.Reason, Message: st.Message, WaitingFor: st.WaitingFor, Ports: []psPort{}}
+			Reason: st.Reason, Message: st.Message, LogTail: st.LogTail, WaitingFor: st.WaitingFor, Ports: []psPort{}}
 		if !ok || e.State == "" {
 			e.State = "pending"
 		}

@@ -114,7 +114,7 @@ func TestServiceSummary(t *testing.T) {
 		{v1alpha1.ServiceStatus{State: v1alpha1.StateHealthy, Ready: 1, Desired: 1, Reason: "Healthy", Message: "1/1 ready"}, "healthy 1/1"},
 		{v1alpha1.ServiceStatus{State: v1alpha1.StateWaiting, WaitingFor: []string{"db", "cache"}}, "waiting: waiting for db, cache"},
 		{v1alpha1.ServiceStatus{State: v1alpha1.StateFailed, Desired: 1, Reason: "CrashLoopBackOff",
-			Message: "crash loop; last log lines:\npanic: boom"}, "failed 0/1: crash loop"},
+			Message: "crash loop", LogTail: []string{"panic: boom"}}, "failed 0/1: crash loop"},
 		{v1alpha1.ServiceStatus{State: v1alpha1.StatePulling, Desired: 2, Reason: "Pulling"}, "pulling 0/2: Pulling"},
 		{v1alpha1.ServiceStatus{}, "pending"},
 	}

@@ -193,6 +193,9 @@ func TestErrorsInIncludedFiles(t *testing.T) {
 	if f, line := l.Find("db", "image"); f != filepath.Join(dir, "db", "compose.yaml") || line != 3 {
 		t.Errorf("Locator.Find in an included file: %s:%d", f, line)
 	}
+	if !l.Has("db", "ports") || l.Has("db", "ports.0.target") || l.Has("web", "ports") || l.Has("cache", "image") {
+		t.Error("Locator.Has: want only what a file writes itself")
+	}
 }
 
 func TestProjectDirectoryIncludeExtends(t *testing.T) {

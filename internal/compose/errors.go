@@ -3,13 +3,11 @@ package compose
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 
-	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v3"
 )
@@ -70,6 +68,8 @@ var (
 	reObject      = regexp.MustCompile(`^(secret|config|volume|network) "([^"]+)"(.*)$`)
 	reServicesDot = regexp.MustCompile(`services\.([^.\s:]+)(?:\.([A-Za-z0-9_.\-\[\]]+))?`)
 	rePortErr     = regexp.MustCompile(`(?i)^(invalid (containerPort|hostPort|ip address|proto|port|range)|no port specified|invalid port)`)
+	reEmptyFile   = regexp.MustCompile(`^(env|label) file  not found: stat : `)
+	reEmptyVolume = regexp.MustCompile(`^invalid empty volume spec`)
 )
 
 // locate turns a compose-go error into an *Error, finding the file, the line, the service and the
@@ -89,123 +89,131 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 	if i := strings.Index(msg, " is invalid: "); strings.HasPrefix(msg, "compose file ") && i > 0 {
 		msg = msg[i+len(" is invalid: "):]
 	}
-	e := &Error{Msg: msg, Err: err}
-	docs := parseFiles(files)
+	l := &located{e: &Error{Msg: msg, Err: err}, msg: msg, files: files, env: env, docs: parseFiles(files)}
+	for _, k := range messageKinds {
+		if m := k.re.FindStringSubmatch(msg); m != nil {
+			return k.fill(l, m)
+		}
+	}
+	e := l.e
+	if len(files) == 1 {
+		e.File = files[0]
+	} else if len(files) > 1 {
+		e.Msg = fmt.Sprintf("%s (in %s)", msg, strings.Join(files, ", "))
+	}
+	return e
+}
 
-	switch {
-	case reValidating.MatchString(msg):
-		m := reValidating.FindStringSubmatch(msg)
-		e.File = m[1]
-		path, what := m[2], strings.ReplaceAll(m[3], "must be a array", "must be an array")
-		if reAdditional.MatchString(what) {
-			// jsonschema lists the unknown keys in map order: report the first in the file
-			best, bestLine := "", 0
-			for _, q := range reQuoted.FindAllStringSubmatch(what, -1) {
-				p := strings.TrimPrefix(path+"."+q[1], ".")
-				l := docs.line(e.File, p)
-				if best == "" || (l > 0 && (bestLine == 0 || l < bestLine)) {
-					best, bestLine = p, l
-				}
-			}
-			path = best
-			what = "false schema"
-		}
-		e.setPath(path)
-		if what == "false schema" {
-			seg := strings.Split(path, ".")
-			bad := seg[len(seg)-1]
-			e.Msg = fmt.Sprintf("unknown key %q", bad)
-			if s := suggest(bad, knownKeys(seg[:len(seg)-1])); s != "" {
-				e.Msg += fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			if e.Service == "" && len(seg) == 1 {
-				e.Key = ""
-				if docs.legacy(e.File) {
-					e.Msg = fmt.Sprintf("unknown top-level key %q: this file uses the obsolete version 1 format (services at the top level); move the services under \"services:\"", bad)
-				}
-			}
-		} else {
-			e.Msg = strings.TrimSpace(path + " " + what)
-			if e.Key != "" {
-				e.Msg = strings.TrimSpace(what)
-			}
-		}
-		e.Line = docs.line(e.File, path)
-		return e
-	case reParse.MatchString(msg):
-		m := reParse.FindStringSubmatch(msg)
-		return yamlError(err, m[1], m[2], docs)
-	case reDecode.MatchString(msg):
-		m := reDecode.FindStringSubmatch(msg)
+// located is what a messageKind's fill reads: compose-go's message (indexes written .N), the
+// compose files, the environment, and the *Error to fill (Msg and Err already set).
+type located struct {
+	e     *Error
+	msg   string
+	files []string
+	env   types.Mapping
+	docs  docs
+}
+
+// firstFile is the first compose file, for errors that cannot be placed more precisely.
+func (l *located) firstFile() string {
+	if len(l.files) > 0 {
+		return l.files[0]
+	}
+	return ""
+}
+
+// A messageKind is one kind of compose-go message: the pattern that recognises it, and how to
+// fill the *Error from the pattern's submatches and the compose files.
+type messageKind struct {
+	re   *regexp.Regexp
+	fill func(l *located, m []string) *Error
+}
+
+// messageKinds are tried in order; the first whose pattern matches the message fills the error.
+// A message no kind recognises is kept as it is, with the file when there is only one.
+var messageKinds = []messageKind{
+	// a JSON schema violation: validating FILE: PATH WHAT
+	{reValidating, locateSchema},
+	// a YAML error in a named file: failed to parse FILE: yaml: ...
+	{reParse, func(l *located, m []string) *Error {
+		return yamlError(l.e.Err, m[1], m[2], l.docs)
+	}},
+	// a value that does not decode: 'services[web].mem_limit' invalid size: 'lots'
+	{reDecode, func(l *located, m []string) *Error {
+		e := l.e
 		e.Service, e.Key, e.Msg = m[1], m[2], m[3]
-		e.File, e.Line = docs.find("services." + m[1] + "." + m[2])
+		e.File, e.Line = l.docs.find("services." + m[1] + "." + m[2])
 		return e
-	case strings.HasPrefix(msg, "healthcheck.test must start"):
-		e.Key = "healthcheck.test"
-		d := docs
-		d.services(func(f, name string, svc *yaml.Node) bool {
-			test := valueOf(valueOf(svc, "healthcheck"), "test")
-			if test != nil && test.Kind == yaml.SequenceNode && len(test.Content) > 0 {
-				switch test.Content[0].Value {
-				case "CMD", "CMD-SHELL", "NONE":
-				default:
-					e.Service, e.File, e.Line = name, f, test.Line
-					return false
-				}
-			}
-			return true
-		})
-		e.Msg = strings.TrimPrefix(msg, "healthcheck.test ")
-		if e.File == "" && len(files) > 0 {
-			e.File = files[0]
-		}
-		return e
-	case reMapping.MatchString(msg):
-		m := reMapping.FindStringSubmatch(msg)
+	}},
+	// healthcheck.test must start either by "CMD", ... (no service named)
+	{regexp.MustCompile(`^healthcheck\.test must start`), locateHealthcheckTest},
+	// services must be a mapping
+	{reMapping, func(l *located, m []string) *Error {
+		e := l.e
 		e.setPath(m[1])
-		e.Msg = strings.TrimSpace(strings.TrimPrefix(msg, m[1]))
-		e.File, e.Line = docs.find(m[1])
+		e.Msg = strings.TrimSpace(strings.TrimPrefix(l.msg, m[1]))
+		e.File, e.Line = l.docs.find(m[1])
 		return e
-	case strings.Contains(msg, "invalid project name"):
-		e.Msg = strings.TrimPrefix(msg[strings.Index(msg, "invalid project name"):], "")
-		if v, ok := env[EnvComposeProjectName]; ok && v != "" {
+	}},
+	// invalid project name "X": from COMPOSE_PROJECT_NAME or the name key
+	{regexp.MustCompile(`invalid project name`), func(l *located, m []string) *Error {
+		e := l.e
+		e.Msg = l.msg[strings.Index(l.msg, m[0]):]
+		if v, ok := l.env[EnvComposeProjectName]; ok && v != "" {
 			e.Key = EnvComposeProjectName
 			return e
 		}
 		e.Key = "name"
-		e.File, e.Line = docs.find("name")
+		e.File, e.Line = l.docs.find("name")
 		return e
-	case reOpen.MatchString(msg):
-		m := reOpen.FindStringSubmatch(msg)
+	}},
+	// env_file: "" or label_file: "": env file  not found: stat : ...
+	{reEmptyFile, func(l *located, m []string) *Error {
+		e := l.e
+		e.Key = m[1] + "_file"
+		e.Msg = `"" is not a file name`
+		e.Service, e.File, e.Line = l.docs.findEmpty(e.Key)
+		return e
+	}},
+	// open PATH: ...: an included or extended file, found by its base name
+	{reOpen, func(l *located, m []string) *Error {
+		e := l.e
 		base := m[1][strings.LastIndexAny(m[1], `/\`)+1:]
 		e.Msg = fmt.Sprintf("%s: %s", m[1], m[2])
-		if file, path, line := docs.findScalar(base); file != "" {
+		if file, path, line := l.docs.findScalar(base); file != "" {
 			e.File, e.Line = file, line
 			e.setPath(path)
-		} else if len(files) > 0 {
-			e.File = files[0]
+		} else {
+			e.File = l.firstFile()
 		}
 		return e
-	case strings.HasPrefix(msg, "include cycle detected"):
+	}},
+	// include cycle detected: one file per line
+	{regexp.MustCompile(`^include cycle detected`), func(l *located, _ []string) *Error {
+		e := l.e
 		var chain []string
-		for _, l := range strings.Split(msg, "\n")[1:] {
-			chain = append(chain, strings.TrimPrefix(strings.TrimSpace(l), "include "))
+		for _, line := range strings.Split(l.msg, "\n")[1:] {
+			chain = append(chain, strings.TrimPrefix(strings.TrimSpace(line), "include "))
 		}
 		if len(chain) > 0 {
 			e.File = chain[0]
 		}
 		e.Key = "include"
 		e.Msg = "cycle: " + strings.Join(chain, " includes ")
-		e.Line = docs.line(e.File, "include")
+		e.Line = l.docs.line(e.File, "include")
 		return e
-	case reObject.MatchString(msg):
-		m := reObject.FindStringSubmatch(msg)
+	}},
+	// volume "data" ...: a top-level secret, config, volume or network
+	{reObject, func(l *located, m []string) *Error {
+		e := l.e
 		e.Key = m[1] + "s." + m[2]
 		e.Msg = strings.TrimSuffix(strings.TrimSpace(m[3]), ": invalid compose project")
-		e.File, e.Line = docs.find(e.Key)
+		e.File, e.Line = l.docs.find(e.Key)
 		return e
-	case reInterpolate.MatchString(msg):
-		m := reInterpolate.FindStringSubmatch(msg)
+	}},
+	// error while interpolating PATH: ... (and strconv casts of interpolated values)
+	{reInterpolate, func(l *located, m []string) *Error {
+		e := l.e
 		path := m[1]
 		e.Msg = m[2]
 		if c := reCast.FindStringSubmatch(e.Msg); c != nil {
@@ -216,58 +224,140 @@ func locateRaw(err error, files []string, env types.Mapping) *Error {
 			e.Msg = fmt.Sprintf("%q must be %s", c[2], what)
 		}
 		e.setPath(path)
-		e.File, e.Line = docs.find(path)
+		e.File, e.Line = l.docs.find(path)
 		return e
-	case reEnvFile.MatchString(msg):
-		m := reEnvFile.FindStringSubmatch(msg)
+	}},
+	// env file PATH not found: the service whose env_file names it
+	{reEnvFile, func(l *located, m []string) *Error {
+		e := l.e
 		e.Msg = fmt.Sprintf("env file %s not found", m[1])
 		e.Key = "env_file"
-		e.Service, e.File, e.Line = docs.findValue("env_file", m[1])
+		e.Service, e.File, e.Line = l.docs.findValue("env_file", m[1])
 		return e
-	case reCycle.MatchString(msg):
-		m := reCycle.FindStringSubmatch(msg)
+	}},
+	// dependency cycle detected: web -> db -> web
+	{reCycle, func(l *located, m []string) *Error {
+		e := l.e
 		e.Service, e.Key = m[1], "depends_on"
-		e.File, e.Line = docs.find("services." + m[1] + ".depends_on")
+		e.File, e.Line = l.docs.find("services." + m[1] + ".depends_on")
 		return e
-	case rePortErr.MatchString(msg):
+	}},
+	// a malformed port, without the service: re-parse each ports and expose entry
+	{rePortErr, func(l *located, _ []string) *Error {
+		e := l.e
 		var value string
-		e.Key = "ports"
-		e.Service, e.Key, value, e.File, e.Line = docs.findBadPort(env)
+		e.Service, e.Key, value, e.File, e.Line = l.docs.findBadPort(l.env)
 		if e.Service == "" {
 			e.Key = "ports or expose"
 		} else {
-			e.Msg = fmt.Sprintf("invalid port %q: %s", value, msg)
+			e.Msg = fmt.Sprintf("invalid port %q: %s", value, l.msg)
 		}
 		return e
-	case reServiceQ.MatchString(msg):
-		m := reServiceQ.FindStringSubmatch(msg)
-		e.Service = m[1] + m[2]
-		e.Msg = strings.TrimSpace(msg[len(m[0]):])
-		e.Msg = strings.TrimSuffix(e.Msg, ": invalid compose project")
-		e.Key = guessKey(e.Msg)
-		if strings.Contains(e.Msg, "neither an image nor a build") {
-			// compose-go checks services in map order: report the first one in the files
-			if first := docs.firstServiceWithout("image", "build", "extends"); first != "" {
-				e.Service = first
+	}},
+	// volumes: [""]: invalid empty volume spec
+	{reEmptyVolume, func(l *located, _ []string) *Error {
+		e := l.e
+		e.Key = "volumes"
+		e.Msg = `"" is not a volume (want [SOURCE:]TARGET[:MODE])`
+		e.Service, e.File, e.Line = l.docs.findEmpty("volumes")
+		return e
+	}},
+	// service "web" ...: the key guessed from the words of the message
+	{reServiceQ, locateService},
+	// any other message holding a services.NAME.KEY path
+	{reServicesDot, func(l *located, m []string) *Error {
+		e := l.e
+		e.setPath(m[0])
+		e.File, e.Line = l.docs.find(m[0])
+		return e
+	}},
+}
+
+// locateSchema places a JSON schema violation: "validating FILE: PATH WHAT".
+func locateSchema(l *located, m []string) *Error {
+	e, docs := l.e, l.docs
+	e.File = m[1]
+	path, what := m[2], strings.ReplaceAll(m[3], "must be a array", "must be an array")
+	if reAdditional.MatchString(what) {
+		// jsonschema lists the unknown keys in map order: report the first in the file
+		best, bestLine := "", 0
+		for _, q := range reQuoted.FindAllStringSubmatch(what, -1) {
+			p := strings.TrimPrefix(path+"."+q[1], ".")
+			line := docs.line(e.File, p)
+			if best == "" || (line > 0 && (bestLine == 0 || line < bestLine)) {
+				best, bestLine = p, line
 			}
 		}
-		path := "services." + e.Service
-		if e.Key != "" {
-			path += "." + e.Key
+		path = best
+		what = "false schema"
+	}
+	e.setPath(path)
+	if what == "false schema" {
+		seg := strings.Split(path, ".")
+		bad := seg[len(seg)-1]
+		e.Msg = fmt.Sprintf("unknown key %q", bad)
+		if s := suggest(bad, knownKeys(seg[:len(seg)-1])); s != "" {
+			e.Msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		e.File, e.Line = docs.find(path)
-		return e
-	case reServicesDot.MatchString(msg):
-		m := reServicesDot.FindStringSubmatch(msg)
-		e.setPath(m[0])
-		e.File, e.Line = docs.find(m[0])
-		return e
+		if e.Service == "" && len(seg) == 1 {
+			e.Key = ""
+			if docs.legacy(e.File) {
+				e.Msg = fmt.Sprintf("unknown top-level key %q: this file uses the obsolete version 1 format (services at the top level); move the services under \"services:\"", bad)
+			}
+		}
+	} else {
+		e.Msg = strings.TrimSpace(path + " " + what)
+		if e.Key != "" {
+			e.Msg = strings.TrimSpace(what)
+		}
 	}
-	if len(files) == 1 {
-		e.File = files[0]
-	} else if len(files) > 1 {
-		e.Msg = fmt.Sprintf("%s (in %s)", msg, strings.Join(files, ", "))
+	e.Line = docs.line(e.File, path)
+	return e
+}
+
+// locateHealthcheckTest finds the first healthcheck test that starts with neither CMD, CMD-SHELL
+// nor NONE: compose-go does not say which service's it is.
+func locateHealthcheckTest(l *located, _ []string) *Error {
+	e := l.e
+	e.Key = "healthcheck.test"
+	l.docs.services(func(f, name string, svc *yaml.Node) bool {
+		test := valueOf(valueOf(svc, "healthcheck"), "test")
+		if test != nil && test.Kind == yaml.SequenceNode && len(test.Content) > 0 {
+			switch test.Content[0].Value {
+			case "CMD", "CMD-SHELL", "NONE":
+			default:
+				e.Service, e.File, e.Line = name, f, test.Line
+				return false
+			}
+		}
+		return true
+	})
+	e.Msg = strings.TrimPrefix(l.msg, "healthcheck.test ")
+	if e.File == "" {
+		e.File = l.firstFile()
 	}
+	return e
+}
+
+// locateService places a message about a named service: `service "web" ...`, guessing the key
+// from the words of the message.
+func locateService(l *located, m []string) *Error {
+	e := l.e
+	e.Service = m[1] + m[2]
+	e.Msg = strings.TrimSpace(l.msg[len(m[0]):])
+	e.Msg = strings.TrimSuffix(e.Msg, ": invalid compose project")
+	e.Key = guessKey(e.Msg)
+	if strings.Contains(e.Msg, "neither an image nor a build") {
+		// compose-go checks services in map order: report the first one in the files
+		if first := l.docs.firstServiceWithout("image", "build", "extends"); first != "" {
+			e.Service = first
+		}
+	}
+	path := "services." + e.Service
+	if e.Key != "" {
+		path += "." + e.Key
+	}
+	e.File, e.Line = l.docs.find(path)
 	return e
 }
 
@@ -304,11 +394,6 @@ func guessKey(msg string) string {
 	}
 	if strings.Contains(msg, "depends on") || strings.Contains(msg, "is required by") {
 		return "depends_on"
-	}
-	for _, k := range []string{"secret", "config", "volume", "network"} {
-		if strings.Contains(msg, "undefined "+k) {
-			return k + "s"
-		}
 	}
 	return ""
 }
@@ -378,389 +463,6 @@ func levenshtein(a, b string) int {
 	return prev[len(b)]
 }
 
-// docs are the parsed compose files, for finding lines.
-type docs []doc
-
-type doc struct {
-	file string
-	root *yaml.Node
-}
-
-func parseFiles(files []string) docs {
-	var d docs
-	seen := map[string]bool{}
-	queue := append([]string{}, files...)
-	for len(queue) > 0 && len(d) < 64 {
-		f := queue[0]
-		queue = queue[1:]
-		if seen[f] {
-			continue
-		}
-		seen[f] = true
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var n yaml.Node
-		if yaml.Unmarshal(b, &n) != nil || len(n.Content) == 0 {
-			continue
-		}
-		root := n.Content[0]
-		d = append(d, doc{file: f, root: root})
-		queue = append(queue, referencedFiles(f, root)...)
-	}
-	return d
-}
-
-// referencedFiles lists the local files a compose file includes or extends, so that errors and
-// warnings about what they define name them.
-func referencedFiles(file string, root *yaml.Node) []string {
-	var out []string
-	add := func(n *yaml.Node) {
-		if n == nil || n.Kind != yaml.ScalarNode || n.Value == "" || strings.Contains(n.Value, "$") || strings.Contains(n.Value, "://") {
-			return
-		}
-		p := n.Value
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(file), p)
-		}
-		out = append(out, p)
-	}
-	if inc := valueOf(root, "include"); inc != nil && inc.Kind == yaml.SequenceNode {
-		for _, item := range inc.Content {
-			switch item.Kind {
-			case yaml.ScalarNode:
-				add(item)
-			case yaml.MappingNode:
-				p := valueOf(item, "path")
-				if p != nil && p.Kind == yaml.SequenceNode {
-					for _, c := range p.Content {
-						add(c)
-					}
-				} else {
-					add(p)
-				}
-			}
-		}
-	}
-	if svcs := valueOf(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
-		for i := 1; i < len(svcs.Content); i += 2 {
-			add(valueOf(valueOf(svcs.Content[i], "extends"), "file"))
-		}
-	}
-	return out
-}
-
-// lookup walks a dotted path (numeric segments index sequences) and returns the node of the
-// deepest segment found (the key node for mappings, the item for sequences) and how many segments
-// matched.
-func lookup(root *yaml.Node, path string) *yaml.Node {
-	n, _ := lookupDepth(root, path)
-	return n
-}
-
-func lookupDepth(root *yaml.Node, path string) (*yaml.Node, int) {
-	n := root
-	var last *yaml.Node
-	depth := 0
-	segs := strings.Split(path, ".")
-	for k, seg := range segs {
-		for n.Kind == yaml.AliasNode && n.Alias != nil {
-			n = n.Alias
-		}
-		switch n.Kind {
-		case yaml.MappingNode:
-			var next *yaml.Node
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == seg {
-					last, next = n.Content[i], n.Content[i+1]
-					break
-				}
-			}
-			if next == nil {
-				return last, depth
-			}
-			n = next
-		case yaml.SequenceNode:
-			if seg == "[]" { // any item: the one matching the rest of the path best
-				if len(n.Content) == 0 {
-					return last, depth
-				}
-				best, bestD := n.Content[0], -1
-				rest := strings.Join(segs[k+1:], ".")
-				for _, item := range n.Content {
-					if rest == "" {
-						break
-					}
-					if f, d := lookupDepth(item, rest); f != nil && d > bestD {
-						best, bestD = f, d
-					}
-				}
-				if bestD < 0 {
-					return best, depth + 1
-				}
-				return best, depth + 1 + bestD
-			}
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(n.Content) {
-				return last, depth
-			}
-			n = n.Content[i]
-			last = n
-		default:
-			return last, depth
-		}
-		depth++
-	}
-	return last, depth
-}
-
-// line is the line of path in file (0 when not found).
-func (d docs) line(file, path string) int {
-	for _, x := range d {
-		if x.file == file {
-			if n := lookup(x.root, path); n != nil {
-				return n.Line
-			}
-		}
-	}
-	return 0
-}
-
-// find returns the last file that defines the deepest part of path, and its line.
-func (d docs) find(path string) (string, int) {
-	file, line, depth := "", 0, -1
-	for _, x := range d {
-		n, dd := lookupDepth(x.root, path)
-		if n == nil {
-			continue
-		}
-		if dd >= depth {
-			file, line, depth = x.file, n.Line, dd
-		}
-	}
-	if file == "" && len(d) > 0 {
-		file = d[0].file
-	}
-	return file, line
-}
-
-// services iterates over the services mappings of every file.
-func (d docs) services(fn func(file, name string, svc *yaml.Node) bool) {
-	for _, x := range d {
-		svcs := valueOf(x.root, "services")
-		if svcs == nil || svcs.Kind != yaml.MappingNode {
-			continue
-		}
-		for i := 0; i+1 < len(svcs.Content); i += 2 {
-			if !fn(x.file, svcs.Content[i].Value, svcs.Content[i+1]) {
-				return
-			}
-		}
-	}
-}
-
-// findValue finds a service whose key mentions the base name of value.
-func (d docs) findValue(key, value string) (service, file string, line int) {
-	base := value[strings.LastIndexAny(value, `/\`)+1:]
-	d.services(func(f, name string, svc *yaml.Node) bool {
-		var walk func(n *yaml.Node) bool
-		walk = func(n *yaml.Node) bool {
-			if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, base) {
-				line = n.Line
-				return true
-			}
-			for _, c := range n.Content {
-				if walk(c) {
-					return true
-				}
-			}
-			return false
-		}
-		val := valueOf(svc, key)
-		if val != nil && walk(val) {
-			service, file = name, f
-			return false
-		}
-		return true
-	})
-	if file == "" && len(d) > 0 {
-		file = d[0].file
-	}
-	return service, file, line
-}
-
-func valueOf(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// findBadPort re-parses every short-syntax port and expose entry to find the one compose-go
-// rejected without saying where.
-func (d docs) findBadPort(env types.Mapping) (service, badKey, value, file string, line int) {
-	d.services(func(f, name string, svc *yaml.Node) bool {
-		for _, key := range []string{"ports", "expose"} {
-			seq := valueOf(svc, key)
-			if seq == nil || seq.Kind != yaml.SequenceNode {
-				continue
-			}
-			for _, item := range seq.Content {
-				if item.Kind != yaml.ScalarNode {
-					continue
-				}
-				v, err := template.Substitute(item.Value, func(k string) (string, bool) { s, ok := env[k]; return s, ok })
-				if err != nil {
-					v = item.Value
-				}
-				if key == "expose" && !strings.Contains(v, ":") {
-					v = "0:" + v // expose has no host part
-					if _, err := types.ParsePortConfig(strings.TrimPrefix(v, "0:")); err == nil {
-						continue
-					}
-				}
-				if _, err := types.ParsePortConfig(v); err != nil {
-					service, badKey, value, file, line = name, key, strings.TrimPrefix(v, "0:"), f, item.Line
-					return false
-				}
-			}
-		}
-		return true
-	})
-	if file == "" && len(d) > 0 {
-		file = d[0].file
-	}
-	return service, badKey, value, file, line
-}
-
-// badYAMLFile returns the first file that does not parse, for YAML errors that do not name it.
-func badYAMLFile(files []string) string {
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var n yaml.Node
-		if yaml.Unmarshal(b, &n) != nil {
-			return f
-		}
-	}
-	if len(files) > 0 {
-		return files[0]
-	}
-	return ""
-}
-
-// Locator finds where a service's key is written in a project's compose files.
-type Locator struct{ docs docs }
-
-// NewLocator parses the compose files once.
-func NewLocator(files []string) *Locator { return &Locator{docs: parseFiles(files)} }
-
-// Find returns the last file defining services.<service>.<key> (a dotted key path), or the
-// top-level key when service is empty, with its line; the first file and line 0 when not found.
-func (l *Locator) Find(service, key string) (string, int) {
-	path := key
-	if service != "" {
-		path = "services." + service
-		if key != "" {
-			path += "." + key
-		}
-	}
-	if l == nil || len(l.docs) == 0 {
-		return "", 0
-	}
-	return l.docs.find(path)
-}
-
-// legacy reports whether file looks like the version 1 format: no services key, and top-level
-// mappings holding image or build.
-func (d docs) legacy(file string) bool {
-	for _, x := range d {
-		if x.file != file || x.root.Kind != yaml.MappingNode || valueOf(x.root, "services") != nil {
-			continue
-		}
-		for i := 1; i < len(x.root.Content); i += 2 {
-			v := x.root.Content[i]
-			if valueOf(v, "image") != nil || valueOf(v, "build") != nil {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// Has reports whether some compose file writes services.<service>.<key> itself (not through
-// extends, include or compose-go's defaults).
-func (l *Locator) Has(service, key string) bool {
-	if l == nil {
-		return false
-	}
-	path := "services." + service + "." + key
-	want := len(strings.Split(path, "."))
-	for _, x := range l.docs {
-		if n, d := lookupDepth(x.root, path); n != nil && d == want {
-			return true
-		}
-	}
-	return false
-}
-
-// firstServiceWithout returns the first service, in file order, that has none of keys.
-func (d docs) firstServiceWithout(keys ...string) string {
-	found := ""
-	d.services(func(_, name string, svc *yaml.Node) bool {
-		for _, k := range keys {
-			if valueOf(svc, k) != nil {
-				return true
-			}
-		}
-		found = name
-		return false
-	})
-	return found
-}
-
-// findScalar finds the first scalar value mentioning needle in the files: its file, its dotted
-// path and its line.
-func (d docs) findScalar(needle string) (file, path string, line int) {
-	var walk func(n *yaml.Node, p []string) bool
-	walk = func(n *yaml.Node, p []string) bool {
-		switch n.Kind {
-		case yaml.ScalarNode:
-			if strings.Contains(n.Value, needle) {
-				path, line = strings.Join(p, "."), n.Line
-				return true
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if walk(n.Content[i+1], append(p, n.Content[i].Value)) {
-					return true
-				}
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				if walk(c, append(p, strconv.Itoa(i))) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	for _, x := range d {
-		if walk(x.root, nil) {
-			return x.file, path, line
-		}
-	}
-	return "", "", 0
-}
-
 var reYAMLContext = regexp.MustCompile(`^(while [^:]*? at line \d+(?:, column \d+)?): line (\d+)(?:, column \d+)?: (.*)$`)
 
 var reConstruct = regexp.MustCompile(`cannot (?:construct|unmarshal) !!(\w+)`)
@@ -813,39 +515,4 @@ func yamlError(err error, file, msg string, d docs) *Error {
 		}
 	}
 	return e
-}
-
-// pathAtLine is the dotted path of the key written on line of file ("" when none).
-func (d docs) pathAtLine(file string, line int) string {
-	var found string
-	var walk func(n *yaml.Node, p []string) bool
-	walk = func(n *yaml.Node, p []string) bool {
-		switch n.Kind {
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k := n.Content[i]
-				kp := append(append([]string{}, p...), k.Value)
-				if k.Line == line {
-					found = strings.Join(kp, ".")
-					return true
-				}
-				if walk(n.Content[i+1], kp) {
-					return true
-				}
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				if walk(c, append(append([]string{}, p...), strconv.Itoa(i))) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	for _, x := range d {
-		if x.file == file && walk(x.root, nil) {
-			return found
-		}
-	}
-	return ""
 }

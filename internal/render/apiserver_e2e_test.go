@@ -22,8 +22,8 @@ import (
 )
 
 // TestAPIServerAcceptsRenderedObjects has the local cluster's API server validate what render
-// produces: for every golden case, every translated testdata project and every translated compose
-// fixture, the Services are created for real in a throw-away namespace (to learn their ClusterIPs),
+// produces: for every golden case, every translated testdata project, every empty-value case
+// that renders and every translated compose fixture, the Services are created for real in a throw-away namespace (to learn their ClusterIPs),
 // the environment is rendered again with those IPs (so hostAliases are exercised), and every claim
 // and workload is created with server-side dry run, which runs the full validation and admission.
 func TestAPIServerAcceptsRenderedObjects(t *testing.T) {
@@ -56,6 +56,18 @@ func TestAPIServerAcceptsRenderedObjects(t *testing.T) {
 			if loadErr == nil && err == nil {
 				envs = append(envs, namedEnv{"testdata/" + e.Name(), env})
 			}
+		}
+	}
+	// The empty compose values that render (TestEmptyValues).
+	empties, _ := filepath.Glob(filepath.Join("testdata", "empty-values", "*.yaml"))
+	for _, f := range empties {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _, loadErr, err := renderTranslated(t, compose.Options{WorkingDir: filepath.Dir(abs), Files: []string{abs}, Environ: []string{}})
+		if loadErr == nil && err == nil {
+			envs = append(envs, namedEnv{"empty-values/" + filepath.Base(f), env})
 		}
 	}
 	fixturesDir, all, err := fixtures.Find()

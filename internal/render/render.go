@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -337,3 +338,23 @@ func renderServices(env *v1alpha1.ErgomakeEnv, svc *v1alpha1.ServiceSpec, e *err
 	}
 	return out
 }
+
+// The rendered objects share no memory with the spec: callers hand them to clients that decode
+// answers into them.
+func copyQuantity(q *resource.Quantity) *resource.Quantity {
+	if q == nil {
+		return nil
+	}
+	c := q.DeepCopy()
+	return &c
+}
+
+func copyPtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+func intOrPort(p int32) intstr.IntOrString { return intstr.FromInt32(p) }

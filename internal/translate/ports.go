@@ -49,6 +49,9 @@ func (t *translator) ports(out *v1alpha1.ServiceSpec, s types.ServiceConfig) err
 	}
 	nPorts := len(all)
 	for _, e := range s.Expose {
+		if strings.TrimSpace(e) == "" {
+			continue // the engine parses an empty exposed port as none
+		}
 		specs, err := parseExpose(e)
 		if err != nil {
 			return t.errorf(s.Name, "expose", "%q: %v", e, err)

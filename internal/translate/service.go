@@ -13,16 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ergomake/ergomake/internal/compose/defaults"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
-)
-
-// Compose's defaults, written out because Kubernetes' differ.
-const (
-	defaultInterval        = 30 * time.Second
-	defaultTimeout         = 30 * time.Second
-	defaultRetries         = 3
-	defaultStartInterval   = 5 * time.Second
-	defaultStopGracePeriod = 10 * time.Second
 )
 
 // service translates one compose service. taken holds the alias Service names already given out.
@@ -78,6 +70,13 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	}
 	switch {
 	case s.Entrypoint == nil:
+	case len(s.Entrypoint) == 1 && s.Entrypoint[0] == "" && len(s.Command) == 0:
+		// The engine resets [""] to no entrypoint, then takes no CMD from the image since an
+		// entrypoint was given, and fails.
+		return out, t.errorf(name, "entrypoint", `[""] without a command: docker refuses it too ("no command specified"); write entrypoint: "" to run the image's CMD`)
+	case len(s.Entrypoint) == 1 && s.Entrypoint[0] == "":
+		// The engine resets [""] to no entrypoint: the command is the whole argv.
+		out.Entrypoint, out.Command = out.Command, nil
 	case len(s.Entrypoint) > 0:
 		out.Entrypoint = append([]string{}, s.Entrypoint...)
 		if len(s.Command) == 0 { // Docker drops the image's CMD when the entrypoint changes
@@ -93,6 +92,10 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	// environment (env_file is already folded in by compose-go)
 	for _, k := range sortedKeys(s.Environment) {
 		v := s.Environment[k]
+		if k == "" {
+			t.warn(name, "environment", "an empty entry: left out")
+			continue
+		}
 		if v == nil {
 			t.warn(name, "environment", "%s is not set in your environment; left out, as docker compose does", k)
 			continue
@@ -130,8 +133,10 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 	}
 	t.aliases(&out, s, taken)
 	t.hosts(&out, s)
-	t.security(&out, s)
-	grace := defaultStopGracePeriod
+	if err := t.security(&out, s); err != nil {
+		return out, err
+	}
+	grace := defaults.StopGracePeriod
 	if s.StopGracePeriod != nil {
 		grace = time.Duration(*s.StopGracePeriod)
 	}
@@ -140,7 +145,9 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 		q := resource.NewQuantity(int64(s.ShmSize), resource.BinarySI)
 		out.ShmSize = q
 	}
-	t.labelsAndAnnotations(&out, s)
+	if err := t.labelsAndAnnotations(&out, s); err != nil {
+		return out, err
+	}
 	t.deploy(s)
 	t.unsupported(s)
 	return out, nil
@@ -163,7 +170,7 @@ func (t *translator) pullPolicy(s types.ServiceConfig) string {
 	if s.PullRefreshAfter != "" {
 		t.warn(s.Name, "pull_refresh_after", "ignored: Kubernetes has no periodic refresh")
 	}
-	return "IfNotPresent"
+	return defaults.PullPolicy
 }
 
 func (t *translator) user(out *v1alpha1.ServiceSpec, s types.ServiceConfig) error {
@@ -243,9 +250,9 @@ func (t *translator) healthcheck(out *v1alpha1.ServiceSpec, s types.ServiceConfi
 	}
 	hc := &v1alpha1.Healthcheck{
 		Exec:     exec,
-		Interval: metav1.Duration{Duration: defaultInterval},
-		Timeout:  metav1.Duration{Duration: defaultTimeout},
-		Retries:  defaultRetries,
+		Interval: metav1.Duration{Duration: defaults.HealthInterval},
+		Timeout:  metav1.Duration{Duration: defaults.HealthTimeout},
+		Retries:  defaults.HealthRetries,
 	}
 	if h.Interval != nil && *h.Interval > 0 {
 		hc.Interval.Duration = time.Duration(*h.Interval)
@@ -256,7 +263,7 @@ func (t *translator) healthcheck(out *v1alpha1.ServiceSpec, s types.ServiceConfi
 	if h.Retries != nil {
 		r := *h.Retries
 		if r == 0 {
-			r = defaultRetries
+			r = defaults.HealthRetries
 		}
 		if r > math.MaxInt32 {
 			r = math.MaxInt32
@@ -265,7 +272,7 @@ func (t *translator) healthcheck(out *v1alpha1.ServiceSpec, s types.ServiceConfi
 	}
 	if h.StartPeriod != nil && *h.StartPeriod > 0 {
 		hc.StartPeriod = &metav1.Duration{Duration: time.Duration(*h.StartPeriod)}
-		si := defaultStartInterval
+		si := defaults.HealthStartInterval
 		if h.StartInterval != nil && *h.StartInterval > 0 {
 			si = time.Duration(*h.StartInterval)
 		}
@@ -312,11 +319,11 @@ func (t *translator) restart(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 		if s.Restart == "" {
 			switch rp.Condition {
 			case "none":
-				policy = types.RestartPolicyNo
+				policy = defaults.RestartNo
 			case "on-failure":
-				policy = types.RestartPolicyOnFailure
+				policy = defaults.RestartOnFailure
 			case "any", "":
-				policy = types.RestartPolicyAlways
+				policy = defaults.RestartAlways
 			default:
 				policy = rp.Condition
 			}
@@ -329,9 +336,7 @@ func (t *translator) restart(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 			t.warn(s.Name, "deploy.restart_policy", "delay and window are not supported; Kubernetes backs off on its own")
 		}
 	}
-	switch policy {
-	case "", types.RestartPolicyNo, types.RestartPolicyAlways, types.RestartPolicyOnFailure, types.RestartPolicyUnlessStopped:
-	default:
+	if !defaults.KnownRestart(policy) {
 		t.warn(s.Name, "restart", "unknown policy %q", s.Restart)
 	}
 	out.Restart = policy
@@ -343,7 +348,7 @@ func (t *translator) restart(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 			t.warn(s.Name, "restart", "invalid retry count %q", n)
 		}
 	}
-	if out.Lifecycle == v1alpha1.LongRunning && (policy == types.RestartPolicyNo || policy == types.RestartPolicyOnFailure) && s.Restart != "" {
+	if out.Lifecycle == v1alpha1.LongRunning && (policy == defaults.RestartNo || policy == defaults.RestartOnFailure) && s.Restart != "" {
 		t.warn(s.Name, "restart", "%q: a long-running service is restarted by Kubernetes whenever it exits", s.Restart)
 	}
 }
@@ -479,12 +484,11 @@ func (t *translator) hosts(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 			out.ExtraHosts = append(out.ExtraHosts, v1alpha1.HostEntry{Hostname: host, IP: ip})
 		}
 	}
-	if len(s.DNS) > 0 || len(s.DNSSearch) > 0 || len(s.DNSOpts) > 0 {
-		out.DNS = &v1alpha1.DNSSpec{
-			Nameservers: append([]string(nil), s.DNS...),
-			Searches:    append([]string(nil), s.DNSSearch...),
-			Options:     append([]string(nil), s.DNSOpts...),
-		}
+	// An empty string is a valid value that adds nothing (`dns_search: ""` is docker's "no search
+	// domains"; the cluster's stay, for the service names): left out.
+	dns, search, opts := nonEmpty(s.DNS), nonEmpty(s.DNSSearch), nonEmpty(s.DNSOpts)
+	if len(dns) > 0 || len(search) > 0 || len(opts) > 0 {
+		out.DNS = &v1alpha1.DNSSpec{Nameservers: dns, Searches: search, Options: opts}
 	}
 	for _, l := range s.ExternalLinks {
 		t.warn(s.Name, "external_links", "%q: containers outside the project are not reachable; left out", l)
@@ -499,17 +503,27 @@ var safeSysctls = map[string]bool{
 	"net.ipv4.tcp_fin_timeout": true, "net.ipv4.tcp_keepalive_intvl": true, "net.ipv4.tcp_keepalive_probes": true,
 }
 
-func (t *translator) security(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
+func (t *translator) security(out *v1alpha1.ServiceSpec, s types.ServiceConfig) error {
 	sec := v1alpha1.SecuritySpec{Privileged: s.Privileged, ReadOnlyRootFilesystem: s.ReadOnly}
-	caps := func(in []string) []string {
+	caps := func(key string, in []string) ([]string, error) {
 		var o []string
 		for _, c := range in {
+			if strings.TrimSpace(c) == "" {
+				// as docker's engine: "invalid CapAdd: unknown capability: \"CAP_\""
+				return nil, t.errorf(s.Name, key, "%q is not a capability", c)
+			}
 			o = append(o, strings.TrimPrefix(strings.ToUpper(c), "CAP_"))
 		}
 		sort.Strings(o)
-		return o
+		return o, nil
 	}
-	sec.CapAdd, sec.CapDrop = caps(s.CapAdd), caps(s.CapDrop)
+	var err error
+	if sec.CapAdd, err = caps("cap_add", s.CapAdd); err != nil {
+		return err
+	}
+	if sec.CapDrop, err = caps("cap_drop", s.CapDrop); err != nil {
+		return err
+	}
 	for _, o := range s.SecurityOpt {
 		k, v, _ := strings.Cut(strings.ReplaceAll(o, "=", ":"), ":")
 		switch {
@@ -531,6 +545,10 @@ func (t *translator) security(out *v1alpha1.ServiceSpec, s types.ServiceConfig) 
 	if len(s.Sysctls) > 0 {
 		sec.Sysctls = map[string]string{}
 		for _, k := range sortedKeys(s.Sysctls) {
+			if k == "" {
+				// runc refuses it too (not a namespaced sysctl)
+				return t.errorf(s.Name, "sysctls", "empty sysctl name")
+			}
 			sec.Sysctls[k] = s.Sysctls[k]
 			if !safeSysctls[k] {
 				t.warn(s.Name, "sysctls", "%s is not a safe sysctl: the node's kubelet must allow it (--allowed-unsafe-sysctls)", k)
@@ -541,6 +559,7 @@ func (t *translator) security(out *v1alpha1.ServiceSpec, s types.ServiceConfig) 
 		len(sec.SupplementalGroups) > 0 || len(sec.Sysctls) > 0 {
 		out.Security = &sec
 	}
+	return nil
 }
 
 func (t *translator) network(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
@@ -622,9 +641,14 @@ func (t *translator) aliases(out *v1alpha1.ServiceSpec, s types.ServiceConfig, t
 	sort.Strings(out.Aliases)
 }
 
-func (t *translator) labelsAndAnnotations(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
+func (t *translator) labelsAndAnnotations(out *v1alpha1.ServiceSpec, s types.ServiceConfig) error {
 	for _, k := range sortedKeys(s.Labels) {
 		v := s.Labels[k]
+		if k == "" {
+			// docker's engine keeps it; Kubernetes has no label or annotation without a name
+			t.warn(s.Name, "labels", "an empty label name (value %q): left out", v)
+			continue
+		}
 		if len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 && !strings.HasPrefix(k, "ergomake.dev/") {
 			if out.Labels == nil {
 				out.Labels = map[string]string{}
@@ -638,11 +662,16 @@ func (t *translator) labelsAndAnnotations(out *v1alpha1.ServiceSpec, s types.Ser
 		out.Annotations[k] = v
 	}
 	for _, k := range sortedKeys(s.Annotations) {
+		if k == "" {
+			// as docker's engine: "the empty string is not permitted as an annotation key"
+			return t.errorf(s.Name, "annotations", "empty annotation key")
+		}
 		if out.Annotations == nil {
 			out.Annotations = map[string]string{}
 		}
 		out.Annotations[k] = s.Annotations[k]
 	}
+	return nil
 }
 
 func (t *translator) deploy(s types.ServiceConfig) {
@@ -726,4 +755,15 @@ func (t *translator) unsupported(s types.ServiceConfig) {
 	w(len(s.PostStart) > 0, "post_start", "not supported; ignored")
 	w(len(s.PreStop) > 0, "pre_stop", "not supported; ignored")
 	w(s.Develop != nil, "develop", "compose watch is not supported; ignored")
+}
+
+// nonEmpty is list without its empty strings, nil when none is left.
+func nonEmpty(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if strings.TrimSpace(s) != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

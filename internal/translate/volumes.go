@@ -69,6 +69,10 @@ func (t *translator) mounts(out *v1alpha1.ServiceSpec, s types.ServiceConfig) er
 	}
 	for _, tm := range s.Tmpfs {
 		path, opts, _ := strings.Cut(tm, ":")
+		if !strings.HasPrefix(path, "/") {
+			// as docker's engine: a tmpfs mount path must be absolute
+			return t.errorf(s.Name, "tmpfs", "%q is not an absolute path", path)
+		}
 		m := v1alpha1.VolumeMount{Type: v1alpha1.MountTmpfs, Target: path}
 		for _, o := range strings.Split(opts, ",") {
 			k, val, _ := strings.Cut(o, "=")
