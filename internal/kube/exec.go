@@ -64,6 +64,9 @@ func (c *Client) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Known limit, shared with kubectl 1.37 over WebSocket: a command that exits without reading a
+	// large streamed stdin (past a few hundred KB) leaves the exchange stuck until the connection
+	// times out; SPDY first was tried and hangs too, only less often. Ctrl-C ends it (below).
 	executor, err := remotecommand.NewFallbackExecutor(wsExec, spdyExec, func(err error) bool {
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
@@ -74,7 +77,15 @@ func (c *Client) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	if !o.TTY {
 		opts.Stderr = o.Stderr
 	}
-	err = executor.StreamWithContext(ctx, opts)
+	// The executors do not always return when ctx ends (a stream blocked on a peer that stopped
+	// reading): stop waiting for them then, so that Ctrl-C always ends exec.
+	done := make(chan error, 1)
+	go func() { done <- executor.StreamWithContext(ctx, opts) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	var exit utilexec.ExitError
 	switch {
 	case err == nil:
