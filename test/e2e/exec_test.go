@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,6 +224,16 @@ func TestExecAndRestart(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "tty") {
 			t.Errorf("the command did not get a terminal: output %q, stderr %q", out.String(), &errOut)
+		}
+	})
+
+	t.Run("interrupted", func(t *testing.T) {
+		// Ctrl-C ends exec at once with 130, even while stdin is still being streamed.
+		pr := p.start("exec", "-T", "-e", "SLEEP=60", "web", "/testapp", "exit", "0")
+		time.Sleep(3 * time.Second)
+		pr.signal(syscall.SIGINT)
+		if code := pr.wait(15 * time.Second); code != 130 {
+			t.Errorf("exit %d after SIGINT, want 130", code)
 		}
 	})
 
