@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -8,13 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/client-go/tools/remotecommand"
 
-	"github.com/ergomake/ergomake/internal/testutil/pty"
+	"github.com/ergomake/ergomake/internal/iostreams/termtest"
 )
 
 // TestRawTerminalRestores: exec puts a real terminal in raw mode (no line editing, no echo, no
 // signals from keys) and restore gives back exactly the settings it had.
 func TestRawTerminalRestores(t *testing.T) {
-	_, slave := pty.Open(t)
+	slave := termtest.OpenPTY(t).Slave
 	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +47,8 @@ func TestRawTerminalRestores(t *testing.T) {
 // TestTerminalSizesFollowsWindow: the remote terminal gets the local one's size first, then
 // each new size when the window changes (SIGWINCH), and nothing once the command has ended.
 func TestTerminalSizesFollowsWindow(t *testing.T) {
-	_, slave := pty.Open(t)
-	pty.SetSize(t, slave, 120, 40)
+	slave := termtest.OpenPTY(t).Slave
+	setSize(t, slave, 120, 40)
 	q := newTerminalSizes(slave)
 	next := func() *remotecommand.TerminalSize {
 		t.Helper()
@@ -64,7 +65,7 @@ func TestTerminalSizesFollowsWindow(t *testing.T) {
 	if s := next(); s == nil || *s != (remotecommand.TerminalSize{Width: 120, Height: 40}) {
 		t.Fatalf("first size = %+v, want 120x40", s)
 	}
-	pty.SetSize(t, slave, 80, 25)
+	setSize(t, slave, 80, 25)
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGWINCH); err != nil {
 		t.Fatal(err)
 	}
@@ -74,5 +75,13 @@ func TestTerminalSizesFollowsWindow(t *testing.T) {
 	q.stop()
 	if s := next(); s != nil {
 		t.Errorf("size after stop = %+v, want nil", s)
+	}
+}
+
+// setSize sets a terminal's size in columns and rows.
+func setSize(t *testing.T, f *os.File, cols, rows int) {
+	t.Helper()
+	if err := unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: uint16(cols), Row: uint16(rows)}); err != nil {
+		t.Fatalf("setting the terminal size: %v", err)
 	}
 }

@@ -25,7 +25,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
-	"github.com/ergomake/ergomake/internal/testutil/pty"
+	"github.com/ergomake/ergomake/internal/iostreams/termtest"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -188,18 +188,12 @@ func TestExecAndRestart(t *testing.T) {
 	})
 
 	t.Run("terminal", func(t *testing.T) {
-		master, slave := pty.Open(t)
-		pty.SetSize(t, slave, 100, 30)
+		term := termtest.OpenPTY(t)
+		slave := term.Slave
 		before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		copied := make(chan struct{})
-		go func() {
-			defer close(copied)
-			_, _ = io.Copy(&out, master) // ends with EIO once every slave end is closed
-		}()
 		var errOut bytes.Buffer
 		cmd := exec.Command(p.bin, "exec", "web", "sh", "-c", `[ -t 0 ] && [ -t 1 ] && echo tty; exit 3`)
 		cmd.Dir, cmd.Env = p.dir, p.env
@@ -216,14 +210,9 @@ func TestExecAndRestart(t *testing.T) {
 		if *after != *before {
 			t.Errorf("the terminal was left changed: termios %+v, was %+v", *after, *before)
 		}
-		slave.Close()
-		select {
-		case <-copied:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the terminal's output did not end")
-		}
-		if !strings.Contains(out.String(), "tty") {
-			t.Errorf("the command did not get a terminal: output %q, stderr %q", out.String(), &errOut)
+		out := term.Output(t)
+		if !strings.Contains(out, "tty") {
+			t.Errorf("the command did not get a terminal: output %q, stderr %q", out, &errOut)
 		}
 	})
 
