@@ -23,9 +23,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ergomake/ergomake/internal/iostreams/termtest"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
-	"github.com/ergomake/ergomake/internal/iostreams/termtest"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
