@@ -76,6 +76,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdDown(f, nil),
 		NewCmdPs(f, nil),
 		NewCmdLogs(f, nil),
+		NewCmdExec(f, nil),
+		NewCmdRestart(f, nil),
 		NewCmdForward(f, nil),
 		NewCmdLs(f, nil),
 		NewCmdRender(f, nil),
