@@ -358,3 +358,41 @@ func TestConnState(t *testing.T) {
 		t.Errorf("the upload's end: spoiled %v, settled %v", spoiled, s.settled())
 	}
 }
+
+// The server closes the error stream before the data stream, but the two
+// reach the forwarder independently (spdystream hands each stream's frames
+// to its own reader; a loaded machine can hold one back). An error that
+// arrives after the data's end still turns the connection into a reset,
+// whether the local side had half-closed or not: a refused or cut
+// connection never looks like a clean one.
+func TestPipeErrorAfterDataEnd(t *testing.T) {
+	late := func(data httpstream.Stream) string {
+		_, _ = data.Write([]byte("partial"))
+		_ = data.Close() // the data's FIN first ...
+		time.Sleep(600 * time.Millisecond)
+		return "error forwarding port 8080 to pod web-1: read: connection reset by peer" // ... then the error
+	}
+	for kind, dial := range tunnels {
+		for _, halfClose := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/half-close=%v", kind, halfClose), func(t *testing.T) {
+				r := newRig(t)
+				tun := dial(t, late)
+				tun.start(&r.f.wg, func() { r.p.forget(tun) })
+				app, out := r.pipe(t, tun)
+				if halfClose {
+					_ = app.CloseWrite()
+				}
+				got, err := io.ReadAll(app)
+				if !isReset(err) {
+					t.Errorf("local connection: read %q, %v; want a reset", got, err)
+				}
+				if o := wait(t, out); o != failed {
+					t.Errorf("outcome %v, want failed", o)
+				}
+				if !strings.Contains(r.log(), "connection reset by peer") {
+					t.Errorf("the error is not logged:\n%s", r.log())
+				}
+			})
+		}
+	}
+}
