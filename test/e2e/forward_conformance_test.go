@@ -59,9 +59,10 @@ const cfSize = 32 << 20
 // the client's half-close (what the pod sends after it still arrives, both
 // ends close; whether the pod sees EOF is the runtime's doing and must come
 // out the same through all three), the pod closing first, and a port nothing
-// listens on in the pod, where the two differ on purpose: ours resets that
-// one connection and keeps forwarding; client-go's ends the whole
-// port-forward.
+// listens on in the pod and a pod that stops reading an upload, where the
+// two differ on purpose: ours resets that one connection and keeps
+// forwarding; client-go's ends the whole port-forward (and, for the cut
+// upload, ends the local read with a plain EOF).
 //
 // The digest, bye and EOF-digest ports are busybox nc servers in a second
 // container of the pod (the test image carries busybox), so the image is
@@ -75,7 +76,8 @@ func TestForwardConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	want := cfWant{data: data, sum: hex.EncodeToString(sum[:]), bytesSum: cfBytesSum(cfSize)}
+	first := sha256.Sum256(data[:1<<20])
+	want := cfWant{data: data, sum: hex.EncodeToString(sum[:]), bytesSum: cfBytesSum(cfSize), firstMiBSum: hex.EncodeToString(first[:])}
 	ports := []int32{cfHTTP, cfEcho, cfDigest, cfBye, cfEOFSum, cfRefused}
 	cfOutcomes.Lock()
 	cfOutcomes.m = map[string]string{}
@@ -114,6 +116,18 @@ func TestForwardConformance(t *testing.T) {
 				c.run(t, cg.addr, want, pod.Name)
 			})
 		}
+		t.Run("pod-stops-reading", func(t *testing.T) {
+			cg := cfClientGo(t, e, pod.Name, ports)
+			reply, rerr, werr := cfOverrun(t, cg.addr(cfDigest), want.data)
+			// client-go: the reply ends in a plain EOF (whether the local
+			// side's writes fail is down to timing); the error the pod
+			// side reports ends the whole port-forward.
+			t.Logf("client-go, pod stops reading: read err %v, write err %v", rerr, werr)
+			if reply != want.firstMiBSum {
+				t.Errorf("pod stops reading: reply %q, want %s", reply, want.firstMiBSum)
+			}
+			cg.wantLost(t)
+		})
 		t.Run("refused", func(t *testing.T) {
 			cg := cfClientGo(t, e, pod.Name, ports)
 			got, err := cfRefusedConn(t, cg.addr(cfRefused))
@@ -123,18 +137,7 @@ func TestForwardConformance(t *testing.T) {
 			if len(got) != 0 || err != nil {
 				t.Errorf("refused port: read %q, err %v; want a plain EOF", got, err)
 			}
-			select {
-			case <-cg.done:
-				if !errors.Is(cg.err, portforward.ErrLostConnectionToPod) {
-					t.Errorf("ForwardPorts returned %v, want %v", cg.err, portforward.ErrLostConnectionToPod)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatalf("client-go's port-forward still running 15s after the refused connection")
-			}
-			if c, err := net.DialTimeout("tcp", cg.addr(cfEcho), 2*time.Second); err == nil {
-				c.Close()
-				t.Errorf("client-go's listener still accepts after its forward ended")
-			}
+			cg.wantLost(t)
 		})
 	})
 }
@@ -144,6 +147,8 @@ type cfWant struct {
 	data     []byte // sent through echo and digest
 	sum      string // hex sha256 of data
 	bytesSum string // hex sha256 of GET /bytes?n=cfSize
+
+	firstMiBSum string // hex sha256 of data's first MiB
 }
 
 type cfCheck struct {
@@ -404,6 +409,31 @@ func (o *cfOursUnderTest) run(t *testing.T, want cfWant, pod string) {
 			}
 		})
 	}
+	t.Run("pod-stops-reading", func(t *testing.T) {
+		// The pod reads 1 MiB of the 8 sent, answers and closes: the
+		// runtime reports the reset on the error stream. Ours: the reply
+		// arrives, then that connection is reset (the local side learns
+		// its upload was cut, as it would talking to the pod directly) and
+		// counted as failed; the forward goes on.
+		before := o.settled(t)
+		reply, rerr, werr := cfOverrun(t, o.addr(cfDigest), want.data)
+		t.Logf("pod stops reading: read err %v, write err %v", rerr, werr)
+		if reply != want.firstMiBSum {
+			t.Errorf("pod stops reading: reply %q, want %s", reply, want.firstMiBSum)
+		}
+		if !cfCut(rerr) && !cfCut(werr) {
+			t.Errorf("pod stops reading: read err %v, write err %v; want the connection reset", rerr, werr)
+		}
+		after := o.settled(t)
+		if d := after.Failed - before.Failed; d != 1 {
+			t.Errorf("%d connections counted as failed, want 1: %+v", d, after)
+		}
+		small := []byte("after the cut upload")
+		sum := sha256.Sum256(small)
+		if got := cfDigestOf(t, o.addr(cfDigest), small); got != hex.EncodeToString(sum[:]) {
+			t.Errorf("after the cut upload: digest %q", got)
+		}
+	})
 	t.Run("refused", func(t *testing.T) {
 		// Ours: that one connection is reset and counted as failed, a log
 		// line names the port, and the listener and the others go on.
@@ -441,6 +471,25 @@ type cfClientGoUnderTest struct {
 }
 
 func (c *cfClientGoUnderTest) addr(p int32) string { return c.addrs[p] }
+
+// wantLost checks that the port-forward ended as client-go ends on an error
+// from the pod side: ForwardPorts returns ErrLostConnectionToPod and the
+// listeners are closed.
+func (c *cfClientGoUnderTest) wantLost(t *testing.T) {
+	t.Helper()
+	select {
+	case <-c.done:
+		if !errors.Is(c.err, portforward.ErrLostConnectionToPod) {
+			t.Errorf("ForwardPorts returned %v, want %v", c.err, portforward.ErrLostConnectionToPod)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("client-go's port-forward still running 15s after the pod side reported an error")
+	}
+	if conn, err := net.DialTimeout("tcp", c.addr(cfEcho), 2*time.Second); err == nil {
+		conn.Close()
+		t.Errorf("client-go's listener still accepts after its forward ended")
+	}
+}
 
 func cfClientGo(t *testing.T, e *fwEnv, pod string, ports []int32) *cfClientGoUnderTest {
 	t.Helper()
@@ -535,6 +584,31 @@ func cfDigestOf(t *testing.T, addr string, data []byte) string {
 		return s
 	}
 	return "reply " + s
+}
+
+// cfOverrun tells the digest port 1 MiB comes and sends 8 MiB of data: the
+// pod reads the first MiB, answers its digest and closes with the rest
+// unread. It returns the digest and how reading and writing ended.
+func cfOverrun(t *testing.T, addr string, data []byte) (reply string, rerr, werr error) {
+	t.Helper()
+	c := cfDial(t, addr)
+	werrc := make(chan error, 1)
+	go func() {
+		_, err := fmt.Fprintf(c, "%d\n", 1<<20)
+		if err == nil {
+			_, err = c.Write(data[:8<<20])
+		}
+		werrc <- err
+	}()
+	got, rerr := io.ReadAll(c)
+	_ = c.Close() // ends the writes, if still blocked
+	werr = <-werrc
+	return strings.TrimSuffix(strings.TrimSpace(string(got)), "  -"), rerr, werr
+}
+
+// cfCut says err is a connection reset or a broken pipe.
+func cfCut(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // cfRefusedConn sends a request to the forwarded port nothing listens on
