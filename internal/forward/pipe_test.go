@@ -278,8 +278,11 @@ func TestPipeTunnelDies(t *testing.T) {
 	for kind, dial := range tunnels {
 		t.Run(kind, func(t *testing.T) {
 			r := newRig(t)
-			hold := make(chan struct{})
+			hold, carried := make(chan struct{}), make(chan struct{})
 			tun := dial(t, func(data httpstream.Stream) string {
+				if _, err := io.ReadFull(data, make([]byte, 5)); err == nil {
+					close(carried)
+				}
 				<-hold
 				return ""
 			})
@@ -289,7 +292,7 @@ func TestPipeTunnelDies(t *testing.T) {
 			if _, err := app.Write([]byte("hello")); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond)
+			wait(t, carried) // the connection is carried: its streams are up
 			tun.kill()
 			if o := wait(t, out); o != failed {
 				t.Fatalf("outcome %v, want failed", o)
