@@ -69,13 +69,13 @@ run_logged() {
 	local start=$SECONDS rc=0 ticker
 	(
 		while sleep 30 </dev/null >/dev/null 2>&1; do # sleep must not hold our stdout open
-			last=$(grep -v '^### ' "$log" | tail -n 1 | cut -c1-100)
+			last=$(grep -v '^### ' "$log" | tail -n 1 | cut -c1-100 || true) # no output yet: grep fails
 			say "  ... still running ($((SECONDS - start)) s): ${last:-no output yet}"
 		done
 	) 8>&- 9>&- &
 	ticker=$!
 	"$@" >>"$log" 2>&1 </dev/null 8>&- 9>&- || rc=$?
-	kill "$ticker" 2>/dev/null
+	kill "$ticker" 2>/dev/null || true # already gone: not an error (set -e would end the script silently)
 	wait "$ticker" 2>/dev/null || true
 	[ "$rc" = 0 ] || die "$* (exit $rc)" "$log"
 }
