@@ -28,8 +28,9 @@ type InstallOptions struct {
 	Timeout   time.Duration
 	DryRun    bool
 	// RegistryImage is the in-cluster registry's image; RelayPort the port of its node relay.
-	RegistryImage string
-	RelayPort     int
+	RegistryImage    string
+	RegistryRevision string
+	RelayPort        int
 }
 
 // NewCmdInstall returns `ergomake install`.
@@ -51,8 +52,9 @@ it installed (server-side apply).`,
 	}
 	addInstallFlags(cmd, opts)
 	cmd.Flags().StringVar(&opts.Image, "image", install.DefaultImage(), "operator image")
-	cmd.Flags().StringVar(&opts.Revision, "revision", "", "value recorded on the operator's pods; a new value restarts them (for an image rebuilt under the same tag)")
+	cmd.Flags().StringVar(&opts.Revision, "revision", "", "value recorded on the pods of the operator's image (the operator's and the relay's); a new value restarts them (for an image rebuilt under the same tag)")
 	cmd.Flags().StringVar(&opts.RegistryImage, "registry-image", install.DefaultRegistryImage(), "image of the in-cluster registry")
+	cmd.Flags().StringVar(&opts.RegistryRevision, "registry-revision", "", "value recorded on the registry's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().IntVar(&opts.RelayPort, "relay-port", install.DefaultRelayPort, "port on each node's 127.0.0.1 where the node relay serves the registry")
 	return cmd
 }
@@ -124,7 +126,7 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 
 func (opts *InstallOptions) install() install.Options {
 	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun,
-		RegistryImage: opts.RegistryImage, RelayPort: opts.RelayPort}
+		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort}
 }
 
 func installRun(opts *InstallOptions) error {

@@ -56,7 +56,8 @@ type Options struct {
 	Image string
 	// Namespace the operator runs in (default ergomake-system).
 	Namespace string
-	// Revision, when set, is recorded on the operator's pods (AnnotationRevision).
+	// Revision, when set, is recorded on the pods that run Image, the operator's and the relay's
+	// (AnnotationRevision).
 	Revision string
 	// Timeout bounds the wait for the operator to become available (default 3 minutes).
 	Timeout time.Duration
@@ -67,6 +68,8 @@ type Options struct {
 	DryRun bool
 	// RegistryImage is the image of the in-cluster registry (default: DefaultRegistryImage()).
 	RegistryImage string
+	// RegistryRevision, when set, is recorded on the registry's pod (AnnotationRevision).
+	RegistryRevision string
 	// RelayPort is the port of the node relay on each node's 127.0.0.1 (default DefaultRelayPort).
 	RelayPort int
 	// RegistryStorage is where the registry keeps images (default StorageAuto).
@@ -216,10 +219,15 @@ func setOperatorDeployment(u *unstructured.Unstructured, opts Options) error {
 	if err := unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers"); err != nil {
 		return err
 	}
-	if opts.Revision != "" {
-		return unstructured.SetNestedField(u.Object, opts.Revision, "spec", "template", "metadata", "annotations", AnnotationRevision)
+	return setRevision(u, opts.Revision)
+}
+
+// setRevision records revision on u's pod template (nothing when it is empty).
+func setRevision(u *unstructured.Unstructured, revision string) error {
+	if revision == "" {
+		return nil
 	}
-	return nil
+	return unstructured.SetNestedField(u.Object, revision, "spec", "template", "metadata", "annotations", AnnotationRevision)
 }
 
 // decode splits a multi-document YAML file into objects.

@@ -99,6 +99,9 @@ func setRegistryDeployment(u *unstructured.Unstructured, opts Options) error {
 	if err := setContainer(u, "registry", func(c map[string]any) { c["image"] = opts.RegistryImage }); err != nil {
 		return err
 	}
+	if err := setRevision(u, opts.RegistryRevision); err != nil {
+		return err
+	}
 	if opts.RegistryStorage != StorageEmptyDir {
 		return nil
 	}
@@ -113,6 +116,9 @@ func setRegistryDeployment(u *unstructured.Unstructured, opts Options) error {
 
 func setRelayDaemonSet(u *unstructured.Unstructured, opts Options) error {
 	port := opts.RelayPort
+	if err := setRevision(u, opts.Revision); err != nil { // it runs the operator's image
+		return err
+	}
 	return setContainer(u, "relay", func(c map[string]any) {
 		c["image"] = opts.Image
 		c["args"] = []any{

@@ -46,7 +46,8 @@ func container(t *testing.T, o *unstructured.Unstructured) map[string]any {
 }
 
 func TestRegistryObjects(t *testing.T) {
-	objs, err := Objects(Options{Image: "ergomake.test/ergomake-operator:dev", RegistryImage: "ergomake.test/ergomake-registry:dev", Namespace: "ops", RelayPort: 5200})
+	objs, err := Objects(Options{Image: "ergomake.test/ergomake-operator:dev", RegistryImage: "ergomake.test/ergomake-registry:dev", Namespace: "ops", RelayPort: 5200,
+		Revision: "op1", RegistryRevision: "reg1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +66,13 @@ func TestRegistryObjects(t *testing.T) {
 	volumes := spec["volumes"].([]any)
 	if claim, _, _ := unstructured.NestedString(volumes[1].(map[string]any), "persistentVolumeClaim", "claimName"); claim != RegistryName {
 		t.Errorf("storage volume %v", volumes[1])
+	}
+	revision := func(o *unstructured.Unstructured) string {
+		r, _, _ := unstructured.NestedString(o.Object, "spec", "template", "metadata", "annotations", AnnotationRevision)
+		return r
+	}
+	if r := revision(d); r != "reg1" {
+		t.Errorf("registry revision %q", r)
 	}
 	if r, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); fmt.Sprint(r) != "1" {
 		t.Errorf("replicas %v", r)
@@ -108,6 +116,9 @@ func TestRegistryObjects(t *testing.T) {
 	}
 	if port, _, _ := unstructured.NestedInt64(rc, "readinessProbe", "tcpSocket", "port"); port != 5200 {
 		t.Errorf("relay probe port %d", port)
+	}
+	if r := revision(ds); r != "op1" {
+		t.Errorf("relay revision %q, want the operator's (same image)", r)
 	}
 	rs := podSpec(t, ds)
 	if rs["hostNetwork"] != true || rs["dnsPolicy"] != "ClusterFirstWithHostNet" || rs["automountServiceAccountToken"] != false {
