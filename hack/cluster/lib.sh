@@ -38,6 +38,10 @@ COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-schedule
 PAUSE_IMAGE=ergomake.test/pause:1
 COREDNS_IMAGE=ergomake.test/coredns:1.15.0
 TESTAPP_IMAGE=ergomake.test/testapp:latest
+# The in-cluster registry `ergomake install` puts in ergomake-system, and its node relay: every node
+# (this host) reaches it on 127.0.0.1:$RELAY_PORT. cluster-seed pushes the images builds start from.
+REGISTRY_IMAGE=ergomake.test/ergomake-registry:dev
+RELAY_PORT=${RELAY_PORT:-5100}
 
 T0=${T0:-$(date +%s%N)}
 export T0
