@@ -134,7 +134,7 @@ func installRun(opts *InstallOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s) on %s\n", opts.Image, c)
+	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s) and registry (%s) on %s\n", opts.Image, opts.RegistryImage, c)
 	if err := install.Install(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
 	}
