@@ -105,19 +105,25 @@ func TestRegistryPushThenRunByDigest(t *testing.T) {
 	ctx := context.Background()
 
 	marker := regRandomHex(t, 16)
-	repo := "e2e/fresh-" + regRandomHex(t, 4)
-	layer, diffID := regGzipLayer(t, map[string][]byte{"bin/busybox": busybox, "marker": []byte(marker)}, map[string]string{"bin/sh": "busybox"})
+	// busybox in a layer of its own, the same every run (the registry keeps one copy), and the
+	// marker in a small one: a new image each run, pushed by digest only
+	repo := "e2e/fresh"
+	base, baseDiffID := regGzipLayer(t, map[string][]byte{"bin/busybox": busybox}, map[string]string{"bin/sh": "busybox"})
+	top, topDiffID := regGzipLayer(t, map[string][]byte{"marker": []byte(marker)}, nil)
 	config, _ := json.Marshal(map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
 		"config":       map[string]any{"Env": []string{"PATH=/bin"}, "Cmd": []string{"/bin/sh", "-c", "cat /marker"}},
-		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{baseDiffID, topDiffID}},
 	})
 	manifest, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
 		"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": regPushBlob(t, relay, repo, config), "size": len(config)},
-		"layers":        []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": regPushBlob(t, relay, repo, layer), "size": len(layer)}},
+		"layers": []any{
+			map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": regPushBlob(t, relay, repo, base), "size": len(base)},
+			map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": regPushBlob(t, relay, repo, top), "size": len(top)},
+		},
 	})
 	digest := regPushManifest(t, relay, repo, manifest)
 	t.Cleanup(func() { regDeleteManifest(t, relay, repo, digest) })
