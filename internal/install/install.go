@@ -59,7 +59,8 @@ type Options struct {
 	// Revision, when set, is recorded on the pods that run Image, the operator's and the relay's
 	// (AnnotationRevision).
 	Revision string
-	// Timeout bounds the wait for the operator to become available (default 3 minutes).
+	// Timeout bounds each wait: for the CRD, and for the operator, the registry and the relay to
+	// become available (default 3 minutes).
 	Timeout time.Duration
 	// Out receives progress lines (nil: discarded).
 	Out io.Writer
