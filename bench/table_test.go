@@ -124,3 +124,34 @@ func TestOrderRotates(t *testing.T) {
 		t.Errorf("orders repeat within %d runs", nPaths)
 	}
 }
+
+// The 8-connection fairness row is judged against direct TCP's slowest share in the same run, not
+// against a perfect ⅛ split that no path reaches.
+func TestVerdictAtLeastDirect(t *testing.T) {
+	share := func(ergo, direct []float64) *row {
+		r := &row{name: "8 conns slowest share", tgt: target{ergoAtLeastDirect, 0, "≥ direct TCP's"}}
+		for _, v := range ergo {
+			r.add(pErgo, v)
+		}
+		for _, v := range direct {
+			r.add(pDirect, v)
+		}
+		r.add(pKube, 12.5) // kubectl's share plays no part
+		return r
+	}
+	for _, c := range []struct {
+		ergo, direct []float64
+		want         string
+	}{
+		{[]float64{10.5, 9.9, 11.9}, []float64{9.7, 8.9, 10.5}, "PASS"}, // below ⅛ and below 0.9 × ⅛, yet fairer than direct
+		{[]float64{9.7}, []float64{9.7}, "PASS"},                        // as fair as direct
+		{[]float64{9.0, 9.5, 12.5}, []float64{9.6, 9.8, 10.0}, "MISS"},  // median 9.5 < 9.8
+		{[]float64{12.5}, nil, "—"},                                     // direct not measured: nothing to judge
+		{[]float64{math.NaN()}, []float64{9.7}, "—"},                    // no moment with all 8 active
+		{[]float64{12.4, 12.5}, []float64{12.5, 12.5, 12.5}, "MISS"},    // direct perfectly fair, ergomake not
+	} {
+		if got := share(c.ergo, c.direct).verdict(); got != c.want {
+			t.Errorf("ergomake %v, direct %v: verdict %s, want %s", c.ergo, c.direct, got, c.want)
+		}
+	}
+}

@@ -14,7 +14,8 @@ type Factory struct {
 	// IOStreams are the standard streams and their terminal manners.
 	IOStreams *iostreams.IOStreams
 	// Environ is the user's environment as KEY=VALUE pairs (os.Environ() for real). Commands read
-	// the environment only through it: COMPOSE_*, ERGOMAKE_*, KUBECONFIG, HOME, ...
+	// the environment only through it (COMPOSE_*, KUBECONFIG, HOME, ...), except the settings:
+	// viper layers ERGOMAKE_* and the config file from the process environment (internal/config).
 	Environ func() []string
 	// WorkingDir is the directory compose files are discovered from (os.Getwd() for real).
 	WorkingDir func() (string, error)

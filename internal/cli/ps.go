@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
@@ -72,6 +71,7 @@ type psEntry struct {
 	Ports      []psPort `json:"ports"`
 	Reason     string   `json:"reason,omitempty"`
 	Message    string   `json:"message,omitempty"`
+	LogTail    []string `json:"logTail,omitempty"`
 	WaitingFor []string `json:"waitingFor,omitempty"`
 }
 
@@ -86,32 +86,39 @@ func psRun(opts *PsOptions) error {
 		return printJSON(opts.IO.Out, entries)
 	}
 	t := ui.NewTable(opts.IO, "SERVICE", "STATE", "READY", "PORTS", "REASON")
-	t.CellStyle = func(row, col int, value string) lipgloss.Style {
-		// The table pads cells with Inherit, which does not carry padding: pad here.
-		if col == 1 {
-			return stateStyle(t.Styles(), value).Padding(0, 1)
-		}
-		return t.Styles().NewStyle().Padding(0, 1)
-	}
+	colorStates(t, 1)
 	for _, e := range entries {
 		var ports []string
 		for _, p := range e.Ports {
 			ports = append(ports, portText(p))
 		}
 		reason := e.Reason
-		if serviceOK(v1alpha1.ServiceStatus{State: v1alpha1.ServiceState(e.State), Ready: e.Ready, Desired: e.Desired}) {
+		if (v1alpha1.ServiceStatus{State: v1alpha1.ServiceState(e.State), Ready: e.Ready, Desired: e.Desired}).IsReady() {
 			reason = ""
 		} else if e.Message != "" {
 			if reason != "" {
 				reason += ": "
 			}
-			reason += headline(e.Message)
+			reason += e.Message
 		} else if len(e.WaitingFor) > 0 {
 			reason = "waiting for " + strings.Join(e.WaitingFor, ", ")
 		}
 		t.AddRow(e.Service, e.State, fmt.Sprintf("%d/%d", e.Ready, e.Desired), strings.Join(ports, ", "), reason)
 	}
-	return t.Print()
+	if err := t.Print(); err != nil {
+		return err
+	}
+	// The log lines that explain a failure, on stderr: stdout stays the table.
+	for _, e := range entries {
+		if len(e.LogTail) == 0 {
+			continue
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "Last log lines of %s:\n", e.Service)
+		for _, l := range e.LogTail {
+			fmt.Fprintln(opts.IO.ErrOut, "  | "+l)
+		}
+	}
+	return nil
 }
 
 func psEntries(env *v1alpha1.ErgomakeEnv, only map[string]bool) []psEntry {
@@ -126,7 +133,7 @@ func psEntries(env *v1alpha1.ErgomakeEnv, only map[string]bool) []psEntry {
 		}
 		st, ok := byName[spec.Name]
 		e := psEntry{Service: spec.Name, State: string(st.State), Ready: st.Ready, Desired: st.Desired,
-			Reason: st.Reason, Message: st.Message, WaitingFor: st.WaitingFor, Ports: []psPort{}}
+			Reason: st.Reason, Message: st.Message, LogTail: st.LogTail, WaitingFor: st.WaitingFor, Ports: []psPort{}}
 		if !ok || e.State == "" {
 			e.State = "pending"
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -327,20 +326,17 @@ func (u *upSession) explainFailure(ctx context.Context, err error, env *v1alpha1
 	if svc == nil {
 		return
 	}
-	// The error itself (printed last) carries the first line of the message; the rest of it, or
-	// else the service's log, is printed here.
-	if lines := strings.Split(strings.TrimRight(svc.Message, "\n"), "\n"); len(lines) > 1 {
-		fmt.Fprintf(w, "Service %s (%s):\n", svc.Name, svc.Reason)
-		for _, l := range lines {
-			fmt.Fprintln(w, "  | "+l)
+	// The error itself (printed last) carries the message; the log lines that explain it, the
+	// operator's or else the service's log, are printed here.
+	lines := svc.LogTail
+	if len(lines) == 0 {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var lerr error
+		lines, lerr = u.client.TailLogs(lctx, u.ns, u.name, svc.Name, failureLogLines)
+		if lerr != nil || len(lines) == 0 {
+			return
 		}
-		return // the operator's message already carries the log lines
-	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	lines, lerr := u.client.TailLogs(lctx, u.ns, u.name, svc.Name, failureLogLines)
-	if lerr != nil || len(lines) == 0 {
-		return
 	}
 	fmt.Fprintf(w, "Last log lines of %s:\n", svc.Name)
 	for _, l := range lines {

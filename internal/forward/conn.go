@@ -6,21 +6,19 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/streaming/pkg/httpstream"
 )
 
 // Copy buffers: every connection starts with a small one; a connection that
 // fills it (a bulk transfer) moves to a large one, so that an upload becomes
-// few large SPDY frames (each frame costs three writes down the tunnel, the
-// framer writes its 8-byte header in two) and idle connections hold little.
+// few large SPDY frames (on a stream tunnel each frame costs three writes
+// down the tunnel: spdystream's framer writes its 8-byte header in two) and
+// idle connections hold little.
 const (
 	smallBuf = 32 << 10
 	largeBuf = 256 << 10
@@ -109,7 +107,7 @@ func (f *Forwarder) forward(ctx context.Context, tr *tracker, bp *boundPort, loc
 				continue
 			}
 		}
-		switch f.pipe(ctx, bp, pod, local, t) {
+		switch f.pipe(ctx, p, bp, pod, local, t) {
 		case done:
 			return true
 		case failed:
@@ -124,129 +122,158 @@ func (f *Forwarder) forward(ctx context.Context, tr *tracker, bp *boundPort, loc
 	}
 }
 
-type errResult struct {
-	msg []byte
-	err error
-}
-
-// pipe copies between local and a pair of fresh streams of tunnel t, and
-// gives t back to its pool (for reuse when everything ended cleanly).
-func (f *Forwarder) pipe(ctx context.Context, bp *boundPort, pod *corev1.Pod, local net.Conn, t *tunnel) outcome {
-	if t.lean != nil {
-		return f.pipeLean(ctx, bp, pod, local, t)
-	}
-	errStream, data, err := openStreams(t, bp.port.RemotePort)
+// pipe carries local over a pair of fresh streams of tunnel t, and gives t
+// back to its pool p (for reuse when everything ended cleanly).
+//
+// The rules: bytes are copied both ways; the pod side's end of the data is
+// passed on as a half-close of local, and so is local's (the pod sees EOF);
+// the connection is over when the pod's data has ended and so has local's
+// or the error stream. Anything on the error stream (connection refused in
+// the pod), a reset stream, a failed copy or a dead tunnel ends local with a
+// reset and closes the tunnel. A clean end waits up to settleTimeout for the
+// pod side's closing word before the tunnel is reused.
+func (f *Forwarder) pipe(ctx context.Context, p *pool, bp *boundPort, pod *corev1.Pod, local net.Conn, t tunnel) outcome {
+	events, err := t.open(ctx, local, bp.port.RemotePort, &f.stats)
 	if err != nil {
-		t.pool.put(t, false)
+		p.put(t, false)
 		if ctx.Err() != nil {
 			reset(local)
 			return failed
 		}
 		return retrySet
 	}
-	defer t.conn.RemoveStreams(errStream, data)
 
-	errc := make(chan errResult, 1)
-	go func() {
-		msg, err := io.ReadAll(io.LimitReader(errStream, 64<<10))
-		errc <- errResult{msg, err}
-	}()
-	fromPod := make(chan error, 1)
-	toPod := make(chan error, 1)
-	go func() { fromPod <- copyBuf(local, data, &f.stats.fromPod) }()
-	go func() {
-		err := copyBuf(data, local, &f.stats.toPod)
-		_ = data.Close() // half-close: the pod sees EOF
-		toPod <- err
-	}()
-
-	var fromDone, toDone, errDone, abort bool
-	var podErr string
-	closed := t.closed
-	for !abort && !(fromDone && (toDone || errDone)) {
+	var s connState
+	closed := t.done()
+	for !s.over() {
 		select {
-		case err := <-fromPod:
-			fromDone = true
-			// A stream also reads EOF when its tunnel dies (the pod went
-			// away): that is not the pod's side closing.
-			abort = err != nil || t.dead()
-			if abort {
+		case ev := <-events:
+			s.during(ev)
+			if ev.kind != podEnd || s.abort {
 				break
 			}
 			// The server closes the error stream before the data stream,
 			// but the two are delivered independently: give an error
 			// (connection refused in the pod) the chance to turn this end
 			// into a reset rather than a clean one.
-			if !errDone {
-				select {
-				case r := <-errc:
-					errDone = true
-					if len(r.msg) > 0 {
-						podErr = strings.TrimSpace(string(r.msg))
+			if !s.errDone {
+				grace := time.NewTimer(errGrace)
+			wait:
+				for !s.errDone && !s.abort {
+					select {
+					case ev := <-events:
+						s.during(ev)
+					case <-grace.C:
+						break wait
 					}
-					abort = podErr != "" || r.err != nil
-				case <-time.After(errGrace):
 				}
+				grace.Stop()
 			}
-			if !abort {
+			if !s.abort {
 				closeWrite(local)
 			}
-		case err := <-toPod:
-			toDone = true
-			abort = err != nil && !errors.Is(err, net.ErrClosed)
-		case r := <-errc:
-			errDone = true
-			if len(r.msg) > 0 {
-				podErr = strings.TrimSpace(string(r.msg))
-			}
-			abort = podErr != "" || r.err != nil || t.dead()
 		case <-closed:
-			abort = true
+			s.abort = true
 		case <-ctx.Done():
-			abort = true
+			s.abort = true
 		}
 	}
 
-	if podErr != "" {
-		f.logPodErr(bp, pod, podErr)
+	if s.podErr != "" {
+		f.logPodErr(bp, pod, s.podErr)
 	}
-	reusable := !abort
-	if abort {
+	reusable := !s.abort
+	if s.abort {
 		reset(local)
 		t.kill()
 	} else {
 		_ = local.Close()
 	}
-	// Every goroutine of this connection ends before pipe returns. The
-	// clean path gives the pod side a moment to finish; past it the tunnel
-	// is closed, which ends them at once.
+	// Every end of this connection arrives before pipe returns. The clean
+	// path gives the pod side a moment to finish; past it the tunnel is
+	// closed, which ends the rest at once.
 	timer := time.NewTimer(settleTimeout)
 	defer timer.Stop()
-	for !(fromDone && toDone && errDone) {
+	for !s.settled() {
 		select {
-		case <-fromPod:
-			fromDone = true
-		case <-toPod:
-			toDone = true
-		case r := <-errc:
-			errDone = true
-			if len(r.msg) > 0 && podErr == "" {
-				podErr = strings.TrimSpace(string(r.msg))
-				f.logPodErr(bp, pod, podErr)
+		case ev := <-events:
+			logged, spoiled := s.after(ev)
+			if logged != "" {
+				f.logPodErr(bp, pod, logged)
 			}
-			if len(r.msg) > 0 || r.err != nil {
-				reusable = false
-			}
+			reusable = reusable && !spoiled
+		case <-closed:
+			reusable = false
+			closed = nil
 		case <-timer.C:
 			reusable = false
 			t.kill()
 		}
 	}
-	t.pool.put(t, reusable)
-	if abort || podErr != "" {
+	t.release(reusable)
+	p.put(t, reusable)
+	if s.abort || s.podErr != "" {
 		return failed
 	}
 	return done
+}
+
+// connState is where one forwarded connection stands, as its events arrive.
+type connState struct {
+	fromDone, toDone, errDone bool   // the pod's data, local's data, the error stream ended
+	abort                     bool   // the connection ends in a reset and its tunnel is closed
+	podErr                    string // what the pod side wrote on the error stream
+}
+
+// over says the connection is done with, cleanly or not: the pod's data
+// ended, and local's data or the error stream did (a server that ended both
+// of its streams has nothing more to take from local).
+func (s *connState) over() bool {
+	return s.abort || (s.fromDone && (s.toDone || s.errDone))
+}
+
+// settled says every end of the connection arrived.
+func (s *connState) settled() bool { return s.fromDone && s.toDone && s.errDone }
+
+// during takes an event while the connection is carried.
+func (s *connState) during(ev event) {
+	switch ev.kind {
+	case podEnd:
+		s.fromDone = true
+		s.abort = s.abort || ev.err != nil
+	case localEnd:
+		s.toDone = true
+		// local closed by this side is how a connection the pod side
+		// ended stops its upload: not a failure.
+		s.abort = s.abort || (ev.err != nil && !errors.Is(ev.err, net.ErrClosed))
+	case errEnd:
+		s.errDone = true
+		s.podErr = strings.TrimSpace(string(ev.msg))
+		s.abort = s.abort || s.podErr != "" || ev.err != nil
+	case broken:
+		s.abort = true
+	}
+}
+
+// after takes an event once the connection is over. It returns an error
+// message of the pod side to log (the first one only) and whether the
+// tunnel is spoiled for reuse.
+func (s *connState) after(ev event) (logged string, spoiled bool) {
+	switch ev.kind {
+	case podEnd:
+		s.fromDone = true
+	case localEnd:
+		s.toDone = true
+	case errEnd:
+		s.errDone = true
+		msg := strings.TrimSpace(string(ev.msg))
+		if msg != "" && s.podErr == "" {
+			s.podErr = msg
+			logged = msg
+		}
+		spoiled = len(ev.msg) > 0 || ev.err != nil
+	}
+	return logged, spoiled
 }
 
 // logPodErr tells about an error the pod side reported for one connection.
@@ -300,48 +327,6 @@ func (r *repeats) allow(line string, now time.Time) (suppressed int, ok bool) {
 	n := e.suppressed
 	e.last, e.suppressed = now, 0
 	return n, true
-}
-
-// openStreams creates the error and data streams of one forwarded
-// connection, as the port-forward protocol wants them: same port and request
-// ID, one of each type. The server pairs them by request ID whatever their
-// order, so both are created at once, saving a round trip.
-func openStreams(t *tunnel, port int32) (errStream, data httpstream.Stream, err error) {
-	t.nextID++
-	t.uses++
-	id := strconv.Itoa(t.nextID)
-	p := strconv.Itoa(int(port))
-	header := func(typ string) http.Header {
-		h := http.Header{}
-		h.Set(corev1.StreamType, typ)
-		h.Set(corev1.PortHeader, p)
-		h.Set(corev1.PortForwardRequestIDHeader, id)
-		return h
-	}
-	type created struct {
-		s   httpstream.Stream
-		err error
-	}
-	ec := make(chan created, 1)
-	go func() {
-		s, err := t.conn.CreateStream(header(corev1.StreamTypeError))
-		if err == nil {
-			_ = s.Close() // nothing is ever written to it
-		}
-		ec <- created{s, err}
-	}()
-	data, derr := t.conn.CreateStream(header(corev1.StreamTypeData))
-	e := <-ec
-	if derr != nil || e.err != nil {
-		for _, s := range []httpstream.Stream{data, e.s} {
-			if s != nil {
-				_ = s.Reset()
-				t.conn.RemoveStreams(s)
-			}
-		}
-		return nil, nil, errors.Join(derr, e.err)
-	}
-	return e.s, data, nil
 }
 
 // copyBuf copies src to dst with pooled buffers, counting bytes. It returns

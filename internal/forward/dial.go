@@ -27,16 +27,15 @@ type DialFunc func(ctx context.Context, pod string) (httpstream.Connection, erro
 // connection, as in portforward.NewSPDYOverWebsocketDialer), plain SPDY
 // (spdy.NewDialerForStreaming) when the WebSocket upgrade is refused or a
 // proxy cannot carry it — the fallback rule of kubectl. On the WebSocket
-// tunnel the forwarder speaks the port-forward protocol itself (leanTunnel);
-// on a SPDY one it uses client-go's stream connection.
+// tunnel the forwarder speaks the port-forward protocol itself (frameTunnel);
+// on a SPDY one it uses client-go's stream connection (streamTunnel).
 //
 // client-go's round trippers keep the connection of their last round trip
 // in themselves, so one must not serve two dials at once: they are kept in
 // a free list, one dial at a time each.
 type apiDialer struct {
-	cfg   *rest.Config
-	base  *url.URL // .../namespaces/NS/pods
-	count *atomic.Int64
+	cfg  *rest.Config
+	base *url.URL // .../namespaces/NS/pods
 
 	mu   sync.Mutex
 	free []*dialerSet
@@ -51,8 +50,8 @@ type dialerSet struct {
 	upgrader spdy.Upgrader
 }
 
-func newAPIDialer(cfg *rest.Config, base *url.URL, count *atomic.Int64) *apiDialer {
-	return &apiDialer{cfg: cfg, base: base, count: count}
+func newAPIDialer(cfg *rest.Config, base *url.URL) *apiDialer {
+	return &apiDialer{cfg: cfg, base: base}
 }
 
 func (d *apiDialer) get() (*dialerSet, error) {
@@ -106,7 +105,7 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // dial opens a tunnel to the pod: WebSocket, else SPDY.
-func (d *apiDialer) dial(ctx context.Context, pod string) (*tunnel, error) {
+func (d *apiDialer) dial(ctx context.Context, pod string) (tunnel, error) {
 	s, err := d.get()
 	if err != nil {
 		return nil, err
@@ -116,7 +115,7 @@ func (d *apiDialer) dial(ctx context.Context, pod string) (*tunnel, error) {
 	u := *d.base
 	u.Path = d.base.Path + "/" + url.PathEscape(pod) + "/portforward"
 
-	t, err := s.dialWebSocket(ctx, &u, d.count)
+	t, err := s.dialWebSocket(ctx, &u)
 	if err == nil {
 		return t, nil
 	}
@@ -133,10 +132,10 @@ func (d *apiDialer) dial(ctx context.Context, pod string) (*tunnel, error) {
 		return nil, fmt.Errorf("unable to negotiate protocol: client supports %q, server returned %q",
 			portforward.PortForwardProtocolV1Name, proto)
 	}
-	return &tunnel{conn: conn, closed: make(chan struct{})}, nil
+	return newStreamTunnel(conn), nil
 }
 
-func (s *dialerSet) dialWebSocket(ctx context.Context, u *url.URL, count *atomic.Int64) (*tunnel, error) {
+func (s *dialerSet) dialWebSocket(ctx context.Context, u *url.URL) (tunnel, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -148,10 +147,5 @@ func (s *dialerSet) dialWebSocket(ctx context.Context, u *url.URL, count *atomic
 	if ws == nil {
 		return nil, fmt.Errorf("negotiated websocket connection is nil")
 	}
-	lt, err := newLeanTunnel(portforward.NewTunnelingConnection("client", ws), ws.NetConn(), count)
-	if err != nil {
-		_ = ws.Close()
-		return nil, err
-	}
-	return &tunnel{lean: lt, closed: lt.closed}, nil
+	return newFrameTunnel(portforward.NewTunnelingConnection("client", ws), ws.NetConn()), nil
 }

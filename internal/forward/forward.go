@@ -16,10 +16,12 @@
 //     gone its tunnels are closed, which ends its in-flight connections, and
 //     the next connections reach its replacement;
 //   - on a WebSocket tunnel (the usual case) the forwarder speaks the
-//     port-forward protocol itself (lean.go): one reader per tunnel writing
-//     each frame straight to the local connection, one write per frame. A
-//     SPDY tunnel (fallback) or one from Options.Dialer is driven through
-//     client-go's stream connection (conn.go).
+//     port-forward protocol itself (frametunnel.go, framing in
+//     spdyframe.go): one reader per tunnel writing each frame straight to
+//     the local connection, one write per frame. A SPDY tunnel (fallback)
+//     or one from Options.Dialer is driven through client-go's stream
+//     connection (streamtunnel.go). One set of rules carries a connection
+//     over either (pipe, conn.go).
 //
 // An error the pod side reports for one connection (connection refused in
 // the pod) is logged and ends that connection with a reset; nothing else.
@@ -108,7 +110,7 @@ type Forwarder struct {
 	client      kubernetes.Interface
 	namespace   string
 	logf        func(format string, args ...any)
-	dial        func(ctx context.Context, pod string) (*tunnel, error)
+	dial        func(ctx context.Context, pod string) (tunnel, error)
 	listen      listenFunc
 	prewarm     int
 	maxIdle     int
@@ -174,19 +176,19 @@ func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
 		f.podWait = 30 * time.Second
 	}
 	if opts.Dialer != nil {
-		f.dial = func(ctx context.Context, pod string) (*tunnel, error) {
+		f.dial = func(ctx context.Context, pod string) (tunnel, error) {
 			conn, err := opts.Dialer(ctx, pod)
 			if err != nil {
 				return nil, err
 			}
-			return &tunnel{conn: conn, closed: make(chan struct{})}, nil
+			return newStreamTunnel(conn), nil
 		}
 	} else {
 		base, err := url.Parse(client.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").URL().String())
 		if err != nil {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
-		f.dial = newAPIDialer(cfg, base, &f.stats.fromPod).dial
+		f.dial = newAPIDialer(cfg, base).dial
 	}
 	return f, nil
 }

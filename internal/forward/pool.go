@@ -7,41 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/streaming/pkg/httpstream"
 )
-
-// A tunnel is one upgraded pods/portforward connection. It carries one local
-// connection at a time (its own error and data streams), so that flow
-// control, a slow reader or a failure stay within that connection. When the
-// connection ends cleanly the tunnel goes back to its pod's pool.
-type tunnel struct {
-	conn   httpstream.Connection // a spdystream tunnel (SPDY fallback, Options.Dialer), or nil
-	lean   *leanTunnel           // the port-forward protocol spoken here over WebSocket, or nil
-	closed chan struct{}         // closed once the tunnel is dead
-	pool   *pool
-	nextID int // request IDs for the streams of this tunnel
-	uses   int
-}
-
-func (t *tunnel) dead() bool {
-	select {
-	case <-t.closed:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill closes the tunnel at once, ending whatever it carries.
-func (t *tunnel) kill() {
-	if t.lean != nil {
-		t.lean.kill()
-		return
-	}
-	// client-go's stream connection offers no way to its network
-	// connection: Close resets the streams and closes it.
-	_ = t.conn.Close()
-}
 
 var errRetired = errors.New("pod gone")
 
@@ -55,8 +21,8 @@ type pool struct {
 	done chan struct{} // closed when the pool is retired
 
 	mu      sync.Mutex
-	idle    []*tunnel
-	active  map[*tunnel]struct{}
+	idle    []tunnel
+	active  map[tunnel]struct{}
 	dialing int
 	warm    bool // keep f.prewarm idle tunnels dialled
 	retired bool
@@ -69,7 +35,7 @@ func newPool(f *Forwarder, pod string, uid types.UID) *pool {
 		uid:    uid,
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
-		active: map[*tunnel]struct{}{},
+		active: map[tunnel]struct{}{},
 	}
 }
 
@@ -81,16 +47,16 @@ func (p *pool) poke() {
 }
 
 // get returns an idle live tunnel, marked active, or nil.
-func (p *pool) get() *tunnel {
-	var got *tunnel
-	var dead []*tunnel
+func (p *pool) get() tunnel {
+	var got tunnel
+	var lost []tunnel
 	p.mu.Lock()
 	for len(p.idle) > 0 {
 		n := len(p.idle)
 		t := p.idle[n-1] // most recently used first: its connection is warm
 		p.idle = p.idle[:n-1]
-		if t.dead() {
-			dead = append(dead, t)
+		if dead(t) {
+			lost = append(lost, t)
 			continue
 		}
 		p.active[t] = struct{}{}
@@ -98,7 +64,7 @@ func (p *pool) get() *tunnel {
 		break
 	}
 	p.mu.Unlock()
-	for _, t := range dead {
+	for _, t := range lost {
 		t.kill()
 	}
 	p.poke()
@@ -107,7 +73,7 @@ func (p *pool) get() *tunnel {
 
 // adopt registers a freshly dialled tunnel as active. It returns false when
 // the pool was retired in the meantime (the caller closes the tunnel).
-func (p *pool) adopt(t *tunnel) bool {
+func (p *pool) adopt(t tunnel) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.retired {
@@ -119,10 +85,10 @@ func (p *pool) adopt(t *tunnel) bool {
 
 // put returns a tunnel after its connection ended; reusable tunnels are kept
 // idle while the pod still takes new connections and the pool has room.
-func (p *pool) put(t *tunnel, reusable bool) {
+func (p *pool) put(t tunnel, reusable bool) {
 	p.mu.Lock()
 	delete(p.active, t)
-	keep := reusable && p.warm && !p.retired && len(p.idle) < p.f.maxIdle && !t.dead()
+	keep := reusable && p.warm && !p.retired && len(p.idle) < p.f.maxIdle && !dead(t)
 	if keep {
 		p.idle = append(p.idle, t)
 	}
@@ -137,7 +103,7 @@ func (p *pool) put(t *tunnel, reusable bool) {
 func (p *pool) setWarm(warm bool) {
 	p.mu.Lock()
 	p.warm = warm
-	var drop []*tunnel
+	var drop []tunnel
 	if !warm {
 		drop, p.idle = p.idle, nil
 	}
@@ -182,7 +148,7 @@ func (p *pool) empty() bool {
 }
 
 // dial opens a new tunnel to the pod.
-func (p *pool) dial(ctx context.Context) (*tunnel, error) {
+func (p *pool) dial(ctx context.Context) (tunnel, error) {
 	dctx, cancel := context.WithTimeout(ctx, p.f.dialTimeout)
 	defer cancel()
 	t, err := p.f.dial(dctx, p.pod)
@@ -191,30 +157,21 @@ func (p *pool) dial(ctx context.Context) (*tunnel, error) {
 		p.f.stats.dialFailures.Add(1)
 		return nil, err
 	}
-	t.pool = p
-	if t.lean != nil {
-		t.lean.start(&p.f.wg)
-	}
-	p.f.wg.Add(1)
-	go func() { // forget the tunnel if it dies while idle
-		defer p.f.wg.Done()
-		if t.lean == nil {
-			<-t.conn.CloseChan()
-			close(t.closed)
-		} else {
-			<-t.closed
-		}
-		p.mu.Lock()
-		for i, it := range p.idle {
-			if it == t {
-				p.idle = append(p.idle[:i], p.idle[i+1:]...)
-				break
-			}
-		}
-		p.mu.Unlock()
-		p.poke()
-	}()
+	t.start(&p.f.wg, func() { p.forget(t) })
 	return t, nil
+}
+
+// forget drops a dead tunnel from the idle ones (it died while idle).
+func (p *pool) forget(t tunnel) {
+	p.mu.Lock()
+	for i, it := range p.idle {
+		if it == t {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	p.poke()
 }
 
 // prewarm keeps f.prewarm idle tunnels dialled while the pool is warm,
@@ -244,7 +201,7 @@ func (p *pool) prewarm(ctx context.Context) {
 			// environment of many services does not dial them all at once
 			// when it becomes ready (connections waiting for a tunnel dial
 			// without waiting for this).
-			var t *tunnel
+			var t tunnel
 			var err error
 			select {
 			case p.f.warmSem <- struct{}{}:

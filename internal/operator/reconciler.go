@@ -267,148 +267,6 @@ func (r *Reconciler) listOwned(ctx context.Context, env *v1alpha1.ErgomakeEnv) (
 	return o, nil
 }
 
-// converge applies what may be applied and returns the status that describes the result.
-func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, p *pass) (*v1alpha1.EnvStatus, error) {
-	o, err := r.listOwned(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-
-	// First pass without ClusterIPs: is the spec buildable at all, and which Services does it have?
-	objs, renderErr := render.Render(env, render.Options{})
-	if renderErr != nil {
-		// Nothing is created for a spec that cannot be built; what an earlier spec built stays.
-		return r.status(ctx, env, o, nil, nil, p, renderErr)
-	}
-
-	// Claims and Services first: pods need the ClusterIPs for hostAliases.
-	clusterIPs := map[string]string{}
-	var conflicts []string
-	for _, c := range objs.Claims {
-		if err := r.applyOwned(ctx, env, c, o.claims[c.Name] != nil); err != nil {
-			if permanent(err) {
-				conflicts = append(conflicts, err.Error())
-				continue
-			}
-			return nil, err
-		}
-	}
-	for _, s := range objs.Services {
-		for _, svc := range s.Services {
-			existing := o.services[svc.Name]
-			if existing != nil && (existing.Spec.ClusterIP == corev1.ClusterIPNone) != (svc.Spec.ClusterIP == corev1.ClusterIPNone) {
-				// Headless to ClusterIP or back: the field is immutable, so the Service is made
-				// again, on the pass after this one is gone.
-				if existing.DeletionTimestamp.IsZero() {
-					if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
-						return nil, err
-					}
-				}
-				continue
-			}
-			if existing != nil && serviceUpToDate(existing, svc) {
-				clusterIPs[svc.Name] = existing.Spec.ClusterIP
-				continue
-			}
-			if err := r.applyOwned(ctx, env, svc, existing != nil); err != nil {
-				if permanent(err) {
-					conflicts = append(conflicts, err.Error())
-					continue
-				}
-				return nil, err
-			}
-			clusterIPs[svc.Name] = svc.Spec.ClusterIP
-		}
-	}
-	for name, ip := range clusterIPs {
-		if ip == "" || ip == corev1.ClusterIPNone {
-			delete(clusterIPs, name)
-		}
-	}
-	if len(conflicts) > 0 {
-		return r.status(ctx, env, o, nil, nil, p, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
-	}
-
-	// Second pass with the ClusterIPs: the workloads carry hostAliases for non-DNS names.
-	objs, renderErr = render.Render(env, render.Options{ClusterIPs: clusterIPs, DNSServer: r.DNS.ServerIP(ctx), ClusterDomain: r.ClusterDomain})
-	if renderErr != nil {
-		return r.status(ctx, env, o, nil, nil, p, renderErr)
-	}
-
-	// Names hostAliases cannot carry (web_app) resolve through the environment DNS when there is
-	// one (render points the pods at it); without it, the operator writes /etc/hosts itself.
-	var plan *hostsPlan
-	if r.DNS.ServerIP(ctx) == "" {
-		plan = planHosts(env, objs, clusterIPs)
-	}
-	if plan != nil {
-		if err := r.applyOwned(ctx, env, plan.configMap(env), false); err != nil {
-			if !permanent(err) {
-				return nil, err
-			}
-			conflicts = append(conflicts, err.Error())
-			return r.status(ctx, env, o, nil, nil, p, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
-		}
-		for i := range objs.Services {
-			plan.mount(&objs.Services[i])
-		}
-	} else if err := r.dropHosts(ctx, env, o); err != nil {
-		return nil, err
-	}
-
-	// Remove what the spec no longer has.
-	if err := r.prune(ctx, o, objs); err != nil {
-		return nil, err
-	}
-
-	// Workloads, in dependency order: a service is created once its dependencies meet their
-	// conditions; one that exists already is kept up to date.
-	specs := map[string]*v1alpha1.ServiceSpec{}
-	for i := range env.Spec.Services {
-		specs[env.Spec.Services[i].Name] = &env.Spec.Services[i]
-	}
-	events, err := r.events(ctx, env, o)
-	if err != nil {
-		return nil, err
-	}
-	states := map[string]assessment{}
-	workloads := map[string]client.Object{}
-	for _, rs := range objs.Services {
-		if w := currentWorkload(o, &rs); w != nil {
-			workloads[rs.Name] = w
-			states[rs.Name] = assessService(observe(o, &rs, w), events, p.cluster)
-		}
-	}
-	// Creating one service never satisfies another's dependency in the same pass (it has no pods
-	// yet), so the gates decided before creating anything hold for the whole pass.
-	gates := decideGates(env, specs, states)
-	for _, rs := range objs.Services {
-		g := gates[rs.Name]
-		if _, exists := workloads[rs.Name]; !exists && !g.Open {
-			continue
-		}
-		w, err := r.applyWorkload(ctx, env, o, &rs)
-		if err != nil {
-			if permanent(err) {
-				conflicts = append(conflicts, err.Error())
-				continue
-			}
-			return nil, err
-		}
-		if w != nil {
-			workloads[rs.Name] = w
-			states[rs.Name] = assessService(observe(o, &rs, w), events, p.cluster)
-		} else {
-			delete(workloads, rs.Name)
-			delete(states, rs.Name)
-		}
-	}
-	if len(conflicts) > 0 {
-		return r.status(ctx, env, o, workloads, gates, p, fmt.Errorf("%s", strings.Join(conflicts, "; ")))
-	}
-	return r.status(ctx, env, o, workloads, gates, p, nil)
-}
-
 // currentWorkload is the service's Deployment or Job as the cache shows it.
 func currentWorkload(o *owned, rs *render.Service) client.Object {
 	if rs.Deployment != nil {
@@ -607,10 +465,12 @@ func (r *Reconciler) dropHosts(ctx context.Context, env *v1alpha1.ErgomakeEnv, o
 	return nil
 }
 
-// prune deletes owned objects the rendered environment no longer has.
-func (r *Reconciler) prune(ctx context.Context, o *owned, objs *render.Objects) error {
+// prune deletes owned objects the rendered environment no longer has, each whatever happens to
+// the others; the errors are joined.
+func (r *Reconciler) prune(ctx context.Context, c *convergence) (phaseResult, error) {
+	o := c.o
 	keep := map[string]bool{}
-	for _, obj := range objs.List() {
+	for _, obj := range c.objs.List() {
 		keep[obj.GetObjectKind().GroupVersionKind().Kind+"/"+obj.GetName()] = true
 	}
 	var stale []client.Object
@@ -634,6 +494,7 @@ func (r *Reconciler) prune(ctx context.Context, o *owned, objs *render.Objects) 
 			stale = append(stale, x)
 		}
 	}
+	var errs []error
 	for _, x := range stale {
 		if !x.GetDeletionTimestamp().IsZero() {
 			continue
@@ -641,11 +502,15 @@ func (r *Reconciler) prune(ctx context.Context, o *owned, objs *render.Objects) 
 		uid := x.GetUID()
 		err := r.Client.Delete(ctx, x, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &uid})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("deleting %s: %w", x.GetName(), err)
+			errs = append(errs, fmt.Errorf("deleting %s: %w", x.GetName(), err))
+			continue
 		}
 		log.FromContext(ctx).Info("deleted an object the spec no longer has", "name", x.GetName())
 	}
-	return nil
+	if err := errors.Join(errs...); err != nil {
+		return phaseStop, err
+	}
+	return phaseNext, nil
 }
 
 // events lists the environment's pod events, when some service may need them to explain itself.
@@ -674,10 +539,10 @@ func (r *Reconciler) events(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *o
 	return o.events, nil
 }
 
-// lastLog returns the last lines of a container's log, or "" when they cannot be read.
-func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef) string {
+// lastLog returns the last lines of a container's log, or nil when they cannot be read.
+func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef) []string {
 	if r.Kube == nil || ref == nil {
-		return ""
+		return nil
 	}
 	get := func(previous bool) string {
 		b, err := r.Kube.CoreV1().Pods(namespace).GetLogs(ref.Pod, &corev1.PodLogOptions{
@@ -705,7 +570,10 @@ func (r *Reconciler) lastLog(ctx context.Context, namespace string, ref *logRef)
 	case ref.OrPrevious:
 		lines = get(true)
 	}
-	return lines
+	if lines == "" {
+		return nil
+	}
+	return strings.Split(lines, "\n")
 }
 
 // logsGone starts what the kubelet answers instead of the log of a container the runtime has

@@ -32,26 +32,18 @@ const (
 	ReasonScaledToZero           = "ScaledToZero"
 	ReasonRenderFailed           = "RenderFailed"
 	ReasonRestarting             = "Restarting"
-	// ReasonStarted: the container of a service without a healthcheck has just started.
-	ReasonStarted = "Started"
 )
 
 // unschedulableGrace is how long a pod may stay unschedulable before the service counts as failed:
 // a pod often waits briefly for a volume to bind, which the scheduler also reports as unschedulable.
 const unschedulableGrace = 60 * time.Second
 
-// logLines is how many lines of a failing container's log a status message carries.
+// logLines is how many lines of a failing container's log a service status carries (LogTail).
 const logLines = 10
 
 // stableAfter is how long the container of a long-running service must stay up after a restart
 // to count as recovered from its exit (see crashes).
 const stableAfter = 30 * time.Second
-
-// settleFor is how long the container of a long-running service without a readiness probe (a
-// service without a healthcheck) must have been up before it counts as running. Without a probe
-// the pod is Ready the moment the container starts, even when it exits a millisecond later; the
-// kubelet reports that exit within a second or two.
-const settleFor = 5 * time.Second
 
 // observed is what the cluster shows of one service: its workload and its live pods.
 type observed struct {
@@ -89,8 +81,10 @@ type assessment struct {
 	// Failed: the service cannot become ready without a change.
 	Failed bool
 
-	// Log, when set, names the container whose last log lines belong in Message.
-	Log *logRef
+	// Log, when set, names the container whose last log lines explain a failure; LogTail are
+	// those lines, once read.
+	Log     *logRef
+	LogTail []string
 	// CreatedAt is when the workload was created.
 	CreatedAt time.Time
 	// ReadyAt is when the service became ready (healthy or completed), when known.
@@ -267,23 +261,11 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 		return podAssessment{State: v1alpha1.StateStarting, Reason: ReasonContainerCreating, Message: "the pod is being created"}
 	}
 
-	ready := podReady(pod)
-	if ready && pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
-		// Without a readiness probe, Ready only says the container has started: it counts as
-		// running once it has stayed up for settleFor.
-		for _, cs := range pod.Status.ContainerStatuses {
-			r := cs.State.Running
-			if r == nil || hasReadinessProbe(pod, cs.Name) {
-				continue
-			}
-			if up := upFor(r.StartedAt.Time, now); up < settleFor {
-				return podAssessment{State: v1alpha1.StateStarting, Reason: ReasonStarted, Started: true,
-					Message: fmt.Sprintf("started, counted as running once up for %s", settleFor),
-					LookAt:  r.StartedAt.Add(settleFor)}
-			}
-		}
-	}
-	if ready {
+	// Ready as the kubelet says: every readiness probe passes, and for a container without one (a
+	// service without a healthcheck) it runs, as docker compose counts a service started. A
+	// container that exits after that is seen above: restarting after one exit, failed in a crash
+	// loop, and not ready until it has stayed up again.
+	if podReady(pod) {
 		return podAssessment{State: v1alpha1.StateHealthy, Reason: ReasonHealthy, Started: true, Ready: true}
 	}
 	// Running but not ready: a failing probe says why.
@@ -459,17 +441,6 @@ func crashAssessment(pod *corev1.Pod, cs corev1.ContainerStatus, now time.Time) 
 	return a, true
 }
 
-// hasReadinessProbe tells whether the pod's container has a readiness probe (its service has a
-// healthcheck).
-func hasReadinessProbe(pod *corev1.Pod, container string) bool {
-	for _, c := range pod.Spec.Containers {
-		if c.Name == container {
-			return c.ReadinessProbe != nil
-		}
-	}
-	return false
-}
-
 // terminationSummary describes how a container last ended.
 func terminationSummary(t *corev1.ContainerStateTerminated, restarts int32) string {
 	var b strings.Builder
@@ -509,8 +480,8 @@ func podReady(pod *corev1.Pod) bool {
 }
 
 // readySince is when the pod started to count as ready here: when the kubelet said it is, or,
-// for the container of a long-running service, once it had been up long enough (settleFor without
-// a readiness probe, stableAfter after a restart; see assessPod).
+// for the container of a long-running service that restarted, once it had been up again for
+// stableAfter (see crashes).
 func readySince(pod *corev1.Pod) time.Time {
 	t := podReadySince(pod)
 	if pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
@@ -520,9 +491,6 @@ func readySince(pod *corev1.Pod) time.Time {
 		r := cs.State.Running
 		if r == nil || r.StartedAt.IsZero() {
 			continue
-		}
-		if !hasReadinessProbe(pod, cs.Name) && r.StartedAt.Add(settleFor).After(t) {
-			t = r.StartedAt.Add(settleFor)
 		}
 		if cs.RestartCount > 0 && r.StartedAt.Add(stableAfter).After(t) {
 			t = r.StartedAt.Add(stableAfter)
@@ -561,9 +529,11 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 	st := d.Status
 	a := assessment{Desired: desired, Ready: min(st.ReadyReplicas, desired)}
 
-	// Ready pods of the current template; during a rollout older ready pods do not count.
+	// Rolled out: the Deployment controller has seen this spec and every pod is of the current
+	// template (older ready pods do not count). Readiness is the pods' (below), not the
+	// Deployment's ReadyReplicas, which follows them a moment later.
 	rolledOut := st.ObservedGeneration >= d.Generation && st.UpdatedReplicas >= desired &&
-		st.Replicas == st.UpdatedReplicas && st.ReadyReplicas >= desired
+		st.Replicas == st.UpdatedReplicas
 	if desired == 0 {
 		a.State, a.Reason, a.Message = v1alpha1.StateHealthy, ReasonScaledToZero, "scaled to 0 replicas"
 		a.Healthy, a.Started = true, true
@@ -573,9 +543,7 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 
 	worst := podAssessment{}
 	worstSet := false
-	// Pods the kubelet calls Ready that do not count as ready here (a container that keeps
-	// exiting, or has just started without a readiness probe).
-	notReallyReady, readyPods := int32(0), int32(0)
+	readyPods := int32(0)
 	for _, p := range o.Pods {
 		pa := assessPod(p, events[p.Name], now)
 		if pa.Started {
@@ -586,8 +554,6 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 			if t := readySince(p); t.After(a.ReadyAt) {
 				a.ReadyAt = t
 			}
-		} else if podReady(p) {
-			notReallyReady++
 		}
 		if !pa.LookAt.IsZero() && (a.LookAt.IsZero() || pa.LookAt.Before(a.LookAt)) {
 			a.LookAt = pa.LookAt
@@ -596,14 +562,16 @@ func assessDeployment(o observed, events map[string]podEvents, now time.Time) as
 			worst, worstSet = pa, true
 		}
 	}
-	a.Ready = max(0, a.Ready-notReallyReady)
 	if worstSet {
-		// The Deployment's count lags behind its pods: a pod that has just exited may still
-		// count there.
-		a.Ready = min(a.Ready, readyPods)
+		// The pods tell how many replicas are ready: the Deployment's count lags behind them (a
+		// pod that has just become ready, or just exited, may not count there yet), and counts
+		// pods the kubelet calls Ready that do not count here (a container that keeps exiting,
+		// or has not stayed up since it restarted). Without pods in sight, the Deployment's count.
+		a.Ready = min(readyPods, desired)
 	}
 
-	if rolledOut && (!worstSet || worst.Ready) {
+	// Healthy only with every desired replica ready, as v1alpha1.ServiceStatus.IsReady counts it.
+	if rolledOut && (!worstSet || worst.Ready) && a.Ready >= desired {
 		a.State, a.Reason, a.Healthy, a.Started = v1alpha1.StateHealthy, ReasonHealthy, true, true
 		a.Message = fmt.Sprintf("%d/%d ready", a.Ready, desired)
 		if a.ReadyAt.IsZero() {

@@ -376,10 +376,9 @@ func TestAssessPodExits(t *testing.T) {
 			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantReady: true,
 		},
 		{
-			name: "never exited, just started without a readiness probe: not ready yet",
-			pod:  pod("p", container(0, nil, runningSince(58*time.Second))),
-			want: v1alpha1.StateStarting, wantReason: ReasonStarted, wantMsg: []string{"counted as running once up for 5s"},
-			wantLookAt: 63 * time.Second,
+			name: "never exited, just started without a readiness probe: ready at once, as the kubelet says",
+			pod:  pod("p", container(0, nil, runningSince(59*time.Second+999*time.Millisecond))),
+			want: v1alpha1.StateHealthy, wantReason: ReasonHealthy, wantReady: true,
 		},
 		{
 			name: "just started with a readiness probe that passed: ready",
@@ -509,18 +508,20 @@ func TestAssessDeploymentCrashing(t *testing.T) {
 		ready  int32
 		flags  string // H healthy, F failed
 		lookAt time.Duration
-		// readyAt: the pod is Ready from its start; without a readiness probe it counts from
-		// settleFor later, after a restart from stableAfter later.
+		// readyAt: the pod is Ready from its start (with or without a readiness probe), after a
+		// restart from stableAfter later.
 		readyAt time.Time
 	}{
 		{name: "up for a minute", pod: pod("a", container(0, nil, runningSince(0))),
-			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0.Add(settleFor)},
+			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0},
 		{name: "up for a minute with a readiness probe", pod: pod("a", container(0, nil, runningSince(0)), withProbe),
 			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0},
 		{name: "recovered after a restart", pod: pod("a", container(1, exited(1, 0, 0), runningSince(time.Second))),
 			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0.Add(time.Second + stableAfter)},
 		{name: "just started", pod: pod("a", container(0, nil, runningSince(59*time.Second))),
-			want: v1alpha1.StateStarting, reason: ReasonStarted, lookAt: 64 * time.Second},
+			want: v1alpha1.StateHealthy, reason: ReasonHealthy, ready: 1, flags: "H", readyAt: t0.Add(59 * time.Second)},
+		{name: "ready a moment, then exited", pod: pod("a", container(0, nil, terminatedState(exited(1, 59*time.Second, 59*time.Second+200*time.Millisecond)))),
+			want: v1alpha1.StateStarting, reason: ReasonRestarting},
 		{name: "restarted once", pod: pod("a", container(1, exited(1, 55*time.Second, 55*time.Second), runningSince(56*time.Second))),
 			want: v1alpha1.StateStarting, reason: ReasonRestarting, lookAt: 86 * time.Second},
 		{name: "crash loop", pod: pod("a", container(2, exited(1, 58*time.Second, 58*time.Second), runningSince(59*time.Second))),
@@ -551,5 +552,44 @@ func TestAssessDeploymentCrashing(t *testing.T) {
 				t.Errorf("readyAt %v, want %v", a.ReadyAt, tt.readyAt)
 			}
 		})
+	}
+}
+
+// TestAssessDeploymentPodsLagging: the Deployment says every replica is ready, the cache shows
+// fewer pods than that: the service is not healthy until every desired replica is seen ready.
+func TestAssessDeploymentPodsLagging(t *testing.T) {
+	now := t0.Add(time.Minute)
+	a := assessService(observed{Deployment: deployment(2, 2, 2, 2), Pods: []*corev1.Pod{pod("a", container(0, nil, runningSince(0)))}}, nil, now)
+	if a.Healthy || a.State == v1alpha1.StateHealthy || a.Ready != 1 || a.Desired != 2 {
+		t.Errorf("got %s %s %d/%d healthy=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy)
+	}
+	a = assessService(observed{Deployment: deployment(2, 2, 2, 2), Pods: []*corev1.Pod{
+		pod("a", container(0, nil, runningSince(0))), pod("b", container(0, nil, runningSince(time.Second)))}}, nil, now)
+	if !a.Healthy || a.State != v1alpha1.StateHealthy || a.Ready != 2 || !a.ReadyAt.Equal(t0.Add(time.Second)) {
+		t.Errorf("got %s %s %d/%d healthy=%v readyAt=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy, a.ReadyAt)
+	}
+}
+
+// TestAssessDeploymentCountLagging: the pods are ready, the Deployment does not count them yet
+// (its ReadyReplicas follows the pods a moment later): ready all the same, as soon as the pods are.
+// Pods of an older template still around, or a spec the Deployment controller has not seen, keep
+// it rolling out.
+func TestAssessDeploymentCountLagging(t *testing.T) {
+	now := t0.Add(time.Minute)
+	ready := pod("a", container(0, nil, runningSince(59*time.Second)))
+	a := assessService(observed{Deployment: deployment(1, 0, 1, 1), Pods: []*corev1.Pod{ready}}, nil, now)
+	if !a.Healthy || a.State != v1alpha1.StateHealthy || a.Ready != 1 || !a.ReadyAt.Equal(t0.Add(59*time.Second)) {
+		t.Errorf("got %s %s %d/%d healthy=%v readyAt=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy, a.ReadyAt)
+	}
+	old := deployment(1, 1, 1, 2) // one pod of the current template, one older one
+	a = assessService(observed{Deployment: old, Pods: []*corev1.Pod{ready}}, nil, now)
+	if a.Healthy || a.Reason != ReasonRollingOut || a.Ready != 1 {
+		t.Errorf("older pod around: got %s %s %d/%d healthy=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy)
+	}
+	unseen := deployment(1, 1, 1, 1)
+	unseen.Generation = 3 // the controller has observed generation 2
+	a = assessService(observed{Deployment: unseen, Pods: []*corev1.Pod{ready}}, nil, now)
+	if a.Healthy || a.Reason != ReasonRollingOut {
+		t.Errorf("spec not observed: got %s %s %d/%d healthy=%v", a.State, a.Reason, a.Ready, a.Desired, a.Healthy)
 	}
 }

@@ -51,9 +51,7 @@ func (r *Reconciler) status(ctx context.Context, env *v1alpha1.ErgomakeEnv, o *o
 			p.lookAt = a.LookAt
 		}
 		if a.Log != nil {
-			if lines := r.lastLog(ctx, env.Namespace, a.Log); lines != "" {
-				a.Message += "; last log lines:\n" + lines
-			}
+			a.LogTail = r.lastLog(ctx, env.Namespace, a.Log)
 		}
 		states[svc.Name] = a
 	}
@@ -102,7 +100,8 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 		g, gated := gates[svc.Name]
 		switch {
 		case created:
-			ss.State, ss.Ready, ss.Desired, ss.Reason, ss.Message = a.State, a.Ready, a.Desired, a.Reason, a.Message
+			ss.State, ss.Ready, ss.Desired, ss.Reason, ss.Message = a.State, a.Ready, a.Desired, a.Reason, oneLine(a.Message)
+			ss.LogTail = a.LogTail
 			if ss.State == v1alpha1.StateHealthy && svc.Healthcheck == nil && a.Reason != ReasonScaledToZero {
 				// Without a healthcheck, ready only means running (it still counts as ready).
 				ss.State, ss.Reason, ss.Message = v1alpha1.StateRunning, ReasonRunning, fmt.Sprintf("%d/%d running (no healthcheck)", a.Ready, a.Desired)
@@ -131,10 +130,10 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 			ss.State, ss.Desired, ss.Reason, ss.Message = v1alpha1.StateStarting, desiredReplicas(svc), ReasonCreating, "creating its workload"
 		}
 		switch {
-		case created && (a.Healthy || a.Completed):
+		case created && ss.IsReady():
 			ready++
 		case created && a.Failed:
-			failed = append(failed, fmt.Sprintf("%s: %s", svc.Name, firstLine(a.Message)))
+			failed = append(failed, fmt.Sprintf("%s: %s", svc.Name, ss.Message))
 		default:
 			notReady = append(notReady, fmt.Sprintf("%s (%s)", svc.Name, ss.State))
 		}
@@ -152,7 +151,8 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 	switch {
 	case buildErr != nil:
 		st.Phase = v1alpha1.PhaseDegraded
-		st.Message = "cannot build the environment: " + buildErr.Error()
+		// Joined errors (errors.Join) are one per line: one line, as every message.
+		st.Message = "cannot build the environment: " + oneLine(buildErr.Error())
 		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, CondReasonRenderFailed, st.Message)
 		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, CondReasonRenderFailed, "nothing is created until the spec is fixed")
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonRenderFailed, st.Message)
@@ -188,7 +188,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, env *v1alpha1.ErgomakeEnv,
 		return nil
 	}
 	if env.Status.Phase != st.Phase {
-		log.FromContext(ctx).Info("phase changed", "phase", st.Phase, "summary", st.Summary, "message", firstLine(st.Message))
+		log.FromContext(ctx).Info("phase changed", "phase", st.Phase, "summary", st.Summary, "message", st.Message)
 	}
 	env = env.DeepCopy()
 	env.Status = *st
@@ -200,7 +200,17 @@ func ptrTime(t time.Time) *metav1.Time {
 	return &mt
 }
 
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return strings.TrimSuffix(line, "; last log lines:")
+// oneLine makes a message one line: the lines of a multi-line one (a probe's output, a runtime's
+// error) joined with "; ".
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	var parts []string
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -83,17 +83,62 @@ func TestBuildStatus(t *testing.T) {
 	t.Run("a failed service degrades the environment", func(t *testing.T) {
 		env := testEnv()
 		failed := assessment{State: v1alpha1.StateFailed, Desired: 1, Failed: true, Reason: ReasonJobFailed, CreatedAt: t0,
-			Message: "the job failed; exited with code 3; last log lines:\nboom"}
+			Message: "the job failed; exited with code 3", LogTail: []string{"migrating", "boom"}}
 		gates := map[string]gate{"web": {WaitingFor: []string{"migrate (service_completed_successfully)"}, Failed: []string{"migrate: JobFailed"}}}
 		st := buildStatus(env, map[string]assessment{"db": healthy, "migrate": failed}, gates, now, nil)
 		if st.Phase != v1alpha1.PhaseDegraded || st.Message != "migrate: the job failed; exited with code 3" {
 			t.Errorf("phase %s message %q", st.Phase, st.Message)
+		}
+		if m := st.Services[1]; m.Message != "the job failed; exited with code 3" || strings.Join(m.LogTail, "|") != "migrating|boom" || !m.Failed() {
+			t.Errorf("migrate %+v", m)
+		}
+		if st.Services[0].LogTail != nil {
+			t.Errorf("db has a log tail: %+v", st.Services[0])
 		}
 		if st.Services[2].Reason != ReasonDependencyFailed {
 			t.Errorf("web %+v", st.Services[2])
 		}
 		if !meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionDegraded) {
 			t.Errorf("conditions %+v", st.Conditions)
+		}
+	})
+
+	t.Run("readyAt goes when the service stops being ready, and comes back anew", func(t *testing.T) {
+		env := testEnv()
+		env.Spec.Services = env.Spec.Services[:1]
+		env.Status.Services = []v1alpha1.ServiceStatus{{Name: "db", CreatedAt: ptrTime(t0), ReadyAt: ptrTime(t0.Add(time.Second))}}
+		restarting := assessment{State: v1alpha1.StateStarting, Desired: 1, Reason: ReasonRestarting, CreatedAt: t0, Started: true,
+			Message: "exited with code 1, restarting"}
+		st := buildStatus(env, map[string]assessment{"db": restarting}, nil, now, nil)
+		if db := st.Services[0]; db.ReadyAt != nil || db.IsReady() || st.Phase != v1alpha1.PhaseProgressing {
+			t.Errorf("phase %s db %+v", st.Phase, db)
+		}
+		env.Status = st
+		again := healthy
+		again.ReadyAt = t0.Add(40 * time.Second)
+		st = buildStatus(env, map[string]assessment{"db": again}, nil, now, nil)
+		if db := st.Services[0]; db.ReadyAt == nil || !db.ReadyAt.Time.Equal(t0.Add(40*time.Second)) || !db.IsReady() {
+			t.Errorf("db %+v", db)
+		}
+	})
+
+	t.Run("a multi-line message becomes one line", func(t *testing.T) {
+		env := testEnv()
+		probing := assessment{State: v1alpha1.StateRunning, Desired: 1, Reason: ReasonProbeFailing, CreatedAt: t0, Started: true,
+			Message: "Readiness probe failed: connecting\r\n\n  refused  \n"}
+		st := buildStatus(env, map[string]assessment{"db": probing}, nil, now, nil)
+		if got := st.Services[0].Message; got != "Readiness probe failed: connecting; refused" {
+			t.Errorf("message %q", got)
+		}
+	})
+
+	t.Run("a service not every replica of which is ready does not count", func(t *testing.T) {
+		env := testEnv()
+		env.Spec.Services = env.Spec.Services[:1]
+		partly := assessment{State: v1alpha1.StateRunning, Ready: 1, Desired: 2, Reason: ReasonProbeFailing, CreatedAt: t0, Started: true}
+		st := buildStatus(env, map[string]assessment{"db": partly}, nil, now, nil)
+		if st.Phase != v1alpha1.PhaseProgressing || st.Summary != "0/1" || st.Services[0].IsReady() {
+			t.Errorf("phase %s summary %s %+v", st.Phase, st.Summary, st.Services[0])
 		}
 	})
 
@@ -111,6 +156,18 @@ func TestBuildStatus(t *testing.T) {
 			if s.State != v1alpha1.StateWaiting || s.CreatedAt != nil {
 				t.Errorf("service %+v", s)
 			}
+		}
+	})
+
+	t.Run("joined conflicts make one line", func(t *testing.T) {
+		env := testEnv()
+		err := errors.Join(errors.New(`Service "db" exists and is not owned by this environment`),
+			errors.New(`Service "web" exists and is not owned by this environment`))
+		st := buildStatus(env, nil, nil, now, err)
+		want := `cannot build the environment: Service "db" exists and is not owned by this environment; ` +
+			`Service "web" exists and is not owned by this environment`
+		if st.Phase != v1alpha1.PhaseDegraded || st.Message != want {
+			t.Errorf("phase %s message %q", st.Phase, st.Message)
 		}
 	})
 
@@ -193,7 +250,7 @@ func TestLookSooner(t *testing.T) {
 	}{
 		{"nothing changes by itself", progressRequeue, 0, progressRequeue},
 		{"nothing changes by itself, ready", 0, 0, 0},
-		{"a container counts as running in 2s", progressRequeue, 2 * time.Second, 2*time.Second + 100*time.Millisecond},
+		{"a restarted container counts as running in 2s", progressRequeue, 2 * time.Second, 2*time.Second + 100*time.Millisecond},
 		{"ready, yet something changes in 3s", 0, 3 * time.Second, 3*time.Second + 100*time.Millisecond},
 		{"later than the requeue anyway", degradedRequeue, time.Minute, degradedRequeue},
 		{"already past", progressRequeue, -time.Second, 100 * time.Millisecond},

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,12 +69,7 @@ func describe(s *v1alpha1.ServiceStatus) string {
 	}
 	switch {
 	case s.Message != "":
-		// The first line; the log lines that may follow are printed apart.
-		line := firstLine(s.Message)
-		if i := strings.Index(line, "; last log lines"); i > 0 {
-			line = line[:i]
-		}
-		parts = append(parts, strings.TrimSuffix(line, ":"))
+		parts = append(parts, s.Message)
 	case s.Reason != "":
 		parts = append(parts, s.Reason)
 	}
@@ -81,13 +77,6 @@ func describe(s *v1alpha1.ServiceStatus) string {
 		return "is not ready"
 	}
 	return strings.Join(parts, ": ")
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // Options tune Until.
@@ -180,23 +169,19 @@ func Failing(env *v1alpha1.ErgomakeEnv) *v1alpha1.ServiceStatus {
 	if env == nil {
 		return nil
 	}
-	for i := range env.Status.Services {
-		if env.Status.Services[i].State == v1alpha1.StateFailed {
-			return &env.Status.Services[i]
-		}
+	if s := failed(env); s != nil {
+		return s
 	}
 	for i := range env.Status.Services {
-		s := &env.Status.Services[i]
-		if s.State != v1alpha1.StateHealthy && s.State != v1alpha1.StateCompleted &&
-			!(s.State == v1alpha1.StateRunning && s.Desired > 0 && s.Ready >= s.Desired) {
-			return s
+		if !env.Status.Services[i].IsReady() {
+			return &env.Status.Services[i]
 		}
 	}
 	return nil
 }
 
-// Changed returns the services of cur whose state, readiness, reason or message differ from prev
-// (every service when prev is nil), in cur's order.
+// Changed returns the services of cur whose state, readiness, reason, message or log tail differ
+// from prev (every service when prev is nil), in cur's order.
 func Changed(prev, cur *v1alpha1.ErgomakeEnv) []v1alpha1.ServiceStatus {
 	old := map[string]v1alpha1.ServiceStatus{}
 	if prev != nil {
@@ -208,7 +193,8 @@ func Changed(prev, cur *v1alpha1.ErgomakeEnv) []v1alpha1.ServiceStatus {
 	for _, s := range cur.Status.Services {
 		o, ok := old[s.Name]
 		if !ok || o.State != s.State || o.Ready != s.Ready || o.Desired != s.Desired ||
-			o.Reason != s.Reason || o.Message != s.Message || strings.Join(o.WaitingFor, ",") != strings.Join(s.WaitingFor, ",") {
+			o.Reason != s.Reason || o.Message != s.Message || !slices.Equal(o.LogTail, s.LogTail) ||
+			!slices.Equal(o.WaitingFor, s.WaitingFor) {
 			out = append(out, s)
 		}
 	}
@@ -282,7 +268,7 @@ func Until(ctx context.Context, c *kube.Client, namespace, name string, opts Opt
 
 func failed(env *v1alpha1.ErgomakeEnv) *v1alpha1.ServiceStatus {
 	for i := range env.Status.Services {
-		if env.Status.Services[i].State == v1alpha1.StateFailed {
+		if env.Status.Services[i].Failed() {
 			return &env.Status.Services[i]
 		}
 	}

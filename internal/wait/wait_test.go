@@ -69,6 +69,8 @@ func TestChanged(t *testing.T) {
 	a2.State, a2.Ready = v1alpha1.StateHealthy, 1
 	b2 := b
 	b2.Message = "waiting for a"
+	a3 := a
+	a3.LogTail = []string{"panic: boom"}
 	tests := []struct {
 		name      string
 		prev, cur *v1alpha1.ErgomakeEnv
@@ -78,6 +80,7 @@ func TestChanged(t *testing.T) {
 		{"no change", prev, withServices(a, b), nil},
 		{"one changed", prev, withServices(a2, b), []string{"a"}},
 		{"message changed", prev, withServices(a, b2), []string{"b"}},
+		{"log tail changed", prev, withServices(a3, b), []string{"a"}},
 		{"new service", withServices(a), withServices(a, b), []string{"b"}},
 	}
 	for _, tt := range tests {
@@ -98,6 +101,7 @@ func TestFailing(t *testing.T) {
 	running := v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateRunning, Ready: 1, Desired: 1}
 	starting := v1alpha1.ServiceStatus{Name: "api", State: v1alpha1.StateStarting, Desired: 1}
 	failed := v1alpha1.ServiceStatus{Name: "worker", State: v1alpha1.StateFailed, Reason: "CrashLoopBackOff"}
+	partly := v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateRunning, Ready: 1, Desired: 2}
 	tests := []struct {
 		name string
 		env  *v1alpha1.ErgomakeEnv
@@ -107,6 +111,7 @@ func TestFailing(t *testing.T) {
 		{"all fine", withServices(healthy, running), ""},
 		{"failed wins over not ready", withServices(starting, failed), "worker"},
 		{"first not ready", withServices(healthy, starting), "api"},
+		{"not every replica running", withServices(healthy, partly), "web"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,7 +129,7 @@ func TestFailing(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	svc := &v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateFailed, Reason: "ImagePullBackOff",
-		Message: "image \"nope:1\" not found\nmore"}
+		Message: "image \"nope:1\" not found"}
 	var err error = &DegradedError{Service: svc}
 	if got, want := err.Error(), `service "web" failed: image "nope:1" not found`; got != want {
 		t.Errorf("DegradedError = %q, want %q", got, want)
@@ -139,8 +144,8 @@ func TestErrors(t *testing.T) {
 		t.Errorf("TimeoutError = %q, want %q", got, want)
 	}
 	err = &DegradedError{Service: &v1alpha1.ServiceStatus{Name: "api", State: v1alpha1.StateFailed,
-		Message: "crash loop: exited with code 1, restarted 1 times; last log lines:\npanic: boom"}}
-	if got, want := err.Error(), `service "api" failed: crash loop: exited with code 1, restarted 1 times`; got != want {
+		Message: "crash loop: exited with code 1, restarted 1 time", LogTail: []string{"starting", "panic: boom"}}}
+	if got, want := err.Error(), `service "api" failed: crash loop: exited with code 1, restarted 1 time`; got != want {
 		t.Errorf("DegradedError = %q, want %q", got, want)
 	}
 	var de *DegradedError

@@ -94,7 +94,7 @@ func fwStart(t *testing.T, e *fwEnv, opts forward.Options, ports ...forward.Port
 	}
 	if opts.Dialer == nil && os.Getenv("FORWARD_TEST_STREAMS") == "1" {
 		// For comparisons: client-go's own WebSocket dialer and stream
-		// connection (spdystream) instead of the forwarder's lean tunnel.
+		// connection (spdystream) instead of the forwarder's frame tunnel.
 		opts.Dialer = fwClientGoDialer(e)
 	}
 	f, err := forward.New(e.cfg, e.ns, opts)

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -192,18 +193,19 @@ func TestOperatorCrashLoop(t *testing.T) {
 	svc.Command = []string{"crash"}
 	e.create(e.newEnv("crashy", svc))
 
-	env := e.waitEnv("crashy", 2*time.Minute, "worker in a crash loop", func(env *v1alpha1.ErgomakeEnv) bool {
+	env := e.waitEnv("crashy", 2*time.Minute, "worker in a crash loop with its log lines", func(env *v1alpha1.ErgomakeEnv) bool {
 		s := serviceStatus(env, "worker")
-		return s.Reason == "CrashLoopBackOff" && strings.Contains(s.Message, "last log lines")
+		return s.Reason == "CrashLoopBackOff" && len(s.LogTail) > 0
 	})
 	s := serviceStatus(env, "worker")
-	t.Logf("worker: %s: %s", s.Reason, s.Message)
-	for _, want := range []string{"exited with code 1", "testapp: crash requested, exiting with 1"} {
-		if !strings.Contains(s.Message, want) {
-			t.Errorf("message %q lacks %q", s.Message, want)
-		}
+	t.Logf("worker: %s: %s; log %q", s.Reason, s.Message, s.LogTail)
+	if !strings.Contains(s.Message, "exited with code 1") || strings.Contains(s.Message, "\n") {
+		t.Errorf("message %q is not one line saying the exit code", s.Message)
 	}
-	if s.State != v1alpha1.StateFailed || env.Status.Phase != v1alpha1.PhaseDegraded {
+	if !slices.Contains(s.LogTail, "testapp: crash requested, exiting with 1") {
+		t.Errorf("log tail %q lacks the crash's line", s.LogTail)
+	}
+	if s.State != v1alpha1.StateFailed || !s.Failed() || s.IsReady() || env.Status.Phase != v1alpha1.PhaseDegraded {
 		t.Errorf("status %s", describeStatus(env))
 	}
 }
@@ -258,13 +260,17 @@ func TestOperatorJobFailed(t *testing.T) {
 	}
 	web := dependsOn(testService("web"), "migrate", v1alpha1.ServiceCompletedSuccessfully)
 	e.create(e.newEnv("jobfail", migrate, web))
-	env := e.waitEnv("jobfail", 2*time.Minute, "migrate failed", func(env *v1alpha1.ErgomakeEnv) bool {
-		return serviceStatus(env, "migrate").State == v1alpha1.StateFailed
+	env := e.waitEnv("jobfail", 2*time.Minute, "migrate failed with its log lines", func(env *v1alpha1.ErgomakeEnv) bool {
+		m := serviceStatus(env, "migrate")
+		return m.State == v1alpha1.StateFailed && len(m.LogTail) > 0
 	})
 	m := serviceStatus(env, "migrate")
-	t.Logf("migrate: %s: %s", m.Reason, m.Message)
+	t.Logf("migrate: %s: %s; log %q", m.Reason, m.Message, m.LogTail)
 	if !strings.Contains(m.Message, "exited with code 3") {
 		t.Errorf("message %q lacks the exit code", m.Message)
+	}
+	if !slices.Contains(m.LogTail, "exiting with 3 after 0s") {
+		t.Errorf("log tail %q lacks the job's line", m.LogTail)
 	}
 	if w := serviceStatus(env, "web"); w.Reason != operator.ReasonDependencyFailed {
 		t.Errorf("web %+v", w)

@@ -233,6 +233,9 @@ func describeStatus(env *v1alpha1.ErgomakeEnv) string {
 	fmt.Fprintf(&b, "phase=%s summary=%s message=%q", env.Status.Phase, env.Status.Summary, env.Status.Message)
 	for _, s := range env.Status.Services {
 		fmt.Fprintf(&b, "; %s: %s %d/%d %s %q", s.Name, s.State, s.Ready, s.Desired, s.Reason, s.Message)
+		if len(s.LogTail) > 0 {
+			fmt.Fprintf(&b, " log %q", s.LogTail)
+		}
 	}
 	return b.String()
 }

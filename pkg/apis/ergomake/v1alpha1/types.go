@@ -504,16 +504,22 @@ type ServiceStatus struct {
 	// Unschedulable, ProbeFailing, JobFailed, WaitingForDependencies, ...).
 	// +optional
 	Reason string `json:"reason,omitempty"`
-	// Message is a human explanation the user can act on.
+	// Message is a human explanation the user can act on, on one line.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// LogTail is the last lines of the log of the container that explains a failure (a crash
+	// loop, a failed one-shot service), oldest first; empty when there is none or it cannot be
+	// read.
+	// +optional
+	LogTail []string `json:"logTail,omitempty"`
 	// WaitingFor lists the dependencies not yet meeting their condition.
 	// +optional
 	WaitingFor []string `json:"waitingFor,omitempty"`
 	// CreatedAt is when the operator created the service's workload.
 	// +optional
 	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
-	// ReadyAt is when the service first became ready (healthy, or completed).
+	// ReadyAt is when the service became ready (healthy, running every replica, or completed)
+	// and has stayed ready since; unset while it is not ready.
 	// +optional
 	ReadyAt *metav1.Time `json:"readyAt,omitempty"`
 }
