@@ -14,7 +14,7 @@ import (
 	"github.com/ergomake/ergomake/internal/registryrelay"
 )
 
-// The in-cluster registry: where built images go (distribution's cmd/registry, built into an image
+// The in-cluster registry: where built images go (distribution's registry, built into an image
 // by hack/cluster/registry), and the node relay that lets every node's container runtime pull from
 // it as 127.0.0.1:RELAYPORT/NAME over plain HTTP.
 const (
