@@ -23,7 +23,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ergomake/ergomake/internal/install"
@@ -53,9 +52,13 @@ func regRelayAddress(t *testing.T, cs kubernetes.Interface) string {
 	return ""
 }
 
-// TestRegistryPullThroughRelay runs a pod of the seeded test image named by the relay's loopback
-// address with imagePullPolicy Always: the node's container runtime pulls it over plain HTTP from
-// 127.0.0.1, through the relay, from the in-cluster registry (the image it runs is the registry's).
+// TestRegistryPullThroughRelay runs a pod of the seeded busybox image named by the relay's
+// loopback address with imagePullPolicy Always: the node's container runtime pulls it over plain
+// HTTP from 127.0.0.1, through the relay, from the in-cluster registry (the image it runs is the
+// registry's). It pulls busybox rather than the seeded test image on purpose: the test image is
+// also preloaded into containerd as ergomake.test/testapp:latest with the same config but another
+// manifest digest, and once containerd's CRI plugin has pulled the registry's copy it stops finding
+// the preloaded name (every later pod of ergomake.test/testapp:latest then tries to pull it).
 func TestRegistryPullThroughRelay(t *testing.T) {
 	cfg := cluster.Config(t)
 	cs := cluster.Clientset(t, cfg)
@@ -63,19 +66,19 @@ func TestRegistryPullThroughRelay(t *testing.T) {
 	ns := cluster.Namespace(t, cs, "e2e-registry")
 	ctx := context.Background()
 
-	digest := regManifestDigest(t, relay, "ergomake.test/testapp", "latest")
+	digest := regManifestDigest(t, relay, "library/busybox", "latest")
 	grace := int64(1)
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "testapp", Labels: map[string]string{"app": "testapp"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "busybox", Labels: map[string]string{"app": "busybox"}},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{{
-				Name:            "testapp",
-				Image:           relay + "/ergomake.test/testapp:latest",
+				Name:            "busybox",
+				Image:           relay + "/library/busybox:latest",
 				ImagePullPolicy: corev1.PullAlways,
-				Env:             []corev1.EnvVar{{Name: "PORTS", Value: "8080"}},
+				Command:         []string{"sh", "-c", "touch /tmp/ready; exec sleep 3600"},
 				ReadinessProbe: &corev1.Probe{
-					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
+					ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/tmp/ready"}}},
 					PeriodSeconds: 1,
 				},
 			}},
@@ -84,7 +87,7 @@ func TestRegistryPullThroughRelay(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p := cluster.ReadyPod(t, cs, ns, map[string]string{"app": "testapp"}, 90*time.Second)
+	p := cluster.ReadyPod(t, cs, ns, map[string]string{"app": "busybox"}, 90*time.Second)
 	if id := p.Status.ContainerStatuses[0].ImageID; !strings.HasSuffix(id, "@"+digest) {
 		t.Errorf("the pod runs image %s, want the registry's %s", id, digest)
 	}
