@@ -1,6 +1,6 @@
 // Package config embeds the manifests ergomake installs: the generated CustomResourceDefinition
 // (crd/), the operator's generated ClusterRole (rbac/) and its ServiceAccount, binding and
-// Deployment (operator/).
+// Deployment (operator/), and the in-cluster registry with its node relay (registry/).
 package config
 
 import "embed"
@@ -19,3 +19,9 @@ var RBAC []byte
 //
 //go:embed operator/*.yaml
 var Operator embed.FS
+
+// Registry holds the in-cluster registry's ConfigMap, PersistentVolumeClaim, Service and
+// Deployment, and the DaemonSet of its node relay.
+//
+//go:embed registry/*.yaml
+var Registry embed.FS

@@ -1,6 +1,7 @@
 # The local Kubernetes cluster (hack/cluster) and the tests and demo that use it.
 #   make cluster-up       build what is missing, start the cluster, wait for node Ready + CoreDNS,
-#                         then build the operator from this tree and install it (mk/operator.mk)
+#                         then build the operator and the registry from this tree, install them
+#                         (mk/operator.mk, mk/registry.mk) and seed the registry
 #   make cluster-start    the cluster alone, without the operator
 #   make cluster-build    only build the binaries and images (no start)
 #   make cluster-down     stop it (PURGE=1 also wipes its state: etcd data, containerd root)
@@ -17,9 +18,9 @@ DEMO_PROJECT ?= testdata/elasticsearch-kibana-testapp
 
 .PHONY: cluster-up cluster-start cluster-build cluster-down cluster-status cluster-image test-e2e demo
 
-# cluster-up leaves the cluster ready for `ergomake up`: operator-install depends on cluster-start,
-# so the order holds under make -j too.
-cluster-up: cluster-start operator-install
+# cluster-up leaves the cluster ready for `ergomake up`: operator-install depends on cluster-start
+# and cluster-seed on operator-install, so the order holds under make -j too.
+cluster-up: cluster-start operator-install cluster-seed
 
 cluster-start:
 	@hack/cluster/up.sh

@@ -1,12 +1,18 @@
 // Command ergomake-operator runs the controller that turns ErgomakeEnvs into running environments.
+// `ergomake-operator registry-relay` runs the node relay of the in-cluster registry instead
+// (internal/registryrelay): the same image serves both.
 package main
 
 import (
 	"os"
 
 	"github.com/ergomake/ergomake/internal/operator"
+	"github.com/ergomake/ergomake/internal/registryrelay"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == registryrelay.Command {
+		os.Exit(registryrelay.Main(os.Args[2:], os.Stderr))
+	}
 	os.Exit(operator.Main(os.Args[1:], os.Stderr))
 }

@@ -38,6 +38,10 @@ COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-schedule
 PAUSE_IMAGE=ergomake.test/pause:1
 COREDNS_IMAGE=ergomake.test/coredns:1.15.0
 TESTAPP_IMAGE=ergomake.test/testapp:latest
+# The in-cluster registry `ergomake install` puts in ergomake-system, and its node relay: every node
+# (this host) reaches it on 127.0.0.1:$RELAY_PORT. cluster-seed pushes the images builds start from.
+REGISTRY_IMAGE=ergomake.test/ergomake-registry:dev
+RELAY_PORT=${RELAY_PORT:-5100}
 
 T0=${T0:-$(date +%s%N)}
 export T0
@@ -69,13 +73,13 @@ run_logged() {
 	local start=$SECONDS rc=0 ticker
 	(
 		while sleep 30 </dev/null >/dev/null 2>&1; do # sleep must not hold our stdout open
-			last=$(grep -v '^### ' "$log" | tail -n 1 | cut -c1-100)
+			last=$(grep -v '^### ' "$log" | tail -n 1 | cut -c1-100 || true) # no output yet: grep fails
 			say "  ... still running ($((SECONDS - start)) s): ${last:-no output yet}"
 		done
 	) 8>&- 9>&- &
 	ticker=$!
 	"$@" >>"$log" 2>&1 </dev/null 8>&- 9>&- || rc=$?
-	kill "$ticker" 2>/dev/null
+	kill "$ticker" 2>/dev/null || true # already gone: not an error (set -e would end the script silently)
 	wait "$ticker" 2>/dev/null || true
 	[ "$rc" = 0 ] || die "$* (exit $rc)" "$log"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make cluster-status: which components of the local cluster run, node and CoreDNS state, and the
-# resident memory of the whole cluster. Exit status 0 only when every component runs.
+# make cluster-status: which components of the local cluster run, node and CoreDNS state, the
+# in-cluster registry's repositories, and the resident memory of the whole cluster. Exit status 0 only when every component runs.
 PROG=cluster-status
 source "$(dirname "$0")/lib.sh"
 set +e
@@ -32,6 +32,11 @@ printf '  %-24s %d MiB\n' "total resident memory" $(((total + shim_rss) / 1024))
 if [ "$down" = 0 ] && [ -f "$KUBECONFIG_FILE" ]; then
 	kc get nodes -o wide 2>&1 | sed 's/^/  /'
 	kc -n kube-system get deploy coredns 2>&1 | sed 's/^/  /'
+	if repos=$(curl -sf --max-time 5 "http://127.0.0.1:$RELAY_PORT/v2/_catalog"); then
+		echo "  registry on 127.0.0.1:$RELAY_PORT (through the node relay): $repos"
+	else
+		echo "  registry: no answer on 127.0.0.1:$RELAY_PORT (make cluster-up installs and seeds it)"
+	fi
 	echo "export KUBECONFIG=$KUBECONFIG_FILE"
 	exit 0
 fi

@@ -13,16 +13,30 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/kube"
 )
 
 // testFactory is a Factory around buffers, with a chosen environment and working directory.
-// HOME points at an empty directory so no real config file is read.
+// HOME points at an empty directory so no real config file is read. The settings (internal/config)
+// read the process environment, as viper does: it is set to the same variables for the test, with
+// HOME, XDG_CONFIG_HOME and any ERGOMAKE_* variable of the real one cleared.
 func testFactory(t *testing.T, environ ...string) (*Factory, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	ios, _, stdout, stderr := iostreams.Test()
 	env := append([]string{"HOME=" + t.TempDir()}, environ...)
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "ERGOMAKE_") || k == "HOME" || k == "XDG_CONFIG_HOME" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +46,7 @@ func testFactory(t *testing.T, environ ...string) (*Factory, *bytes.Buffer, *byt
 		Environ:    func() []string { return env },
 		WorkingDir: func() (string, error) { return wd, nil },
 		Now:        func() time.Time { return time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC) },
+		KubeClient: newKubeClient,
 	}, stdout, stderr
 }
 
@@ -48,7 +63,7 @@ func parse(t *testing.T, f *Factory, cmd *cobra.Command, argv string) error {
 	}
 	root.AddCommand(cmd)
 	args := strings.Fields(argv)
-	root.SetArgs(hoistProjectFlags(append([]string{cmd.Name()}, args...)))
+	root.SetArgs(hoistFlags(root, append([]string{cmd.Name()}, args...)))
 	root.SetOut(&bytes.Buffer{})
 	root.SetErr(&bytes.Buffer{})
 	_, err := root.ExecuteC()
@@ -135,7 +150,7 @@ func TestProjectFlagsBeforeVerb(t *testing.T) {
 		}
 	}
 	root.AddCommand(NewCmdLogs(f, func(o *LogsOptions) error { got = o; return nil }))
-	root.SetArgs(hoistProjectFlags([]string{"-f", "a.yaml", "--project-name=shop", "logs", "-f", "web"}))
+	root.SetArgs(hoistFlags(root, []string{"-f", "a.yaml", "--project-name=shop", "logs", "-f", "web"}))
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +173,10 @@ func TestHoistProjectFlags(t *testing.T) {
 		{"--version", "--version"},
 		{"-- -f a.yaml up", "-- -f a.yaml up"},
 	}
+	f, _, _ := testFactory(t)
+	root := NewCmdRoot(f)
 	for _, tt := range tests {
-		got := strings.Join(hoistProjectFlags(strings.Fields(tt.in)), " ")
+		got := strings.Join(hoistFlags(root, strings.Fields(tt.in)), " ")
 		if got != tt.want {
 			t.Errorf("hoist(%q) = %q, want %q", tt.in, got, tt.want)
 		}
@@ -385,7 +402,6 @@ func TestExitCodeMapping(t *testing.T) {
 		{"exit error", context.Background(), &ExitError{Code: 3, Err: errors.New("degraded")}, 3, "error: degraded\n"},
 		{"silent exit error", context.Background(), &ExitError{Code: 4, Err: ErrSilent}, 4, ""},
 		{"flag error", context.Background(), FlagErrorf("bad"), 2, "error: bad\n"},
-		{"not implemented yet", context.Background(), notImplemented("ls"), 1, "error: ergomake ls is not implemented yet\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -449,4 +465,94 @@ func TestCompletionScripts(t *testing.T) {
 func scriptHead(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// TestCommandsOpenTheClusterThroughTheFactory: every command that talks to the cluster gets its
+// client from Factory.KubeClient, with the cluster flags.
+func TestCommandsOpenTheClusterThroughTheFactory(t *testing.T) {
+	for _, argv := range [][]string{
+		{"up", "-f", "testdata/project/compose.yaml"},
+		{"forward", "-p", "shop"},
+		{"ps", "-p", "shop"},
+		{"logs", "-p", "shop"},
+		{"ls"},
+		{"down", "-p", "shop"},
+		{"install"},
+		{"uninstall"},
+		{"operator"},
+	} {
+		t.Run(argv[0], func(t *testing.T) {
+			f, _, stderr := testFactory(t)
+			var got ClusterOptions
+			f.KubeClient = func(c ClusterOptions) (*kube.Client, error) {
+				got = c
+				return nil, errors.New("no cluster here")
+			}
+			args := append(argv, "--context", "ctx", "--kubeconfig", "/k")
+			if code := Run(context.Background(), f, args); code != 1 || stderr.String() != "error: no cluster here\n" {
+				t.Errorf("exit %d, stderr %q", code, stderr)
+			}
+			if got.Context != "ctx" || got.Kubeconfig != "/k" {
+				t.Errorf("KubeClient got %+v", got)
+			}
+		})
+	}
+}
+
+// TestEveryProjectAndClusterFlagBeforeVerb: each flag that addProjectFlags and addClusterFlags
+// register is accepted before the verb, by its long name and its shorthand, for every verb that
+// has it. A flag added there is hoisted without being listed anywhere else.
+func TestEveryProjectAndClusterFlagBeforeVerb(t *testing.T) {
+	scratch := &cobra.Command{Use: "scratch"}
+	addProjectFlags(scratch, &ProjectOptions{})
+	addClusterFlags(scratch, &ClusterOptions{})
+	f, _, _ := testFactory(t)
+	checked := map[string]int{}
+	scratch.Flags().VisitAll(func(def *pflag.Flag) {
+		for _, verb := range NewCmdRoot(f).Commands() {
+			vf := verb.LocalFlags().Lookup(def.Name)
+			if vf == nil || len(vf.Annotations[groupAnnotation]) == 0 {
+				continue // the verb has no such flag, or one that means something else
+			}
+			value := map[string]string{"duration": "1m", "bool": ""}[vf.Value.Type()]
+			if value == "" && vf.Value.Type() != "bool" {
+				value = "x"
+			}
+			spellings := [][]string{{"--" + def.Name}}
+			if vf.Shorthand != "" {
+				spellings = append(spellings, []string{"-" + vf.Shorthand})
+			}
+			for _, flag := range spellings {
+				if value != "" {
+					flag = append(flag, value)
+				}
+				// Moved after the verb under its long name (cobra alone would find the verb but
+				// parse "-f" with the verb's meaning, or not at all before it).
+				root := NewCmdRoot(f)
+				args := hoistFlags(root, append(flag, verb.Name()))
+				want := []string{verb.Name(), "--" + def.Name + "=" + value}
+				if value == "" {
+					want[1] = "--" + def.Name
+				}
+				if !reflect.DeepEqual(args, want) {
+					t.Errorf("ergomake %s %s: hoisted to %q, want %q", strings.Join(flag, " "), verb.Name(), args, want)
+					continue
+				}
+				cmd, rest, err := root.Find(args)
+				if err == nil {
+					err = cmd.ParseFlags(rest)
+				}
+				if err != nil || cmd.Name() != verb.Name() || !cmd.Flags().Changed(def.Name) {
+					t.Errorf("ergomake %s %s: verb %s, err %v, --%s not given", strings.Join(flag, " "), verb.Name(), cmd.Name(), err, def.Name)
+				}
+				checked[def.Name]++
+			}
+		}
+		if checked[def.Name] == 0 {
+			t.Errorf("no verb has --%s", def.Name)
+		}
+	})
+	if len(checked) < 8 {
+		t.Errorf("checked only %v", checked)
+	}
 }

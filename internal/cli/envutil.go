@@ -17,14 +17,10 @@ import (
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
-// newKubeClient builds the cluster client of the cluster flags.
-func newKubeClient(c ClusterOptions) (*kube.Client, error) {
-	return kube.New(kube.Options{Kubeconfig: c.Kubeconfig, Context: c.Context, Namespace: c.Namespace})
-}
-
-// connect builds the client and checks the cluster answers and serves ErgomakeEnvs.
-func connect(ctx context.Context, c ClusterOptions) (*kube.Client, error) {
-	client, err := newKubeClient(c)
+// connect builds the client of the cluster flags and checks the cluster answers and serves
+// ErgomakeEnvs.
+func connect(ctx context.Context, f *Factory, c ClusterOptions) (*kube.Client, error) {
+	client, err := f.KubeClient(c)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +45,7 @@ func openProject(ctx context.Context, f *Factory, p ProjectOptions, c ClusterOpt
 	if err != nil {
 		return "", nil, err
 	}
-	client, err := connect(ctx, c)
+	client, err := connect(ctx, f, c)
 	if err != nil {
 		return "", nil, err
 	}

@@ -2,23 +2,23 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/session"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/internal/wait"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
-// envView shows an environment's services while `up` waits for them, on stderr.
+// envView shows an environment's services while `up` waits for them, on stderr: a ui.Status
+// (the one spinner) with a ui.Table (the one table) under it.
 //
-// On a terminal that can animate it is a table redrawn in place under a spinner line:
+// On a terminal that can animate it is a table redrawn in place under the spinner line:
 //
 //	⠙ Waiting for services: 1/2 ready
 //	╭───────────────┬──────────┬───────┬─────────────────────────────╮
@@ -30,208 +30,70 @@ import (
 //	17:30:05 elasticsearch: healthy 1/1
 //	17:30:05 kibana: waiting for elasticsearch
 type envView struct {
-	w       io.Writer
-	styles  *ui.Styles
+	ios     *iostreams.IOStreams
+	status  *ui.Status
 	animate bool
-	width   int
-	now     func() time.Time
 	title   string
 
-	mu    sync.Mutex
-	prev  *v1alpha1.ErgomakeEnv
-	cur   *v1alpha1.ErgomakeEnv
-	lines int // lines of the frame on screen
-	// printed is the last plain line of each service, so that only real changes are printed.
-	printed map[string]string
-	frame   int
-	ticker  *time.Ticker
-	done    chan struct{}
-	wg      sync.WaitGroup
+	mu      sync.Mutex
+	changes *changePrinter // the plain lines
 }
 
-var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
-
 func newEnvView(ios *iostreams.IOStreams, title string, now func() time.Time) *envView {
-	if now == nil {
-		now = time.Now
-	}
-	return &envView{
-		w:       ios.ErrOut,
-		styles:  ui.NewStyles(ios.ColorEnabledStderr()),
-		animate: ios.CanAnimate(),
-		width:   ios.TerminalWidth(),
-		now:     now,
-		title:   title,
-		printed: map[string]string{},
-	}
+	v := &envView{ios: ios, status: ui.NewStatus(ios, ui.StatusOptions{Now: now}), animate: ios.CanAnimate(), title: title}
+	v.changes = newChangePrinter(nil, v.status.Logf)
+	v.changes.tails = nil // summaries only
+	return v
 }
 
 // Start shows the view (and starts the spinner on a terminal).
-func (v *envView) Start() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if !v.animate {
-		v.plain("%s %s ...", ui.IconPhase, v.title)
-		return
-	}
-	done, ticker := make(chan struct{}), time.NewTicker(100*time.Millisecond)
-	v.done, v.ticker = done, ticker
-	v.draw("")
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ticker.C:
-				v.mu.Lock()
-				v.frame++
-				v.draw("")
-				v.mu.Unlock()
-			}
-		}
-	}()
-}
+func (v *envView) Start() { v.status.Start(v.title) }
 
 // Update shows a new version of the environment.
 func (v *envView) Update(env *v1alpha1.ErgomakeEnv) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.prev, v.cur = v.cur, env
-	if v.animate {
-		v.draw("")
+	if !v.animate {
+		v.changes.update(env)
 		return
 	}
-	for _, s := range wait.Changed(v.prev, v.cur) {
-		if line := s.Name + ": " + serviceSummary(s); v.printed[s.Name] != line {
-			v.printed[s.Name] = line
-			v.plain("%s", line)
-		}
-	}
+	ready, total := session.ReadyCount(env)
+	v.status.SetBody(fmt.Sprintf("%d/%d ready", ready, total), strings.TrimSuffix(v.table(env), "\n"))
 }
 
 // Logf prints a line above the view.
-func (v *envView) Logf(format string, args ...any) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	line := fmt.Sprintf(format, args...)
-	if !v.animate {
-		v.plain("%s", line)
-		return
-	}
-	v.erase()
-	fmt.Fprintln(v.w, line)
-	v.lines = 0
-	v.draw("")
-}
+func (v *envView) Logf(format string, args ...any) { v.status.Logf(format, args...) }
+
+// Warnf prints a warning line above the view.
+func (v *envView) Warnf(format string, args ...any) { v.status.Warnf(format, args...) }
 
 // End stops the spinner and leaves the last table on screen, its title marked ✓ or ✗.
-func (v *envView) End(ok bool) {
-	v.mu.Lock()
-	if v.done != nil {
-		close(v.done)
-		v.ticker.Stop()
-		v.done = nil
-	}
-	v.mu.Unlock()
-	v.wg.Wait()
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	icon, plainIcon := v.styles.SuccessIcon(), ui.IconSuccess
-	if !ok {
-		icon, plainIcon = v.styles.FailureIcon(), ui.IconFailure
-	}
-	if !v.animate {
-		v.plain("%s %s", plainIcon, v.title)
-		return
-	}
-	v.draw(icon)
-	v.lines = 0
-}
+func (v *envView) End(ok bool) { v.status.End(ok) }
 
-func (v *envView) plain(format string, args ...any) {
-	fmt.Fprintf(v.w, "%s %s\n", v.now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-func (v *envView) erase() {
-	if v.lines > 0 {
-		fmt.Fprintf(v.w, "\r\033[%dA\033[J", v.lines)
-	}
-}
-
-// draw replaces the frame on screen; icon replaces the spinner when not empty.
-func (v *envView) draw(icon string) {
-	if icon == "" {
-		icon = v.styles.Accent.Render(spinnerFrames[v.frame%len(spinnerFrames)])
-	}
-	head := v.title
-	if v.cur != nil {
-		ready, total := readyCount(v.cur)
-		head += fmt.Sprintf(": %d/%d ready", ready, total)
-	}
-	if v.width > 4 {
-		head = truncate(head, v.width-4)
-	}
-	var b strings.Builder
-	b.WriteString(" " + icon + " " + head + "\n")
-	if v.cur != nil && len(v.cur.Status.Services) > 0 {
-		b.WriteString(v.table(v.cur) + "\n")
-	}
-	out := b.String()
-	v.erase()
-	fmt.Fprint(v.w, out)
-	v.lines = strings.Count(out, "\n")
-}
-
-// table renders the services as a lipgloss table no wider than the terminal.
+// table renders the services for the terminal, narrower than it; "" without services.
 func (v *envView) table(env *v1alpha1.ErgomakeEnv) string {
-	width := v.width
-	if width <= 0 {
-		width = 100
+	if len(env.Status.Services) == 0 {
+		return ""
 	}
-	rows := serviceRows(env)
-	nameW, stateW := len("SERVICE"), len("STATE")
-	for _, r := range rows {
-		nameW, stateW = max(nameW, lipgloss.Width(r[0])), max(stateW, lipgloss.Width(r[1]))
+	t := ui.NewStderrTable(v.ios, "SERVICE", "STATE", "READY", "DETAILS")
+	if v.ios.TerminalWidth() <= 0 {
+		t.MaxWidth = 100
 	}
-	// Borders and padding take 3 columns per cell plus 1.
-	// Each cell takes its text plus 2 of padding, plus 5 borders: keep the table narrower than
-	// the terminal.
-	detailW := width - 1 - (nameW + 2) - (stateW + 2) - (len("READY") + 2) - 2 - 5
-	if detailW < 10 {
-		detailW = 10
+	colorStates(t, 1)
+	for _, r := range serviceRows(env) {
+		t.AddRow(r...)
 	}
-	s := v.styles
-	cell := s.NewStyle().Padding(0, 1)
-	t := table.New().Border(lipgloss.RoundedBorder()).BorderStyle(s.Dim).
-		Headers("SERVICE", "STATE", "READY", "DETAILS").
-		StyleFunc(func(row, col int) lipgloss.Style {
-			if row == table.HeaderRow {
-				return cell.Bold(s.Color())
-			}
-			if col == 1 && row >= 0 && row < len(rows) {
-				return stateStyle(s, rows[row][1]).Padding(0, 1) // Inherit does not carry padding
-			}
-			return cell
-		})
-	for _, r := range rows {
-		t.Row(r[0], r[1], r[2], truncate(r[3], detailW))
-	}
-	out := t.Render()
-	if lipgloss.Width(out) < width {
-		return out
-	}
-	// Too narrow for the table (a line that wraps could not be erased): one short line each.
-	var b strings.Builder
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteString("\n")
+	return t.String()
+}
+
+// colorStates colours the state column col of a table of services (on a colour terminal).
+func colorStates(t *ui.Table, col int) {
+	t.CellStyle = func(_, c int, value string) lipgloss.Style {
+		if c == col {
+			return stateStyle(t.Styles(), value)
 		}
-		line := truncate(fmt.Sprintf("  %s %s %s %s", r[0], r[1], r[2], r[3]), width-1)
-		b.WriteString(line)
+		return t.Styles().NewStyle()
 	}
-	return b.String()
 }
 
 func stateStyle(s *ui.Styles, state string) lipgloss.Style {
@@ -286,30 +148,6 @@ func serviceSummary(s v1alpha1.ServiceStatus) string {
 	return text
 }
 
-func readyCount(env *v1alpha1.ErgomakeEnv) (ready, total int) {
-	for _, s := range env.Status.Services {
-		total++
-		if s.IsReady() {
-			ready++
-		}
-	}
-	if total == 0 {
-		total = len(env.Spec.Services)
-	}
-	return ready, total
-}
-
-func truncate(s string, n int) string {
-	if lipgloss.Width(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	for len(r) > 0 && lipgloss.Width(string(r)) > n-1 {
-		r = r[:len(r)-1]
-	}
-	return string(r) + "…"
-}
-
 // changePrinter prints a line for each change of a service while `up` or `forward` is attached
 // (a service that crashes after the environment was ready, say), and the log lines that explain
 // a failure.
@@ -317,7 +155,8 @@ type changePrinter struct {
 	logf    func(format string, args ...any)
 	prev    *v1alpha1.ErgomakeEnv
 	printed map[string]string
-	// tails is the log tail last printed of each service, its lines joined.
+	// tails is the log tail last printed of each service, its lines joined; nil when the log
+	// tails are not printed (the live view of `up`: its failure explanation prints them).
 	tails map[string]string
 }
 
@@ -338,7 +177,7 @@ func (p *changePrinter) update(env *v1alpha1.ErgomakeEnv) {
 			p.printed[s.Name] = line
 			p.logf("%s", line)
 		}
-		if tail := strings.Join(s.LogTail, "\n"); p.tails[s.Name] != tail {
+		if tail := strings.Join(s.LogTail, "\n"); p.tails != nil && p.tails[s.Name] != tail {
 			p.tails[s.Name] = tail
 			for _, l := range s.LogTail {
 				p.logf("  | %s", l)

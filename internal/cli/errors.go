@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ergomake/ergomake/internal/session"
 )
 
 // Exit codes of the ergomake command.
@@ -22,8 +24,10 @@ const (
 // went wrong.
 var ErrSilent = errors.New("SilentError")
 
-// ErrCancel makes the command exit 130 without printing anything more: the user interrupted it.
-var ErrCancel = errors.New("CancelError")
+// ErrCancel makes the command exit 130 without printing anything more: the user interrupted it
+// and was told what was left undone. It is the session's ErrCancel: one value, wherever it
+// comes from.
+var ErrCancel = session.ErrCancel
 
 // FlagError is a command-line mistake: it is printed with the command's usage and exits 2.
 type FlagError struct{ err error }
@@ -57,8 +61,3 @@ func (e *ExitError) Error() string {
 	return e.Err.Error()
 }
 func (e *ExitError) Unwrap() error { return e.Err }
-
-// notImplemented is what the verbs whose issues have not landed yet answer.
-func notImplemented(verb string) error {
-	return fmt.Errorf("ergomake %s is not implemented yet", verb)
-}

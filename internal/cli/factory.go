@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/kube"
 )
 
 // Factory holds what every command needs from the outside world. Main builds the real one;
@@ -14,12 +15,16 @@ type Factory struct {
 	// IOStreams are the standard streams and their terminal manners.
 	IOStreams *iostreams.IOStreams
 	// Environ is the user's environment as KEY=VALUE pairs (os.Environ() for real). Commands read
-	// the environment only through it: COMPOSE_*, ERGOMAKE_*, KUBECONFIG, HOME, ...
+	// the environment only through it (COMPOSE_*, KUBECONFIG, HOME, ...), except the settings:
+	// viper layers ERGOMAKE_* and the config file from the process environment (internal/config).
 	Environ func() []string
 	// WorkingDir is the directory compose files are discovered from (os.Getwd() for real).
 	WorkingDir func() (string, error)
 	// Now is the clock (time.Now for real).
 	Now func() time.Time
+	// KubeClient opens the cluster the cluster flags name (kube.New for real). Every command
+	// that talks to the cluster gets its client here.
+	KubeClient func(ClusterOptions) (*kube.Client, error)
 }
 
 // NewFactory returns the Factory of the running process.
@@ -30,7 +35,13 @@ func NewFactory() *Factory {
 		Environ:    func() []string { return environ },
 		WorkingDir: os.Getwd,
 		Now:        time.Now,
+		KubeClient: newKubeClient,
 	}
+}
+
+// newKubeClient builds the cluster client of the cluster flags.
+func newKubeClient(c ClusterOptions) (*kube.Client, error) {
+	return kube.New(kube.Options{Kubeconfig: c.Kubeconfig, Context: c.Context, Namespace: c.Namespace})
 }
 
 // Getenv returns the value of key in the Factory's environment, "" when unset.

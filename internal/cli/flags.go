@@ -33,6 +33,7 @@ func addProjectFlags(cmd *cobra.Command, p *ProjectOptions) {
 	if fs.ShorthandLookup("f") != nil {
 		short = ""
 	}
+	defer groupNewFlags(fs, groupProject)()
 	fs.StringArrayVarP(&p.Files, "file", short, nil, "compose configuration file (repeatable; default: compose.yaml and its override, found in the current directory or its parents; $COMPOSE_FILE)")
 	fs.StringVarP(&p.ProjectName, "project-name", "p", "", "project name (default: $COMPOSE_PROJECT_NAME, the top-level name:, or the project directory's name)")
 	fs.StringVar(&p.ProjectDirectory, "project-directory", "", "alternate working directory (default: the directory of the first compose file)")
@@ -41,9 +42,6 @@ func addProjectFlags(cmd *cobra.Command, p *ProjectOptions) {
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	_ = cmd.MarkFlagDirname("project-directory")
 	_ = cmd.MarkFlagFilename("env-file")
-	for _, name := range []string{"file", "project-name", "project-directory", "profile", "env-file"} {
-		setGroup(fs, name, groupProject)
-	}
 }
 
 // composeOptions are the compose loader's options for these flags, in f's environment. compose-go's
@@ -80,19 +78,18 @@ type ClusterOptions struct {
 // addClusterFlags registers --kubeconfig, --context and -n/--namespace.
 func addClusterFlags(cmd *cobra.Command, c *ClusterOptions) {
 	fs := cmd.Flags()
+	defer groupNewFlags(fs, groupCluster)()
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&c.Context, "context", "", "kubeconfig context to use (default: the current context)")
 	_ = cmd.MarkFlagFilename("kubeconfig")
-	setGroup(fs, "kubeconfig", groupCluster)
-	setGroup(fs, "context", groupCluster)
 	config.MarkSetting(fs, "kubeconfig", "context")
 	addNamespaceFlag(cmd, &c.Namespace)
 }
 
 // addNamespaceFlag registers -n/--namespace alone (for commands that need no cluster).
 func addNamespaceFlag(cmd *cobra.Command, ns *string) {
+	defer groupNewFlags(cmd.Flags(), groupCluster)()
 	cmd.Flags().StringVarP(ns, "namespace", "n", "", "namespace of the environment (default: ergomake-<project>)")
-	setGroup(cmd.Flags(), "namespace", groupCluster)
 	config.MarkSetting(cmd.Flags(), "namespace")
 }
 
@@ -105,6 +102,21 @@ const (
 
 func setGroup(fs *pflag.FlagSet, name, group string) {
 	_ = fs.SetAnnotation(name, groupAnnotation, []string{group})
+}
+
+// groupNewFlags puts every flag registered on fs between the call and the call of the function it
+// returns in group: "defer groupNewFlags(fs, groupProject)()". The group decides the help section
+// and which flags may come before the verb (hoistFlags).
+func groupNewFlags(fs *pflag.FlagSet, group string) func() {
+	before := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { before[f.Name] = true })
+	return func() {
+		fs.VisitAll(func(f *pflag.Flag) {
+			if !before[f.Name] && len(f.Annotations[groupAnnotation]) == 0 {
+				setGroup(fs, f.Name, group)
+			}
+		})
+	}
 }
 
 // Output formats.

@@ -2,14 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/session"
 	"github.com/ergomake/ergomake/internal/ui"
-	"github.com/ergomake/ergomake/internal/wait"
 )
 
 // ForwardOptions are the options of `ergomake forward`.
@@ -57,30 +55,11 @@ func forwardRun(opts *ForwardOptions) error {
 	if err != nil {
 		return err
 	}
-	client, env, only := target.client, target.env, target.only
 	status := ui.NewStatus(opts.IO, ui.StatusOptions{Now: opts.Factory.Now})
 	defer status.Stop()
-	if wait.Evaluate(env) != wait.Ready {
-		status.Warnf("environment %s/%s is not ready (%s): connections wait for ready pods", env.Namespace, env.Name, envSummary(env))
-	}
-	sess, err := startForwarding(ctx, opts.IO, status, client, env, only)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	fmt.Fprintf(opts.IO.Out, "Remote services of %s are now bound to localhost. [Press CTRL+C to stop forwarding; the environment keeps running]\n", env.Name)
-	hctx, stopBeats := context.WithCancel(ctx)
-	gone := heartbeat(hctx, client, env.Namespace, env.Name, opts.Factory.Now, sess.stop)
-	watched := watchAttached(hctx, client, env, status, sess.stop)
-	werr := sess.wait()
-	stopBeats()
-	if errors.Is(<-gone, errEnvGone) || errors.Is(<-watched, wait.ErrGone) {
-		return fmt.Errorf("environment %s/%s was deleted", env.Namespace, env.Name)
-	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	return werr
+	return session.Forward(ctx, session.Options{
+		Client:   target.client,
+		Reporter: newLiveView(opts.IO, status, opts.Factory.Now),
+		Now:      opts.Factory.Now,
+	}, target.env, target.only)
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/iostreams"
-	"github.com/ergomake/ergomake/internal/kube"
 )
 
 // InstallOptions are the options of `ergomake install` and `ergomake uninstall`.
 type InstallOptions struct {
 	IO      *iostreams.IOStreams
+	Factory *Factory
 	Context context.Context
 
 	Kubeconfig  string
@@ -27,37 +27,48 @@ type InstallOptions struct {
 	Revision  string
 	Timeout   time.Duration
 	DryRun    bool
+	// RegistryImage is the in-cluster registry's image; RelayPort the port of its node relay.
+	RegistryImage    string
+	RegistryRevision string
+	RelayPort        int
 }
 
 // NewCmdInstall returns `ergomake install`.
 func NewCmdInstall(f *Factory, runF func(*InstallOptions) error) *cobra.Command {
-	opts := &InstallOptions{IO: f.IOStreams}
+	opts := &InstallOptions{IO: f.IOStreams, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "install [flags]",
 		Short: "Install the ergomake operator on the cluster",
 		Long: `Install the ergomake operator on the cluster: the ErgomakeEnv CustomResourceDefinition, the
-operator's ClusterRole, ServiceAccount and binding, and its Deployment. Waits until the operator is
-available. Running it again updates what it installed (server-side apply).`,
+operator's ClusterRole, ServiceAccount and binding, and its Deployment; and the in-cluster registry
+(a Deployment and Service, its images on a PersistentVolumeClaim when the cluster has a default
+StorageClass, else on an emptyDir) with its node relay, a DaemonSet that lets every node pull
+127.0.0.1:<relay-port>/NAME from it. Waits until they are available. Running it again updates what
+it installed (server-side apply).`,
 		Example: `  ergomake install
-  ergomake install --image ergomake.test/ergomake-operator:dev --namespace ergomake-system`,
+  ergomake install --image ergomake.test/ergomake-operator:dev --registry-image ergomake.test/ergomake-registry:dev`,
 		Args: wrapArgs(cobra.NoArgs),
 		RunE: opts.runE(runF, installRun),
 	}
 	addInstallFlags(cmd, opts)
 	cmd.Flags().StringVar(&opts.Image, "image", install.DefaultImage(), "operator image")
-	cmd.Flags().StringVar(&opts.Revision, "revision", "", "value recorded on the operator's pods; a new value restarts them (for an image rebuilt under the same tag)")
+	cmd.Flags().StringVar(&opts.Revision, "revision", "", "value recorded on the pods of the operator's image (the operator's and the relay's); a new value restarts them (for an image rebuilt under the same tag)")
+	cmd.Flags().StringVar(&opts.RegistryImage, "registry-image", install.DefaultRegistryImage(), "image of the in-cluster registry")
+	cmd.Flags().StringVar(&opts.RegistryRevision, "registry-revision", "", "value recorded on the registry's pod; a new value restarts it (for an image rebuilt under the same tag)")
+	cmd.Flags().IntVar(&opts.RelayPort, "relay-port", install.DefaultRelayPort, "port on each node's 127.0.0.1 where the node relay serves the registry")
 	return cmd
 }
 
 // NewCmdUninstall returns `ergomake uninstall`.
 func NewCmdUninstall(f *Factory, runF func(*InstallOptions) error) *cobra.Command {
-	opts := &InstallOptions{IO: f.IOStreams}
+	opts := &InstallOptions{IO: f.IOStreams, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "uninstall [flags]",
 		Short: "Remove the ergomake operator from the cluster",
 		Long: `Remove what "ergomake install" installed: the ErgomakeEnv CustomResourceDefinition (and with it
-every environment on the cluster, and everything they own), the operator and its RBAC, and its
-namespace when ergomake created it. Waits until they are gone.`,
+every environment on the cluster, and everything they own), the operator and its RBAC, the registry
+(and the images in it) and its node relay, and its namespace when ergomake created it. Waits until
+they are gone.`,
 		Example: `  ergomake uninstall`,
 		Args:    wrapArgs(cobra.NoArgs),
 		RunE:    opts.runE(runF, uninstallRun),
@@ -104,19 +115,26 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 	if cmd.Flags().Lookup("image") != nil && opts.Image == "" {
 		return FlagErrorf("--image must not be empty")
 	}
+	if cmd.Flags().Lookup("registry-image") != nil && opts.RegistryImage == "" {
+		return FlagErrorf("--registry-image must not be empty")
+	}
+	if cmd.Flags().Lookup("relay-port") != nil && (opts.RelayPort < 1 || opts.RelayPort > 65535) {
+		return FlagErrorf("--relay-port must be a TCP port (1-65535), got %d", opts.RelayPort)
+	}
 	return nil
 }
 
 func (opts *InstallOptions) install() install.Options {
-	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun}
+	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun,
+		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort}
 }
 
 func installRun(opts *InstallOptions) error {
-	c, err := kube.New(kube.Options{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
+	c, err := opts.Factory.KubeClient(ClusterOptions{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s) on %s\n", opts.Image, c)
+	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s) and registry (%s) on %s\n", opts.Image, opts.RegistryImage, c)
 	if err := install.Install(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
 	}
@@ -124,12 +142,12 @@ func installRun(opts *InstallOptions) error {
 		fmt.Fprintln(opts.IO.Out, "dry run: nothing was changed")
 		return nil
 	}
-	fmt.Fprintf(opts.IO.Out, "ergomake operator installed in namespace %s\n", opts.Namespace)
+	fmt.Fprintf(opts.IO.Out, "ergomake operator installed in namespace %s; nodes pull built images from %s\n", opts.Namespace, install.RelayAddress(opts.RelayPort))
 	return nil
 }
 
 func uninstallRun(opts *InstallOptions) error {
-	c, err := kube.New(kube.Options{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
+	c, err := opts.Factory.KubeClient(ClusterOptions{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package cli
 import (
 	"testing"
 	"time"
+
+	"github.com/ergomake/ergomake/internal/install"
 )
 
 func TestInstallOptions(t *testing.T) {
@@ -25,6 +27,20 @@ func TestInstallOptions(t *testing.T) {
 	}
 	if err := parse(t, f, NewCmdInstall(f, capture), "--timeout 0s"); err == nil {
 		t.Error("install accepted a zero timeout")
+	}
+	if got.RegistryImage != install.DefaultRegistryImage() || got.RelayPort != install.DefaultRelayPort {
+		t.Errorf("registry defaults: %q %d", got.RegistryImage, got.RelayPort)
+	}
+	if err := parse(t, f, NewCmdInstall(f, capture), "--registry-image ergomake.test/ergomake-registry:dev --relay-port 5200"); err != nil {
+		t.Fatal(err)
+	}
+	if o := got.install(); o.RegistryImage != "ergomake.test/ergomake-registry:dev" || o.RelayPort != 5200 {
+		t.Errorf("install options %+v", o)
+	}
+	for _, bad := range []string{"--relay-port 0", "--relay-port 65536", "--registry-image="} {
+		if err := parse(t, f, NewCmdInstall(f, capture), bad); err == nil {
+			t.Errorf("install accepted %s", bad)
+		}
 	}
 	if err := parse(t, f, NewCmdUninstall(f, capture), "extra"); err == nil {
 		t.Error("uninstall accepted an argument")

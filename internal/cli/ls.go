@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/session"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -66,7 +67,7 @@ type lsEntry struct {
 
 func lsRun(opts *LsOptions) error {
 	ctx := opts.Context
-	client, err := connect(ctx, opts.Cluster)
+	client, err := connect(ctx, opts.Factory, opts.Cluster)
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func lsRun(opts *LsOptions) error {
 	entries := make([]lsEntry, 0, len(envs))
 	for i := range envs {
 		e := &envs[i]
-		ready, total := readyCount(e)
+		ready, total := session.ReadyCount(e)
 		phase := string(e.Status.Phase)
 		if phase == "" {
 			phase = string(v1alpha1.PhasePending)

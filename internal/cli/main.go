@@ -33,7 +33,7 @@ func Main() int {
 // Factory's stderr.
 func Run(ctx context.Context, f *Factory, args []string) int {
 	root := NewCmdRoot(f)
-	root.SetArgs(hoistProjectFlags(args))
+	root.SetArgs(hoistFlags(root, args))
 	root.SetIn(f.IOStreams.In)
 	root.SetOut(f.IOStreams.Out)
 	root.SetErr(f.IOStreams.ErrOut)

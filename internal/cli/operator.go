@@ -7,13 +7,13 @@ import (
 
 	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/iostreams"
-	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/operator"
 )
 
 // OperatorOptions are the options of `ergomake operator`.
 type OperatorOptions struct {
 	IO      *iostreams.IOStreams
+	Factory *Factory
 	Context context.Context
 
 	Kubeconfig  string
@@ -31,7 +31,7 @@ type OperatorOptions struct {
 // NewCmdOperator returns `ergomake operator`: the operator's controller run in this process
 // against the current kubeconfig, for development.
 func NewCmdOperator(f *Factory, runF func(*OperatorOptions) error) *cobra.Command {
-	opts := &OperatorOptions{IO: f.IOStreams}
+	opts := &OperatorOptions{IO: f.IOStreams, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "operator [flags]",
 		Short: "Run the ergomake operator in this process (development)",
@@ -70,7 +70,7 @@ operator then leaves alone.`,
 }
 
 func operatorRun(opts *OperatorOptions) error {
-	c, err := kube.New(kube.Options{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
+	c, err := opts.Factory.KubeClient(ClusterOptions{Kubeconfig: opts.Kubeconfig, Context: opts.KubeContext})
 	if err != nil {
 		return err
 	}

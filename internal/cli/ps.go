@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
@@ -87,13 +86,7 @@ func psRun(opts *PsOptions) error {
 		return printJSON(opts.IO.Out, entries)
 	}
 	t := ui.NewTable(opts.IO, "SERVICE", "STATE", "READY", "PORTS", "REASON")
-	t.CellStyle = func(row, col int, value string) lipgloss.Style {
-		// The table pads cells with Inherit, which does not carry padding: pad here.
-		if col == 1 {
-			return stateStyle(t.Styles(), value).Padding(0, 1)
-		}
-		return t.Styles().NewStyle().Padding(0, 1)
-	}
+	colorStates(t, 1)
 	for _, e := range entries {
 		var ports []string
 		for _, p := range e.Ports {

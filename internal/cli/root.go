@@ -34,7 +34,6 @@ Exit codes:
 
 // NewCmdRoot returns the ergomake command with every verb registered.
 func NewCmdRoot(f *Factory) *cobra.Command {
-	var configPath string
 	cmd := &cobra.Command{
 		Use:           "ergomake <command> [flags]",
 		Short:         "Run docker compose projects on Kubernetes",
@@ -48,17 +47,17 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 			if !config.Wants(cmd.Flags()) {
 				return nil
 			}
-			c, err := config.Load(configPath, f.Environ())
+			c, err := config.Load(cmd.Flags())
 			if err != nil {
 				return err
 			}
-			return c.Apply(cmd.Flags())
+			return c.Apply()
 		},
 	}
 	cmd.SetVersionTemplate("ergomake version {{.Version}}\n")
 	cmd.Flags().Bool("version", false, "print the version of ergomake") // no -v: that reads as --verbose
-	cmd.PersistentFlags().StringVar(&configPath, "config", "", "config file (default: $ERGOMAKE_CONFIG or $XDG_CONFIG_HOME/ergomake/config.yaml)")
-	_ = cmd.MarkPersistentFlagFilename("config", "yaml", "yml")
+	cmd.PersistentFlags().String(config.FileFlag, "", "config file (default: $ERGOMAKE_CONFIG or $XDG_CONFIG_HOME/ergomake/config.yaml)")
+	_ = cmd.MarkPersistentFlagFilename(config.FileFlag, "yaml", "yml")
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return FlagErrorWrap(err) })
 	cmd.SetUsageTemplate(usageTemplate)
@@ -77,6 +76,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdDown(f, nil),
 		NewCmdPs(f, nil),
 		NewCmdLogs(f, nil),
+		NewCmdExec(f, nil),
+		NewCmdRestart(f, nil),
 		NewCmdForward(f, nil),
 		NewCmdLs(f, nil),
 		NewCmdRender(f, nil),

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -36,30 +36,6 @@ func seedEnv() *v1alpha1.ErgomakeEnv {
 	}
 	return env
 }
-
-func TestPublishedPorts(t *testing.T) {
-	got := publishedPorts(seedEnv(), nil)
-	var lines []string
-	for _, p := range got {
-		lines = append(lines, strings.Join([]string{p.Service, p.Selector[v1alpha1.LabelEnv], p.Selector[v1alpha1.LabelService],
-			itoa(int(p.RemotePort)), itoa(p.LocalPort), itoa(p.LocalRange[0]) + "-" + itoa(p.LocalRange[1]), p.HostIP, p.Protocol}, " "))
-	}
-	want := []string{
-		"web shop web 80 8080 0-0  ",
-		"web shop web 81 0 0-0  ",
-		"web shop web 82 0 9000-9010  ",
-		"web shop web 53 5353 0-0  UDP",
-		"web shop web 9000 9999 0-0 127.0.0.2 ",
-	}
-	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("publishedPorts:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
-	}
-	if got := publishedPorts(seedEnv(), map[string]bool{"db": true}); len(got) != 0 {
-		t.Errorf("db publishes nothing (expose only), got %v", got)
-	}
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestPrintBindings(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
@@ -162,7 +138,9 @@ func TestEnvViewTerminal(t *testing.T) {
 	v.Update(env)
 	v.End(false)
 	out := errOut.String()
-	for _, want := range []string{"SERVICE", "STATE", "│ waiting ", "a very long explanation", "…", "✗ Waiting for services: 1/2 ready", "\033[J"} {
+	// The buffer is no terminal, so the spinner library draws no frames: what stays is the last
+	// frame End leaves (the redrawing in place is TestLiveViewPTY's, in internal/ui).
+	for _, want := range []string{"SERVICE", "STATE", "│ waiting ", "a very long explanation", "…", "✗ Waiting for services: 1/2 ready"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("terminal view lacks %q:\n%s", want, out)
 		}
@@ -208,18 +186,6 @@ func TestServiceFilter(t *testing.T) {
 	}
 	if _, err := serviceFilter(env, []string{"nope"}); err == nil || err.Error() != "no such service: nope" {
 		t.Errorf("unknown service: %v", err)
-	}
-}
-
-func TestShortenForwardError(t *testing.T) {
-	long := `forward: elasticsearch: localhost:45649 → pod elasticsearch-648b5dfdfb-vp27n port 9300: error forwarding port 9300 to pod c27cc829, uid : failed to execute portforward in network namespace "/x": failed to connect to localhost:9300 inside namespace "c27cc829", IPv4: dial tcp4 127.0.0.1:9300: connect: connection refused IPv6 dial tcp6: address localhost: no suitable address found`
-	want := "forward: elasticsearch: localhost:45649 → pod elasticsearch-648b5dfdfb-vp27n port 9300: connection refused inside the pod (is anything listening on that port?)"
-	if got := shortenForwardError(long); got != want {
-		t.Errorf("shortenForwardError = %q", got)
-	}
-	other := "forward: web: pod web-1 gone; next connections go to its replacement"
-	if got := shortenForwardError(other); got != other {
-		t.Errorf("other lines must pass unchanged: %q", got)
 	}
 }
 
@@ -276,5 +242,49 @@ func TestEnvViewNarrowTerminal(t *testing.T) {
 		if w := lipgloss.Width(line); w >= 30 {
 			t.Errorf("line as wide as the terminal (%d): %q", w, line)
 		}
+	}
+}
+
+// TestLiveView: what the session reports, as `up` shows it without a terminal: phases, the
+// services while waiting, then one line per change while attached; results on stdout.
+func TestLiveView(t *testing.T) {
+	ios, _, out, errOut := iostreams.Test()
+	clock := func() time.Time { return time.Date(2026, 1, 2, 17, 30, 5, 0, time.UTC) }
+	v := newLiveView(ios, ui.NewStatus(ios, ui.StatusOptions{Now: clock}), clock)
+	v.Start("Applying environment ergomake-shop/shop")
+	v.End(true)
+	v.WaitStart("Waiting for services")
+	env := seedEnv()
+	v.Env(env)
+	v.Logf("forward: a line")
+	ready := env.DeepCopy()
+	ready.Status.Services[1] = v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateRunning, Ready: 1, Desired: 1}
+	v.Env(ready)
+	v.WaitEnd(true)
+	v.Bound([]forward.Binding{{Port: forward.Port{Service: "web", RemotePort: 80}, LocalPort: 8080}})
+	v.Printf("Environment ready.")
+	crashed := ready.DeepCopy()
+	crashed.Status.Services[1] = v1alpha1.ServiceStatus{Name: "web", State: v1alpha1.StateFailed, Desired: 1, Reason: "CrashLoopBackOff"}
+	v.Env(ready) // nothing changed: nothing printed
+	v.Env(crashed)
+	v.Warnf("careful")
+	v.Noticef("Environment %s removed.", "shop")
+	wantErr := `17:30:05 • Applying environment ergomake-shop/shop ...
+17:30:05 ✓ Applying environment ergomake-shop/shop
+17:30:05 • Waiting for services ...
+17:30:05 db: healthy 1/1
+17:30:05 web: waiting 0/1: waiting for db
+17:30:05 forward: a line
+17:30:05 web: running 1/1
+17:30:05 ✓ Waiting for services
+17:30:05 web: failed 0/1: CrashLoopBackOff
+17:30:05 warning: careful
+Environment shop removed.
+`
+	if errOut.String() != wantErr {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errOut, wantErr)
+	}
+	if want := "web · localhost:8080 → 80\nEnvironment ready.\n"; out.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }

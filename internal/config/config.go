@@ -2,14 +2,14 @@
 //
 // A setting is a command-line flag whose name is listed in Keys and that its command marked with
 // MarkSetting (a flag of the same name that means something else, such as the operator's own
-// --namespace of `ergomake install`, is left alone). Its value comes from, in order:
-// the flag itself when given on the command line; the environment variable ERGOMAKE_<NAME>
-// (upper case, dashes as underscores); the config file; the flag's default. An environment
-// variable applies only where the flag was not set.
+// --namespace of `ergomake install`, is left alone). viper layers its value, in order: the flag
+// itself when given on the command line; the environment variable ERGOMAKE_<NAME> (upper case,
+// dashes as underscores, read from the process environment); the config file; the flag's
+// default. An environment variable applies only where the flag was not set.
 //
 // The config file is YAML, ~/.config/ergomake/config.yaml ($XDG_CONFIG_HOME/ergomake/config.yaml
-// when XDG_CONFIG_HOME is set), or the file named by --config or ERGOMAKE_CONFIG. Its keys are the
-// flag names:
+// when XDG_CONFIG_HOME is set), or the file named by --config or ERGOMAKE_CONFIG (the same
+// layering: the flag, then the environment). Its keys are the flag names:
 //
 //	namespace: my-team
 //	context: staging
@@ -31,6 +31,10 @@ import (
 
 // EnvPrefix prefixes every setting's environment variable.
 const EnvPrefix = "ERGOMAKE_"
+
+// FileFlag is the flag (and, through EnvPrefix, the environment variable ERGOMAKE_CONFIG) that
+// names the config file.
+const FileFlag = "config"
 
 // ConfigEnv names the config file when --config is not given.
 const ConfigEnv = EnvPrefix + "CONFIG"
@@ -83,8 +87,10 @@ func isKey(name string) bool {
 
 // EnvVar is the environment variable of a setting: "wait-timeout" -> "ERGOMAKE_WAIT_TIMEOUT".
 func EnvVar(name string) string {
-	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	return EnvPrefix + strings.ToUpper(envReplacer.Replace(name))
 }
+
+var envReplacer = strings.NewReplacer("-", "_")
 
 // DefaultPath is where the config file lives when none is named: $XDG_CONFIG_HOME/ergomake/config.yaml,
 // else $HOME/.config/ergomake/config.yaml. Empty when neither variable is set.
@@ -99,90 +105,120 @@ func DefaultPath(environ []string) string {
 	return ""
 }
 
-// Config is the environment and the config file, ready to fill flags left unset.
+// Config is viper's layering of the flags of one command, the environment and the config file.
 type Config struct {
-	env  map[string]string
-	file *viper.Viper
+	v    *viper.Viper
+	fs   *pflag.FlagSet
 	path string // the config file read, "" when none
 }
 
-// Load reads the config file. path is the file --config named; empty means ERGOMAKE_CONFIG, then
-// DefaultPath. A file that was named explicitly must exist; the default one may be missing.
-func Load(path string, environ []string) (*Config, error) {
-	c := &Config{env: toMap(environ)}
-	explicit := path != ""
-	if !explicit {
-		if path = c.env[ConfigEnv]; path != "" {
-			explicit = true
-		} else {
-			path = DefaultPath(environ)
+// Load reads the settings of the flags fs for a command: it finds the config file (--config when
+// fs has it and it was given, else $ERGOMAKE_CONFIG, else DefaultPath), checks it, and binds every
+// marked setting of fs. A file that was named explicitly must exist; the default one may be
+// missing.
+func Load(fs *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix(strings.TrimSuffix(EnvPrefix, "_"))
+	v.SetEnvKeyReplacer(envReplacer)
+	v.AutomaticEnv() // ERGOMAKE_<KEY>, empty values ignored
+	c := &Config{v: v, fs: fs}
+
+	if f := fs.Lookup(FileFlag); f != nil {
+		if err := v.BindPFlag(FileFlag, f); err != nil {
+			return nil, err
 		}
 	}
-	if path == "" {
-		return c, nil
+	path, explicit := v.GetString(FileFlag), v.IsSet(FileFlag)
+	if !explicit {
+		path = DefaultPath(os.Environ())
 	}
+	if path != "" {
+		if err := c.read(path, explicit); err != nil {
+			return nil, err
+		}
+	}
+
+	// Bound after the file is checked, so that only the file's own keys are checked.
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err == nil && isSetting(f) {
+			err = v.BindPFlag(f.Name, f)
+		}
+	})
+	return c, err
+}
+
+// read reads and checks the config file: YAML, known keys only, each a single value.
+func (c *Config) read(path string, explicit bool) error {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
-			return c, nil
+			return nil
 		}
-		return nil, fmt.Errorf("config file %s: %w", path, errors.Unwrap(err))
+		return fmt.Errorf("config file %s: %w", path, errors.Unwrap(err))
 	}
-	v := viper.New()
-	v.SetConfigFile(path)
-	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("config file %s: %v", path, unwrapAll(err))
+	c.v.SetConfigFile(path)
+	c.v.SetConfigType("yaml")
+	if err := c.v.ReadInConfig(); err != nil {
+		return fmt.Errorf("config file %s: %v", path, unwrapAll(err))
 	}
 	var unknown []string
-	for _, k := range v.AllKeys() {
+	for _, k := range c.v.AllKeys() {
+		if !c.v.InConfig(k) {
+			continue // the --config flag
+		}
 		top, _, _ := strings.Cut(k, ".")
 		if !isKey(top) {
 			unknown = append(unknown, top)
-		} else if _, nested := v.Get(top).(map[string]any); nested {
-			return nil, fmt.Errorf("config file %s: %s: must be a single value, not a mapping", path, top)
+		} else if _, nested := c.v.Get(top).(map[string]any); nested {
+			return fmt.Errorf("config file %s: %s: must be a single value, not a mapping", path, top)
 		}
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, fmt.Errorf("config file %s: unknown key %q (known keys: %s)", path, unknown[0], knownKeys())
+		return fmt.Errorf("config file %s: unknown key %q (known keys: %s)", path, unknown[0], knownKeys())
 	}
-	c.file, c.path = v, path
-	return c, nil
+	c.path = path
+	return nil
 }
 
 // Path is the config file that was read, or "".
 func (c *Config) Path() string { return c.path }
 
 // Lookup returns a setting's value from the environment or the config file, and where it came from
-// ("ERGOMAKE_NAMESPACE", "/home/me/.config/ergomake/config.yaml").
+// ("ERGOMAKE_NAMESPACE", "/home/me/.config/ergomake/config.yaml"). A flag given on the command
+// line, or a default, is not looked up here.
 func (c *Config) Lookup(name string) (value, source string, ok bool) {
-	if v, set := c.env[EnvVar(name)]; set && v != "" {
-		return v, EnvVar(name), true
+	if f := c.fs.Lookup(name); f != nil && f.Changed {
+		return "", "", false
 	}
-	if c.file != nil && c.file.IsSet(name) {
-		switch v := c.file.Get(name).(type) {
-		case nil:
-			return "", "", false
-		case []any:
-			parts := make([]string, len(v))
-			for i, p := range v {
-				parts[i] = fmt.Sprint(p)
-			}
-			return strings.Join(parts, ","), c.path, true
-		default:
-			return fmt.Sprint(v), c.path, true
+	if !c.v.IsSet(name) { // IsSet ignores flag defaults
+		return "", "", false
+	}
+	source = c.path
+	if v, set := os.LookupEnv(EnvVar(name)); set && v != "" {
+		source = EnvVar(name)
+	}
+	switch v := c.v.Get(name).(type) {
+	case nil:
+		return "", "", false
+	case []any:
+		parts := make([]string, len(v))
+		for i, p := range v {
+			parts[i] = fmt.Sprint(p)
 		}
+		return strings.Join(parts, ","), source, true
+	default:
+		return fmt.Sprint(v), source, true
 	}
-	return "", "", false
 }
 
-// Apply fills every flag of fs that is a marked setting and was not given on the command line from the
-// environment, then the config file. Flags given on the command line are left alone, so the order
-// is flag > environment > config file > default.
-func (c *Config) Apply(fs *pflag.FlagSet) error {
+// Apply fills every marked setting of the flags that was not given on the command line with its
+// value from the environment, then the config file. Flags given on the command line are left
+// alone, so the order is flag > environment > config file > default.
+func (c *Config) Apply() error {
 	var err error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || !isSetting(f) {
+	c.fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || !isSetting(f) {
 			return
 		}
 		v, source, ok := c.Lookup(f.Name)

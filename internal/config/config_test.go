@@ -27,6 +27,41 @@ func newFlags(s *settings) *pflag.FlagSet {
 	return fs
 }
 
+// load is Load for a command with the flags fs (and --config, set to path when not empty), in a
+// process environment of exactly environ as far as settings go: HOME, XDG_CONFIG_HOME and every
+// ERGOMAKE_* variable of the real environment are cleared first.
+func load(t *testing.T, fs *pflag.FlagSet, path string, environ []string) (*Config, error) {
+	t.Helper()
+	setEnviron(t, environ)
+	if fs == nil {
+		fs = pflag.NewFlagSet("test", pflag.ContinueOnError)
+	}
+	if fs.Lookup(FileFlag) == nil {
+		fs.String(FileFlag, "", "")
+	}
+	if path != "" {
+		if err := fs.Set(FileFlag, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Load(fs)
+}
+
+func setEnviron(t *testing.T, environ []string) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, EnvPrefix) || k == "HOME" || k == "XDG_CONFIG_HOME" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -81,11 +116,11 @@ func TestPrecedence(t *testing.T) {
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			c, err := Load("", append([]string{"HOME=" + home}, tt.environ...))
+			c, err := load(t, fs, "", append([]string{"HOME=" + home}, tt.environ...))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Apply(fs); err != nil {
+			if err := c.Apply(); err != nil {
 				t.Fatal(err)
 			}
 			if got.namespace != tt.want.namespace || got.context != tt.want.context ||
@@ -103,14 +138,14 @@ func TestUnmarkedFlagsAreLeftAlone(t *testing.T) {
 	var ns string
 	fs := pflag.NewFlagSet("install", pflag.ContinueOnError)
 	fs.StringVarP(&ns, "namespace", "n", "ergomake-system", "namespace the operator runs in")
-	c, err := Load("", []string{"ERGOMAKE_NAMESPACE=team"})
+	c, err := load(t, fs, "", []string{"ERGOMAKE_NAMESPACE=team"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if Wants(fs) {
 		t.Error("Wants = true without a marked setting")
 	}
-	if err := c.Apply(fs); err != nil || ns != "ergomake-system" {
+	if err := c.Apply(); err != nil || ns != "ergomake-system" {
 		t.Errorf("unmarked --namespace = %q (err %v), want its default", ns, err)
 	}
 }
@@ -129,11 +164,11 @@ func TestMarkSettingRejectsUnknownKeys(t *testing.T) {
 func TestDefaultWhenNothingSet(t *testing.T) {
 	var got settings
 	fs := newFlags(&got)
-	c, err := Load("", []string{"HOME=" + t.TempDir()})
+	c, err := load(t, fs, "", []string{"HOME=" + t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Apply(fs); err != nil {
+	if err := c.Apply(); err != nil {
 		t.Fatal(err)
 	}
 	if got.waitTimeout != 10*time.Minute || got.namespace != "" || c.Path() != "" {
@@ -176,7 +211,8 @@ func TestXDGAndExplicitFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(tt.path, tt.environ)
+			var s settings
+			c, err := load(t, newFlags(&s), tt.path, tt.environ)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,6 +231,8 @@ func TestErrors(t *testing.T) {
 	writeFile(t, unknown, "namespace: a\nnamespcae: b\n")
 	nested := filepath.Join(dir, "nested.yaml")
 	writeFile(t, nested, "context:\n  name: x\n")
+	selfRef := filepath.Join(dir, "self.yaml")
+	writeFile(t, selfRef, "config: other.yaml\n") // --config is a flag, not a key of the file
 	badValue := filepath.Join(dir, "badvalue.yaml")
 	writeFile(t, badValue, "wait-timeout: soon\n")
 
@@ -210,16 +248,17 @@ func TestErrors(t *testing.T) {
 			"config file " + filepath.Join(dir, "nope.yaml") + ": no such file or directory"},
 		{"invalid yaml", bad, nil, "config file " + bad + ": yaml:"},
 		{"unknown key", unknown, nil, `config file ` + unknown + `: unknown key "namespcae" (known keys: kubeconfig, context, namespace, wait-timeout, ttl)`},
+		{"config key", selfRef, nil, `config file ` + selfRef + `: unknown key "config"`},
 		{"mapping", nested, nil, "config file " + nested + ": context: must be a single value, not a mapping"},
 		{"bad value in file", badValue, nil, "config file " + badValue + `: wait-timeout: time: invalid duration "soon"`},
 		{"bad value in env", "", []string{"ERGOMAKE_WAIT_TIMEOUT=soon"}, `ERGOMAKE_WAIT_TIMEOUT: time: invalid duration "soon"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(tt.path, tt.environ)
+			var s settings
+			c, err := load(t, newFlags(&s), tt.path, tt.environ)
 			if err == nil {
-				var s settings
-				err = c.Apply(newFlags(&s))
+				err = c.Apply()
 			}
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("error = %v, want prefix %q", err, tt.want)

@@ -33,8 +33,14 @@ var (
 // (the error stream) before its tunnel is given up rather than reused.
 const settleTimeout = 2 * time.Second
 
-// How long a clean end of the pod's data waits for the error stream.
-const errGrace = 250 * time.Millisecond
+// How long a clean end of the pod's data waits for the error stream before
+// it is passed on. The server closes the error stream first, so its end is
+// normally there at once; but the two streams reach the forwarder
+// independently, and on a loaded machine the error stream's can come well
+// after: passing the data's end on before it would show a refused or cut
+// connection to the local side as a clean one. The bound is for a server
+// that never ends its error stream.
+const errGrace = settleTimeout
 
 type outcome int
 
@@ -153,9 +159,10 @@ func (f *Forwarder) pipe(ctx context.Context, p *pool, bp *boundPort, pod *corev
 				break
 			}
 			// The server closes the error stream before the data stream,
-			// but the two are delivered independently: give an error
-			// (connection refused in the pod) the chance to turn this end
-			// into a reset rather than a clean one.
+			// but the two are delivered independently: wait for the error
+			// stream, so that an error (connection refused in the pod, a
+			// cut upload) turns this end into a reset rather than a clean
+			// one.
 			if !s.errDone {
 				grace := time.NewTimer(errGrace)
 			wait:
@@ -163,6 +170,10 @@ func (f *Forwarder) pipe(ctx context.Context, p *pool, bp *boundPort, pod *corev
 					select {
 					case ev := <-events:
 						s.during(ev)
+					case <-closed:
+						s.abort = true
+					case <-ctx.Done():
+						s.abort = true
 					case <-grace.C:
 						break wait
 					}

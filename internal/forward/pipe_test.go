@@ -278,8 +278,11 @@ func TestPipeTunnelDies(t *testing.T) {
 	for kind, dial := range tunnels {
 		t.Run(kind, func(t *testing.T) {
 			r := newRig(t)
-			hold := make(chan struct{})
+			hold, carried := make(chan struct{}), make(chan struct{})
 			tun := dial(t, func(data httpstream.Stream) string {
+				if _, err := io.ReadFull(data, make([]byte, 5)); err == nil {
+					close(carried)
+				}
 				<-hold
 				return ""
 			})
@@ -289,7 +292,7 @@ func TestPipeTunnelDies(t *testing.T) {
 			if _, err := app.Write([]byte("hello")); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond)
+			wait(t, carried) // the connection is carried: its streams are up
 			tun.kill()
 			if o := wait(t, out); o != failed {
 				t.Fatalf("outcome %v, want failed", o)
@@ -356,5 +359,43 @@ func TestConnState(t *testing.T) {
 	s = connState{fromDone: true, errDone: true}
 	if _, spoiled := s.after(event{kind: localEnd, err: boom}); spoiled || !s.settled() {
 		t.Errorf("the upload's end: spoiled %v, settled %v", spoiled, s.settled())
+	}
+}
+
+// The server closes the error stream before the data stream, but the two
+// reach the forwarder independently (spdystream hands each stream's frames
+// to its own reader; a loaded machine can hold one back). An error that
+// arrives after the data's end still turns the connection into a reset,
+// whether the local side had half-closed or not: a refused or cut
+// connection never looks like a clean one.
+func TestPipeErrorAfterDataEnd(t *testing.T) {
+	late := func(data httpstream.Stream) string {
+		_, _ = data.Write([]byte("partial"))
+		_ = data.Close() // the data's FIN first ...
+		time.Sleep(600 * time.Millisecond)
+		return "error forwarding port 8080 to pod web-1: read: connection reset by peer" // ... then the error
+	}
+	for kind, dial := range tunnels {
+		for _, halfClose := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/half-close=%v", kind, halfClose), func(t *testing.T) {
+				r := newRig(t)
+				tun := dial(t, late)
+				tun.start(&r.f.wg, func() { r.p.forget(tun) })
+				app, out := r.pipe(t, tun)
+				if halfClose {
+					_ = app.CloseWrite()
+				}
+				got, err := io.ReadAll(app)
+				if !isReset(err) {
+					t.Errorf("local connection: read %q, %v; want a reset", got, err)
+				}
+				if o := wait(t, out); o != failed {
+					t.Errorf("outcome %v, want failed", o)
+				}
+				if !strings.Contains(r.log(), "connection reset by peer") {
+					t.Errorf("the error is not logged:\n%s", r.log())
+				}
+			})
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Package install puts the ergomake operator on a cluster (the ErgomakeEnv CRD, the operator's
-// RBAC, ServiceAccount and Deployment, all embedded in the binary) and takes it off again.
+// RBAC, ServiceAccount and Deployment, the in-cluster registry and its node relay, all embedded in
+// the binary) and takes it off again.
 package install
 
 import (
@@ -15,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -54,15 +56,25 @@ type Options struct {
 	Image string
 	// Namespace the operator runs in (default ergomake-system).
 	Namespace string
-	// Revision, when set, is recorded on the operator's pods (AnnotationRevision).
+	// Revision, when set, is recorded on the pods that run Image, the operator's and the relay's
+	// (AnnotationRevision).
 	Revision string
-	// Timeout bounds the wait for the operator to become available (default 3 minutes).
+	// Timeout bounds each wait: for the CRD, and for the operator, the registry and the relay to
+	// become available (default 3 minutes).
 	Timeout time.Duration
 	// Out receives progress lines (nil: discarded).
 	Out io.Writer
 	// DryRun sends every change as a server-side dry run: the API server validates it (and checks
 	// permissions) and changes nothing; nothing is waited for.
 	DryRun bool
+	// RegistryImage is the image of the in-cluster registry (default: DefaultRegistryImage()).
+	RegistryImage string
+	// RegistryRevision, when set, is recorded on the registry's pod (AnnotationRevision).
+	RegistryRevision string
+	// RelayPort is the port of the node relay on each node's 127.0.0.1 (default DefaultRelayPort).
+	RelayPort int
+	// RegistryStorage is where the registry keeps images (default StorageAuto).
+	RegistryStorage Storage
 }
 
 func (o *Options) verb(done string) string {
@@ -74,16 +86,35 @@ func (o *Options) verb(done string) string {
 
 // DefaultImage is the operator image matching this binary's version.
 func DefaultImage() string {
+	return ImageRepository + ":" + imageTag()
+}
+
+// imageTag is the tag of the released images matching this binary's version.
+func imageTag() string {
 	v := build.Get().Version
 	if v == "" || v == "dev" || strings.Contains(v, "dirty") {
 		v = "latest"
 	}
-	return ImageRepository + ":" + v
+	return v
 }
 
 func (o *Options) defaults() error {
 	if o.Image == "" {
 		o.Image = DefaultImage()
+	}
+	if o.RegistryImage == "" {
+		o.RegistryImage = DefaultRegistryImage()
+	}
+	if o.RelayPort == 0 {
+		o.RelayPort = DefaultRelayPort
+	}
+	if o.RelayPort < 1 || o.RelayPort > 65535 {
+		return fmt.Errorf("relay port %d is not a TCP port", o.RelayPort)
+	}
+	switch o.RegistryStorage {
+	case StorageAuto, StoragePVC, StorageEmptyDir:
+	default:
+		return fmt.Errorf("registry storage %q: want %q or %q", o.RegistryStorage, StoragePVC, StorageEmptyDir)
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
@@ -101,7 +132,9 @@ func (o *Options) defaults() error {
 }
 
 // Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
-// ServiceAccount, the ClusterRoleBinding, the ergomake-dns Service and the Deployment.
+// ServiceAccount, the ClusterRoleBinding, the ergomake-dns Service and the operator's Deployment;
+// then the registry's ConfigMap, PersistentVolumeClaim (not with StorageEmptyDir), Service and
+// Deployment, and the relay's DaemonSet.
 func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
@@ -137,6 +170,18 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 		out = append(out, objs...)
 	}
 	for _, u := range out {
+		if u.GetKind() == "Deployment" && u.GetName() == Name {
+			if err := setOperatorDeployment(u, opts); err != nil {
+				return nil, err
+			}
+		}
+	}
+	reg, err := registryObjects(opts)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, reg...)
+	for _, u := range out {
 		if u.GetNamespace() != "" {
 			u.SetNamespace(opts.Namespace)
 		}
@@ -159,24 +204,31 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 			labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
 			labels["app.kubernetes.io/name"] = Name
 			u.SetLabels(labels)
-		case "Deployment":
-			containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
-			for _, c := range containers {
-				if m, ok := c.(map[string]any); ok {
-					m["image"] = opts.Image
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers"); err != nil {
-				return nil, err
-			}
-			if opts.Revision != "" {
-				if err := unstructured.SetNestedField(u.Object, opts.Revision, "spec", "template", "metadata", "annotations", AnnotationRevision); err != nil {
-					return nil, err
-				}
-			}
 		}
 	}
 	return out, nil
+}
+
+// setOperatorDeployment sets the operator's image and revision.
+func setOperatorDeployment(u *unstructured.Unstructured, opts Options) error {
+	containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	for _, c := range containers {
+		if m, ok := c.(map[string]any); ok {
+			m["image"] = opts.Image
+		}
+	}
+	if err := unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+		return err
+	}
+	return setRevision(u, opts.Revision)
+}
+
+// setRevision records revision on u's pod template (nothing when it is empty).
+func setRevision(u *unstructured.Unstructured, revision string) error {
+	if revision == "" {
+		return nil
+	}
+	return unstructured.SetNestedField(u.Object, revision, "spec", "template", "metadata", "annotations", AnnotationRevision)
 }
 
 // decode splits a multi-document YAML file into objects.
@@ -200,7 +252,7 @@ func decode(b []byte) ([]*unstructured.Unstructured, error) {
 
 func newClient(cfg *rest.Config) (client.Client, error) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, apiextensionsv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, storagev1.AddToScheme, apiextensionsv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, err
 		}
@@ -208,13 +260,9 @@ func newClient(cfg *rest.Config) (client.Client, error) {
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
-// prepare is what Install and Uninstall start with: the objects of opts, opts with its defaults
-// filled in, and a client of cfg.
-func prepare(cfg *rest.Config, opts *Options) ([]*unstructured.Unstructured, client.Client, error) {
-	objs, err := Objects(*opts)
-	if err != nil {
-		return nil, nil, err
-	}
+// prepare is what Install and Uninstall start with: opts with its defaults filled in, a client of
+// cfg, and the objects of opts (after resolve, when given, has settled what depends on the cluster).
+func prepare(ctx context.Context, cfg *rest.Config, opts *Options, resolve func(context.Context, client.Client, *Options) error) ([]*unstructured.Unstructured, client.Client, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, nil, err
 	}
@@ -222,13 +270,22 @@ func prepare(cfg *rest.Config, opts *Options) ([]*unstructured.Unstructured, cli
 	if err != nil {
 		return nil, nil, err
 	}
+	if resolve != nil {
+		if err := resolve(ctx, c, opts); err != nil {
+			return nil, nil, err
+		}
+	}
+	objs, err := Objects(*opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	return objs, c, nil
 }
 
-// Install applies the CRD, the RBAC, the ServiceAccount and the operator Deployment, and waits
-// until the operator is available.
+// Install applies the CRD, the RBAC, the ServiceAccount and the operator Deployment, the registry
+// and its node relay, and waits until the operator, the registry and the relay are available.
 func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
-	objs, c, err := prepare(cfg, &opts)
+	objs, c, err := prepare(ctx, cfg, &opts, resolveStorage)
 	if err != nil {
 		return err
 	}
@@ -253,8 +310,20 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.DryRun {
 		return nil
 	}
-	return waitAvailable(ctx, c, opts)
+	for _, w := range []workload{
+		{"operator", "Deployment", Name},
+		{"registry", "Deployment", RegistryName},
+		{"registry relay", "DaemonSet", RelayName},
+	} {
+		if err := waitAvailable(ctx, c, opts, w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// workload is a Deployment or DaemonSet Install waits for; what names it in messages.
+type workload struct{ what, kind, name string }
 
 func qualifiedName(u *unstructured.Unstructured) string {
 	if u.GetNamespace() != "" {
@@ -285,39 +354,64 @@ func waitCRD(ctx context.Context, c client.Client, name string, opts Options) er
 	return nil
 }
 
-// waitAvailable waits until the operator Deployment has rolled out, printing a line each time
-// what it waits for changes.
-func waitAvailable(ctx context.Context, c client.Client, opts Options) error {
+// waitAvailable waits until the workload has rolled out, printing a line each time what it waits
+// for changes.
+func waitAvailable(ctx context.Context, c client.Client, opts Options, w workload) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	key := client.ObjectKey{Namespace: opts.Namespace, Name: Name}
+	key := client.ObjectKey{Namespace: opts.Namespace, Name: w.name}
 	last := ""
 	var why string
 	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		var d appsv1.Deployment
-		if err := c.Get(ctx, key, &d); err != nil {
-			return false, client.IgnoreNotFound(err)
+		var done bool
+		var msg string
+		if w.kind == "DaemonSet" {
+			var ds appsv1.DaemonSet
+			if err := c.Get(ctx, key, &ds); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			done, msg = daemonSetRolledOut(&ds)
+		} else {
+			var d appsv1.Deployment
+			if err := c.Get(ctx, key, &d); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			done, msg = rolledOut(&d)
 		}
-		done, msg := rolledOut(&d)
 		if !done {
-			if reason := podTrouble(ctx, c, opts.Namespace); reason != "" {
+			if reason := podTrouble(ctx, c, opts.Namespace, w.name); reason != "" {
 				msg += ": " + reason
 			}
 		}
 		why = msg
 		if msg != last {
-			fmt.Fprintf(opts.Out, "operator %s: %s\n", key, msg)
+			fmt.Fprintf(opts.Out, "%s %s: %s\n", w.what, key, msg)
 			last = msg
 		}
 		return done, nil
 	})
 	if err != nil {
 		if ctx.Err() != nil && why != "" {
-			return fmt.Errorf("the operator did not become available within %s (%s)", opts.Timeout, why)
+			return fmt.Errorf("the %s did not become available within %s (%s)", w.what, opts.Timeout, why)
 		}
-		return fmt.Errorf("waiting for the operator: %w", err)
+		return fmt.Errorf("waiting for the %s: %w", w.what, err)
 	}
 	return nil
+}
+
+// daemonSetRolledOut is kubectl rollout status's test for a DaemonSet: every node runs an
+// available pod of the newest template.
+func daemonSetRolledOut(ds *appsv1.DaemonSet) (bool, string) {
+	st := ds.Status
+	switch {
+	case st.ObservedGeneration < ds.Generation:
+		return false, "waiting for the rollout to start"
+	case st.UpdatedNumberScheduled < st.DesiredNumberScheduled:
+		return false, fmt.Sprintf("%d of %d nodes updated", st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
+	case st.NumberAvailable < st.DesiredNumberScheduled:
+		return false, fmt.Sprintf("%d of %d nodes available", st.NumberAvailable, st.DesiredNumberScheduled)
+	}
+	return true, "available"
 }
 
 // rolledOut is kubectl rollout status's test: the newest template is rolled out and available.
@@ -340,10 +434,11 @@ func rolledOut(d *appsv1.Deployment) (bool, string) {
 	return true, "available"
 }
 
-// podTrouble names what keeps an operator pod from starting (image pull, crash loop), if anything.
-func podTrouble(ctx context.Context, c client.Client, namespace string) string {
+// podTrouble names what keeps a pod labelled app.kubernetes.io/name=name from starting (image
+// pull, crash loop), if anything.
+func podTrouble(ctx context.Context, c client.Client, namespace, name string) string {
 	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/name": Name}); err != nil {
+	if err := c.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/name": name}); err != nil {
 		return ""
 	}
 	var out []string
@@ -368,10 +463,12 @@ func podTrouble(ctx context.Context, c client.Client, namespace string) string {
 }
 
 // Uninstall removes what Install applied: the CRD (and with it every ErgomakeEnv, whose objects
-// the garbage collector then removes), the operator and its RBAC, and the namespace when ergomake
-// created it. Objects already gone are skipped.
+// the garbage collector then removes), the operator and its RBAC, the registry (and the images it
+// holds) and its relay, and the namespace when ergomake created it. Objects already gone are
+// skipped.
 func Uninstall(ctx context.Context, cfg *rest.Config, opts Options) error {
-	objs, c, err := prepare(cfg, &opts)
+	opts.RegistryStorage = StoragePVC // whichever storage Install chose, the PVC goes if it is there
+	objs, c, err := prepare(ctx, cfg, &opts, nil)
 	if err != nil {
 		return err
 	}

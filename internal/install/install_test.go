@@ -17,13 +17,15 @@ func TestObjects(t *testing.T) {
 		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
 	}
 	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops," +
-		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator"
+		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator," +
+		"ConfigMap/ergomake-registry,PersistentVolumeClaim/ergomake-registry,Service/ergomake-registry,Deployment/ergomake-registry," +
+		"DaemonSet/ergomake-registry-relay"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("objects %s\nwant    %s", got, want)
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "ServiceAccount", "Service", "Deployment":
+		case "ServiceAccount", "Service", "Deployment", "ConfigMap", "PersistentVolumeClaim", "DaemonSet":
 			if o.GetNamespace() != "ops" {
 				t.Errorf("%s namespace %q", o.GetKind(), o.GetNamespace())
 			}
@@ -33,7 +35,7 @@ func TestObjects(t *testing.T) {
 				t.Errorf("binding subject namespace %v", ns)
 			}
 		}
-		if o.GetKind() == "Deployment" {
+		if o.GetKind() == "Deployment" && o.GetName() == Name {
 			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
 			c := containers[0].(map[string]any)
 			if c["image"] != "ergomake.test/ergomake-operator:dev" || c["imagePullPolicy"] != "IfNotPresent" {
@@ -52,7 +54,7 @@ func TestObjectsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := objs[len(objs)-1]
+	d := find(t, objs, "Deployment", Name)
 	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
 	if img := containers[0].(map[string]any)["image"]; !strings.HasPrefix(img.(string), ImageRepository+":") {
 		t.Errorf("default image %v", img)

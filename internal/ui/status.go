@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,9 @@ type StatusOptions struct {
 //	17:30:05 web: healthy
 //	17:30:09 ✓ Waiting for services
 //
+// A body (SetBody: the live table of `up`) can hang under the spinner line on a terminal: it is
+// redrawn in place with every frame, and End leaves the last one on screen under the ✓ line.
+//
 // A Status is safe for concurrent use.
 type Status struct {
 	mu      sync.Mutex
@@ -48,6 +52,12 @@ type Status struct {
 	detail   string
 	inPhase  bool
 	spinning bool
+	framed   bool // SetBody was called in this phase: End leaves the last frame
+
+	// body and drawn belong to the spinner's lock (its frames draw them): the text under the
+	// spinner line, and how many of its lines are on screen below the spinner's line.
+	body  string
+	drawn int
 }
 
 // NewStatus returns a Status writing to ios.ErrOut.
@@ -77,6 +87,11 @@ func NewStatus(ios *iostreams.IOStreams, opts StatusOptions) *Status {
 			_ = sp.Color("cyan")
 		}
 		sp.Prefix = " "
+		// The spinner draws its line; the body goes under it. Before a frame the spinner erases its
+		// own line (the cursor's, the body's last when one is drawn): go up to its line and clear
+		// the rest; after the frame, draw the body again.
+		sp.PreUpdate = func(*spinner.Spinner) { s.clearBody() }
+		sp.PostUpdate = func(*spinner.Spinner) { s.drawBody() }
 		s.spin = sp
 	}
 	return s
@@ -89,8 +104,9 @@ func (s *Status) Styles() *Styles { return s.styles }
 func (s *Status) Start(phase string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.phase, s.detail, s.inPhase = phase, "", true
+	s.phase, s.detail, s.inPhase, s.framed = phase, "", true, false
 	if s.animate {
+		s.setBody("")
 		s.setSuffix()
 		if !s.spinning {
 			s.spin.Start()
@@ -141,7 +157,8 @@ func (s *Status) Warnf(format string, args ...any) {
 	s.printAbove(" " + s.styles.WarningIcon() + " " + msg)
 }
 
-// End finishes the current phase with ✓ (ok) or ✗. Without a phase it does nothing.
+// End finishes the current phase with ✓ (ok) or ✗. Without a phase it does nothing. On a
+// terminal, after SetBody, the last frame stays: the phase with its detail, the body under it.
 func (s *Status) End(ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -158,7 +175,62 @@ func (s *Status) End(ok bool) {
 		return
 	}
 	s.stopSpinner()
-	fmt.Fprintf(s.w, " %s %s\n", icon, s.phase)
+	s.spin.Lock()
+	body := s.body
+	s.body = ""
+	s.spin.Unlock()
+	if !s.framed {
+		fmt.Fprintf(s.w, " %s %s\n", icon, s.phase)
+		return
+	}
+	line := s.phase
+	if s.detail != "" {
+		line += ": " + s.detail
+	}
+	if body != "" {
+		body += "\n"
+	}
+	fmt.Fprintf(s.w, " %s %s\n%s", icon, line, body)
+}
+
+// SetBody shows text under the spinner line (lines without a final newline, each narrower than
+// the terminal), redrawn in place with the spinner, and the detail on the spinner line, both in the
+// same frame. Only on a terminal that animates: elsewhere it shows nothing, and the caller prints
+// what changed with Logf.
+func (s *Status) SetBody(detail, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.animate || !s.inPhase {
+		return
+	}
+	s.detail, s.framed = detail, true
+	s.spin.Lock()
+	s.spin.Suffix = s.suffix()
+	s.body = body
+	s.spin.Unlock()
+}
+
+func (s *Status) setBody(body string) {
+	s.spin.Lock()
+	s.body = body
+	s.spin.Unlock()
+}
+
+// clearBody moves from the last line of the body to the spinner's line and clears the lines
+// below; the spinner's lock is held.
+func (s *Status) clearBody() {
+	if s.drawn > 0 {
+		fmt.Fprintf(s.w, "\r\033[%dA\033[J", s.drawn)
+		s.drawn = 0
+	}
+}
+
+// drawBody draws the body under the spinner's line; the spinner's lock is held.
+func (s *Status) drawBody() {
+	if s.body != "" {
+		fmt.Fprint(s.w, "\n"+s.body)
+		s.drawn = strings.Count(s.body, "\n") + 1
+	}
 }
 
 // Stop ends the current phase without a mark and stops the spinner. Call it (deferred) before
@@ -174,26 +246,44 @@ func (s *Status) Stop() {
 
 func (s *Status) stopSpinner() {
 	if s.spinning {
-		s.spin.Stop()
+		s.spin.Stop() // erases the cursor's line
 		s.spinning = false
+		s.spin.Lock()
+		s.clearBody()
+		s.spin.Unlock()
 	}
 }
 
-// printAbove prints a line above the spinner: erase the spinner's line, print, and let the next
-// frame redraw below. The spinner's lock keeps frames and lines from interleaving.
+// printAbove prints a line above the spinner: erase the spinner's line (and the body), print, and
+// draw the last frame again below. The spinner's lock keeps frames and lines from interleaving.
 func (s *Status) printAbove(line string) {
 	if !s.spinning {
 		fmt.Fprintln(s.w, line)
 		return
 	}
 	s.spin.Lock()
+	defer s.spin.Unlock()
+	s.clearBody()
 	fmt.Fprint(s.w, "\r\033[K"+line+"\n")
-	s.spin.Unlock()
+	if s.body != "" && s.spin.LastOutput != "" {
+		// Without waiting for the next frame, so that a table does not blink at every line.
+		fmt.Fprint(s.spin.Writer, s.spin.LastOutput)
+		s.drawBody()
+	}
 }
 
 // setSuffix sets the text after the spinner, cut to the terminal's width so the line never wraps
 // (a wrapped spinner line could not be erased cleanly).
 func (s *Status) setSuffix() {
+	if s.spin == nil {
+		return
+	}
+	s.spin.Lock()
+	s.spin.Suffix = s.suffix()
+	s.spin.Unlock()
+}
+
+func (s *Status) suffix() string {
 	text := s.phase
 	if s.detail != "" {
 		text += ": " + s.detail
@@ -206,13 +296,7 @@ func (s *Status) setSuffix() {
 	if max := width - 6; len(text) > max && max > 0 {
 		text = truncateBytes(text, max-3) + "..."
 	}
-	suffix := " " + text
-	if s.spin == nil {
-		return
-	}
-	s.spin.Lock()
-	s.spin.Suffix = suffix
-	s.spin.Unlock()
+	return " " + text
 }
 
 func (s *Status) plainf(format string, args ...any) {

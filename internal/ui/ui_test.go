@@ -30,6 +30,7 @@ func TestStatusPlain(t *testing.T) {
 	st.Logf("web: %s", "healthy")
 	st.Warnf("db has no healthcheck")
 	st.Update("1/2 ready")
+	st.SetBody("2/2 ready", "a table") // only on a terminal that animates
 	st.End(false)
 	st.End(true) // no phase: nothing
 	st.Update("ignored without a phase")
@@ -197,5 +198,101 @@ func TestStylesPlain(t *testing.T) {
 	s := NewStyles(false)
 	if got := s.Success.Render("ok") + s.Bold.Render("b") + s.FailureIcon(); got != "okb✗" {
 		t.Errorf("plain styles render %q", got)
+	}
+}
+
+func TestTableFitsTerminal(t *testing.T) {
+	ios, _, stdout, _ := iostreams.Test()
+	ios.SetStdoutTTY(true)
+	ios.SetEnv(iostreams.Env{NoColor: true})
+	ios.SetWidth(40)
+	tb := NewTable(ios, "NAME", "STATE", "REASON")
+	tb.AddRow("web", "failed", "CrashLoopBackOff: back-off restarting the failed container")
+	tb.AddRow("db", "healthy")
+	if err := tb.Print(); err != nil {
+		t.Fatal(err)
+	}
+	// The last column is cut so that every line stays under the terminal's width.
+	want := `╭──────┬─────────┬────────────────────╮
+│ NAME │ STATE   │ REASON             │
+├──────┼─────────┼────────────────────┤
+│ web  │ failed  │ CrashLoopBackOff:… │
+│ db   │ healthy │                    │
+╰──────┴─────────┴────────────────────╯
+`
+	if got := stdout.String(); got != want {
+		t.Errorf("fitted table:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Another column may be the one cut.
+	stdout.Reset()
+	tb.Fit = 0
+	tb.AddRow("a-service-with-a-very-long-name", "running")
+	_ = tb.Print()
+	for _, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+		if w := lipgloss.Width(line); w >= 40 {
+			t.Errorf("line as wide as the terminal (%d): %q", w, line)
+		}
+	}
+}
+
+func TestTableNarrowTerminal(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	ios.SetStderrTTY(true)
+	ios.SetEnv(iostreams.Env{NoColor: true})
+	ios.SetWidth(24)
+	tb := NewStderrTable(ios, "SERVICE", "STATE", "READY", "DETAILS")
+	tb.AddRow("elasticsearch", "starting", "0/1", "ContainerCreating")
+	tb.AddRow("db", "healthy", "1/1")
+	// Too narrow for the borders: one short line per row, cut to the width.
+	want := "  elasticsearch starti…\n  db healthy 1/1\n"
+	if got := tb.String(); got != want {
+		t.Errorf("narrow table = %q, want %q", got, want)
+	}
+	// Not a terminal: the plain layout, whatever the width.
+	ios.SetStderrTTY(false)
+	tb = NewStderrTable(ios, "SERVICE", "STATE", "READY", "DETAILS")
+	tb.AddRow("elasticsearch", "starting", "0/1", "ContainerCreating")
+	if got := tb.String(); !strings.HasPrefix(got, "SERVICE         STATE      READY   DETAILS\n") {
+		t.Errorf("plain table = %q", got)
+	}
+}
+
+func TestTableNoColor(t *testing.T) {
+	for _, env := range []iostreams.Env{{NoColor: true}, {Dumb: true}} {
+		ios, _, stdout, _ := iostreams.Test()
+		ios.SetStdoutTTY(true)
+		ios.SetEnv(env)
+		tb := NewTable(ios, "NAME", "STATE")
+		tb.CellStyle = func(_, _ int, _ string) lipgloss.Style { return tb.Styles().Success }
+		tb.AddRow("web", "healthy")
+		_ = tb.Print()
+		if sgr.MatchString(stdout.String()) {
+			t.Errorf("%+v: colour codes in %q", env, stdout)
+		}
+		if !strings.Contains(stdout.String(), "│ web  │ healthy │") {
+			t.Errorf("%+v: no bordered table: %q", env, stdout)
+		}
+	}
+}
+
+// After SetBody, End leaves the last frame: the phase with its detail, then the body.
+func TestStatusEndLeavesFrame(t *testing.T) {
+	ios, _, _, stderr := iostreams.Test()
+	ios.SetStderrTTY(true)
+	ios.SetEnv(iostreams.Env{NoColor: true})
+	st := NewStatus(ios, StatusOptions{})
+	st.Start("Waiting")
+	st.SetBody("0/2 ready", "") // nothing reported yet
+	st.End(false)
+	st.Start("Waiting")
+	st.SetBody("1/2 ready", "table line 1\ntable line 2")
+	st.End(true)
+	st.Start("Deleting")
+	st.Update("3 objects left")
+	st.End(true) // no body: the phase alone
+	want := " ✗ Waiting: 0/2 ready\n ✓ Waiting: 1/2 ready\ntable line 1\ntable line 2\n ✓ Deleting\n"
+	if got := stderr.String(); got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -40,6 +40,10 @@ func TestOperatorInstallDryRun(t *testing.T) {
 	for _, want := range []string{
 		"applied (dry run) CustomResourceDefinition ergomakeenvs.ergomake.dev",
 		"applied (dry run) Deployment ergomake-system/ergomake-operator",
+		"applied (dry run) Service ergomake-system/ergomake-registry",
+		"applied (dry run) Deployment ergomake-system/ergomake-registry",
+		"applied (dry run) DaemonSet ergomake-system/ergomake-registry-relay",
+		"ergomake-system/ergomake-registry-relay", // deleted (dry run), or already gone
 		"deleted (dry run) CustomResourceDefinition ergomakeenvs.ergomake.dev",
 		"deleted (dry run) ClusterRole ergomake-operator",
 		"deleted (dry run) Deployment ergomake-system/ergomake-operator",

@@ -408,6 +408,40 @@ func TestUpSecondInterrupt(t *testing.T) {
 	}
 }
 
+// TestUpInterruptedTeardownAfterFailure: after a failure (the wait times out), up tears down; the
+// first Ctrl-C abandons that teardown at once: exit 130, the `ergomake down` command that
+// finishes the job, and no other error (no "SilentError").
+func TestUpInterruptedTeardownAfterFailure(t *testing.T) {
+	t.Parallel()
+	compose := `
+services:
+  slow:
+    image: ergomake.test/testapp:latest
+    environment:
+      PORTS: "8080"
+      READY_AFTER: "3600"
+    healthcheck:
+      test: ["CMD", "/testapp", "probe", "http://127.0.0.1:8080/healthz"]
+      interval: 2s
+      timeout: 1s
+      retries: 30
+`
+	p := newUpProject(t, "e2e-failint", compose)
+	up := p.start("up", "--wait-timeout", "8s")
+	up.waitOutput("Deleting environment", 3*time.Minute)
+	up.signal(syscall.SIGINT)
+	if code := up.wait(20 * time.Second); code != 130 {
+		t.Fatalf("up exited %d after Ctrl-C during the teardown after a failure, want 130\n%s", code, up.stderr)
+	}
+	stderr := up.stderr.String()
+	if want := "ergomake down -p " + p.name + " -n " + p.ns; !strings.Contains(stderr, want) {
+		t.Errorf("up did not print %q:\n%s", want, stderr)
+	}
+	if strings.Contains(stderr, "SilentError") || strings.Contains(stderr, "error:") {
+		t.Errorf("up printed an error after the interrupted teardown:\n%s", stderr)
+	}
+}
+
 // TestUpWaitTimeout: a service that never becomes healthy within --wait-timeout makes up say which
 // service and why, remove what it created, and exit non-zero; with --keep the environment stays.
 func TestUpWaitTimeout(t *testing.T) {

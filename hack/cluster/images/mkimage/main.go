@@ -3,7 +3,7 @@
 // `ctr -n k8s.io images import` loads into the local cluster's containerd.
 //
 //	mkimage -ref ergomake.test/testapp:latest -out testapp.tar -entrypoint /testapp -cmd serve \
-//	    [-env K=V] [-port 8080/tcp] [-busybox /bin/busybox] HOSTFILE=/PATH ... /LINK->TARGET ...
+//	    [-env K=V] [-port 8080/tcp] [-busybox /bin/busybox [-all-applets]] HOSTFILE=/PATH ... /LINK->TARGET ...
 //
 // The image is reproducible: file times are fixed, so the same inputs give the same digest.
 package main
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"sort"
 	"strings"
@@ -54,6 +55,7 @@ func run(args []string) error {
 	out := fs.String("out", "", "output docker-archive tarball (required)")
 	busybox := fs.String("busybox", "", "host path of a static busybox to install as /bin/busybox with applet links")
 	workdir := fs.String("workdir", "/", "working directory of the image")
+	allApplets := fs.Bool("all-applets", false, "with -busybox: link every applet the busybox binary has (busybox --list-full), as the busybox image does")
 	var entrypoint, cmd, env, ports list
 	fs.Var(&entrypoint, "entrypoint", "entrypoint element (repeatable)")
 	fs.Var(&cmd, "cmd", "default command element (repeatable)")
@@ -73,9 +75,23 @@ func run(args []string) error {
 	entries := fs.Args()
 	if *busybox != "" {
 		entries = append(entries, *busybox+"=/bin/busybox")
+		links := make([]string, 0, len(busyboxApplets))
 		for _, a := range busyboxApplets {
-			entries = append(entries, "/bin/"+a+"->busybox")
+			links = append(links, "/bin/"+a+"->busybox")
 		}
+		if *allApplets {
+			out, err := exec.Command(*busybox, "--list-full").Output()
+			if err != nil {
+				return fmt.Errorf("%s --list-full: %w", *busybox, err)
+			}
+			links = links[:0]
+			for _, p := range strings.Fields(string(out)) {
+				if p != "bin/busybox" {
+					links = append(links, "/"+p+"->/bin/busybox")
+				}
+			}
+		}
+		entries = append(entries, links...)
 	}
 	layerData, err := buildLayer(entries)
 	if err != nil {

@@ -1,0 +1,569 @@
+// Package session is an attached ergomake session: what `ergomake up` does from the first apply
+// to the end of the teardown, and what `ergomake forward` does while it holds the ports of a
+// running environment. Up reads as its list of steps; each step follows it in this file, in
+// order. Forward (forward.go) reuses the steps from bind on.
+//
+// The session talks to the user only through a Reporter (the CLI's live view implements it) and
+// to the cluster through a *kube.Client, so it runs the same in the command and in tests.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/ergomake/ergomake/internal/forward"
+	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/translate"
+	"github.com/ergomake/ergomake/internal/wait"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// ErrCancel is the error of a session the user interrupted (Ctrl-C, SIGTERM) before it could
+// finish: the session has already said what was left undone. The command exits 130 on it and
+// prints nothing more.
+var ErrCancel = errors.New("CancelError")
+
+// Reporter is what a session tells the user.
+type Reporter interface {
+	// Start begins a phase ("Applying environment ns/name"), Update tells its progress, End
+	// ends it with ✓ (ok) or ✗.
+	Start(phase string)
+	Update(detail string)
+	End(ok bool)
+	// Logf and Warnf print a line as the session goes (above a spinner or the live table).
+	Logf(format string, args ...any)
+	Warnf(format string, args ...any)
+	// Noticef prints a line on stderr that stands on its own: why the environment failed, how
+	// to finish an interrupted teardown.
+	Noticef(format string, args ...any)
+	// Printf prints a result line on stdout ("Environment ready ...").
+	Printf(format string, args ...any)
+
+	// WaitStart begins the wait for the services and WaitEnd ends it; Env reports each update
+	// of the environment: during the wait, to show every service; while attached, to say what
+	// changed (a service that crashes after it was ready).
+	WaitStart(title string)
+	Env(env *v1alpha1.ErgomakeEnv)
+	WaitEnd(ok bool)
+
+	// Bound tells where the published ports were bound on localhost (nil: there are none).
+	Bound(bindings []forward.Binding)
+}
+
+// Options configure a session.
+type Options struct {
+	// Client is the cluster.
+	Client *kube.Client
+	// Reporter is told what happens.
+	Reporter Reporter
+	// Now is the clock of heartbeats and TTLs (time.Now when nil).
+	Now func() time.Time
+	// Signals are the interrupts of the user; nil: the process's SIGINT, SIGTERM and SIGHUP.
+	// The first one ends the session, which then tears down; a second one, or the first during
+	// a teardown after a failure, abandons the teardown.
+	Signals <-chan os.Signal
+
+	// Detach returns once the environment is ready and leaves it running, binding nothing.
+	Detach bool
+	// Keep leaves the environment running when the session ends or fails, with KeptTTL.
+	Keep    bool
+	KeptTTL time.Duration
+	// WaitTimeout bounds the wait for every service to be ready.
+	WaitTimeout time.Duration
+	// Owner (user@host) is recorded on the environment.
+	Owner string
+	// DownCommand is the command line that removes the environment, for the messages that
+	// tell the user how to finish a job the session could not.
+	DownCommand string
+}
+
+// Timings of a session.
+const (
+	// heartbeatEvery: how often an attached session renews the environment's heartbeat.
+	heartbeatEvery = 20 * time.Second
+	// operatorSilence: how long the wait shows an unobserved environment before it asks
+	// whether the operator runs.
+	operatorSilence = 30 * time.Second
+	// failureLogLines: how many log lines of a failing service are shown.
+	failureLogLines = 20
+)
+
+// clusterAPI is what the session's endings (teardown, --keep) ask of the cluster: *kube.Client,
+// or in the tests of those decisions a fake.
+type clusterAPI interface {
+	DeleteEnv(ctx context.Context, namespace, name string, opts kube.DeleteOptions) error
+	SetTTL(ctx context.Context, namespace, name string, ttl time.Duration, now time.Time) error
+}
+
+// session is one run of Up or Forward.
+type session struct {
+	opts    Options
+	rep     Reporter
+	client  *kube.Client
+	api     clusterAPI
+	now     func() time.Time
+	ns      string
+	name    string
+	project string
+	sig     *signals
+
+	// existed: an environment was there before this run; created: this run created the
+	// environment, or has applied to it (so a failure or Ctrl-C removes it unless --keep);
+	// ownNamespace: ergomake created the namespace (so teardown removes it).
+	existed      bool
+	created      bool
+	ownNamespace bool
+}
+
+func newSession(opts Options, ns, name, project string) *session {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &session{opts: opts, rep: opts.Reporter, client: opts.Client, now: now, ns: ns, name: name, project: project}
+	if opts.Client != nil {
+		s.api = opts.Client
+	}
+	return s
+}
+
+// Up brings the translated project up and stays attached to it: the steps of `ergomake up`.
+func Up(ctx context.Context, opts Options, res *translate.Result) error {
+	env := res.Env
+	s := newSession(opts, env.Namespace, env.Name, env.Spec.Project)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.sig = watchSignals(opts.Signals, cancel)
+	defer s.sig.stop()
+
+	// 1. The cluster answers, accepts the credentials and serves ErgomakeEnvs.
+	if err := s.connect(ctx); err != nil {
+		return err
+	}
+	// 2. An environment of this project already there is attached to; one being deleted is
+	// waited for. Nothing is changed yet, so a failure here leaves nothing behind.
+	existing, err := s.findExisting(ctx)
+	if err != nil {
+		return err
+	}
+	// 3. Namespace, data, environment. From here on a failure removes what this run made.
+	if err := s.apply(ctx, res, existing); err != nil {
+		return s.failed(ctx, err)
+	}
+	if opts.Detach {
+		// 4d. Wait for every service, then leave the environment running.
+		if _, err := s.wait(ctx); err != nil {
+			return s.failed(ctx, err)
+		}
+		s.detached()
+		return nil
+	}
+	// 4. Bind the published ports now: connections wait for a ready pod, so each port answers
+	// the moment its service is ready.
+	fwd, err := s.bind(ctx, env, nil)
+	if err != nil {
+		return s.failed(ctx, err)
+	}
+	// 5. Wait for every service; a failure closes the listeners before the teardown.
+	ready, err := s.wait(ctx)
+	if err != nil {
+		fwd.close()
+		return s.failed(ctx, err)
+	}
+	// 6. Attached: forward, renew the heartbeat and report changes until Ctrl-C.
+	s.rep.Bound(fwd.bindings)
+	s.rep.Printf("Environment ready. Remote services are now bound to localhost. [Press CTRL+C to terminate the environment]")
+	err = s.attach(ctx, ready, fwd)
+	// 7. Tear down, or with --keep leave the environment running.
+	return s.end(ctx, err)
+}
+
+// connect checks the cluster.
+func (s *session) connect(ctx context.Context) error {
+	s.rep.Start("Connecting to " + s.client.String())
+	if err := s.client.Check(ctx); err != nil {
+		s.rep.End(false)
+		return err
+	}
+	s.rep.End(true)
+	return nil
+}
+
+// findExisting returns the environment of this project already in the namespace (nil: none),
+// after refusing a namespace that holds another project's environment and waiting for a
+// previous environment that is being deleted.
+func (s *session) findExisting(ctx context.Context) (*v1alpha1.ErgomakeEnv, error) {
+	existing, err := s.client.GetEnv(ctx, s.ns, s.name)
+	switch {
+	case apierrors.IsNotFound(err):
+		existing = nil
+	case err != nil:
+		return nil, err
+	}
+	if err := s.checkNamespaceFree(ctx); err != nil {
+		return nil, err
+	}
+	if existing != nil && existing.DeletionTimestamp != nil {
+		s.rep.Start(fmt.Sprintf("Waiting for the previous environment %s/%s to finish deleting", s.ns, s.name))
+		if err := s.client.DeleteEnv(ctx, s.ns, s.name, kube.DeleteOptions{Progress: s.rep.Update}); err != nil {
+			s.rep.End(false)
+			return nil, err
+		}
+		s.rep.End(true)
+		existing = nil
+	}
+	if existing != nil {
+		s.rep.Logf("Found existing environment %s in namespace %s (%s): attaching and applying changes",
+			s.name, s.ns, Summary(existing))
+	} else {
+		s.rep.Logf("Found no existing remote environments of project %s: creating one in namespace %s", s.project, s.ns)
+	}
+	s.existed = existing != nil
+	s.created = existing == nil
+	return existing, nil
+}
+
+// checkNamespaceFree refuses a namespace that holds another project's environment: Services carry
+// compose names, so two environments can never share one (ARCHITECTURE.md, decision 1).
+func (s *session) checkNamespaceFree(ctx context.Context) error {
+	envs, err := s.client.ListEnvs(ctx, s.ns)
+	if err != nil {
+		return err
+	}
+	for _, e := range envs {
+		if e.Name != s.name {
+			return fmt.Errorf("namespace %s already holds environment %s (project %s); choose another namespace with -n",
+				s.ns, e.Name, e.Spec.Project)
+		}
+	}
+	return nil
+}
+
+// apply creates or updates the namespace, the secrets and configmaps, and the environment.
+func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1alpha1.ErgomakeEnv) error {
+	env := res.Env
+	s.rep.Start("Applying environment " + s.ns + "/" + s.name)
+	own, err := s.client.EnsureNamespace(ctx, s.ns, s.name)
+	if err != nil {
+		s.rep.End(false)
+		return err
+	}
+	s.ownNamespace = own
+	if env.Annotations == nil {
+		env.Annotations = map[string]string{}
+	}
+	env.Annotations[v1alpha1.AnnotationOwner] = s.opts.Owner
+	env.Annotations[v1alpha1.AnnotationHeartbeat] = s.now().UTC().Format(time.RFC3339)
+	if own {
+		env.Annotations[v1alpha1.AnnotationCreatedNamespace] = "true"
+	}
+	if err := s.client.ApplyData(ctx, s.ns, s.name, existing, res.Secrets, res.ConfigMaps); err != nil {
+		s.rep.End(false)
+		return err
+	}
+	applied, err := s.client.ApplyEnv(ctx, env)
+	if err != nil {
+		s.rep.End(false)
+		return err
+	}
+	if existing == nil && (len(res.Secrets) > 0 || len(res.ConfigMaps) > 0) {
+		// The data of a new environment is owned by it, now that it has a UID.
+		if err := s.client.ApplyData(ctx, s.ns, s.name, applied, res.Secrets, res.ConfigMaps); err != nil {
+			s.rep.End(false)
+			return err
+		}
+	}
+	s.rep.End(true)
+	// From here on, Ctrl-C and failures tear down whatever the environment was: up is attached.
+	s.created = true
+	return nil
+}
+
+// forwarding is the port forwarding of a session: listeners bound, serving until closed.
+type forwarding struct {
+	bindings []forward.Binding
+	stop     context.CancelFunc
+	errc     chan error
+	err      error
+	ended    bool
+}
+
+// wait blocks until forwarding has ended (ctx ended, close called, or a
+// failure) and its listeners are closed, and returns the failure (nil when it was stopped).
+func (f *forwarding) wait() error {
+	if !f.ended {
+		f.err, f.ended = <-f.errc, true
+	}
+	return f.err
+}
+
+// close stops forwarding and waits until the listeners are closed.
+func (f *forwarding) close() {
+	f.stop()
+	_ = f.wait()
+}
+
+// bind binds a local listener for every published port of the environment (of the services in
+// only; all when nil) and serves them until ctx ends or the forwarding is closed.
+func (s *session) bind(ctx context.Context, env *v1alpha1.ErgomakeEnv, only map[string]bool) (*forwarding, error) {
+	fctx, cancel := context.WithCancel(ctx)
+	f := &forwarding{stop: cancel, errc: make(chan error, 1)}
+	ports := PublishedPorts(env, only)
+	if len(ports) == 0 {
+		go func() { <-fctx.Done(); f.errc <- nil }()
+		return f, nil
+	}
+	fwd, err := forward.New(s.client.Config, env.Namespace, forward.Options{
+		Logf: func(format string, args ...any) { s.rep.Logf("%s", shortenForwardError(fmt.Sprintf(format, args...))) },
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	f.bindings, err = fwd.Bind(ports)
+	if err != nil {
+		cancel()
+		_ = fwd.Close()
+		return nil, err
+	}
+	go func() {
+		err := fwd.Serve(fctx)
+		if fctx.Err() != nil {
+			err = nil
+		}
+		f.errc <- err
+	}()
+	return f, nil
+}
+
+// wait waits until every service is ready, showing each one. On a failure it explains it.
+func (s *session) wait(ctx context.Context) (*v1alpha1.ErgomakeEnv, error) {
+	s.rep.WaitStart("Waiting for services")
+	// An operator that never answers (not installed, crashing) would leave the user staring at
+	// an empty table: say so after a while.
+	var observed atomic.Bool
+	hint := time.AfterFunc(operatorSilence, func() {
+		if !observed.Load() {
+			s.rep.Logf("The ergomake operator has not reported on the environment after %s: is it running? (`ergomake install` installs it)", operatorSilence)
+		}
+	})
+	ready, err := wait.Until(ctx, s.client, s.ns, s.name, wait.Options{Timeout: s.opts.WaitTimeout, OnUpdate: func(e *v1alpha1.ErgomakeEnv) {
+		if e.Status.ObservedGeneration > 0 {
+			observed.Store(true)
+		}
+		s.rep.Env(e)
+	}})
+	hint.Stop()
+	s.rep.WaitEnd(err == nil)
+	if err != nil && ctx.Err() == nil {
+		s.explainFailure(ctx, err, ready)
+	}
+	return ready, err
+}
+
+// explainFailure prints why the environment cannot become ready and the failing service's last
+// log lines.
+func (s *session) explainFailure(ctx context.Context, err error, env *v1alpha1.ErgomakeEnv) {
+	var svc *v1alpha1.ServiceStatus
+	var de *wait.DegradedError
+	var te *wait.TimeoutError
+	switch {
+	case errors.As(err, &de):
+		svc = de.Service
+	case errors.As(err, &te):
+		svc = te.Service
+	}
+	if svc == nil {
+		svc = wait.Failing(env)
+	}
+	if env != nil && svc == nil {
+		if m := wait.Message(env); m != "" {
+			s.rep.Noticef("Environment %s/%s cannot become ready: %s", s.ns, s.name, m)
+		}
+		return
+	}
+	if svc == nil {
+		return
+	}
+	// The error itself (printed last) carries the message; the log lines that explain it, the
+	// operator's or else the service's log, are printed here.
+	lines := svc.LogTail
+	if len(lines) == 0 {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var lerr error
+		lines, lerr = s.client.TailLogs(lctx, s.ns, s.name, svc.Name, failureLogLines)
+		if lerr != nil || len(lines) == 0 {
+			return
+		}
+	}
+	s.rep.Noticef("Last log lines of %s:", svc.Name)
+	for _, l := range lines {
+		s.rep.Noticef("  | %s", l)
+	}
+}
+
+// detached tells the user the environment is ready and how to reach it later.
+func (s *session) detached() {
+	s.rep.Printf("Environment ready in namespace %s.", s.ns)
+	s.rep.Printf("Run `ergomake forward` to bind its ports to localhost, `%s` to remove it.", s.opts.DownCommand)
+}
+
+var errDeleted = errors.New("was deleted")
+
+// attach holds the session while forwarding: it renews the heartbeat and reports each change of
+// a service, until ctx ends, forwarding fails, or the environment is deleted (an error wrapping
+// errDeleted). It returns once the listeners are closed.
+func (s *session) attach(ctx context.Context, env *v1alpha1.ErgomakeEnv, fwd *forwarding) error {
+	hctx, stopBeats := context.WithCancel(ctx)
+	gone := s.heartbeat(hctx, fwd.stop)
+	watched := s.watch(hctx, fwd.stop)
+	werr := fwd.wait()
+	stopBeats()
+	if <-gone || errors.Is(<-watched, wait.ErrGone) {
+		return fmt.Errorf("environment %s/%s %w", s.ns, s.name, errDeleted)
+	}
+	return werr
+}
+
+// heartbeat renews the environment's heartbeat annotation every heartbeatEvery until ctx ends.
+// When the environment is gone (deleted by someone else, or reclaimed) it calls stop and sends
+// true on the returned channel; otherwise false once ctx ends.
+func (s *session) heartbeat(ctx context.Context, stop func()) <-chan bool {
+	out := make(chan bool, 1)
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		beat := func() bool {
+			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			err := s.client.Heartbeat(bctx, s.ns, s.name, s.now())
+			return apierrors.IsNotFound(err)
+		}
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-ctx.Done():
+					out <- false
+					return
+				case <-t.C:
+				}
+			}
+			if beat() {
+				stop()
+				out <- true
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// watch reports each update of the environment while attached, and stops the session when the
+// environment is deleted (wait.ErrGone on the returned channel).
+func (s *session) watch(ctx context.Context, stop func()) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		err := wait.Watch(ctx, s.client, s.ns, s.name, s.rep.Env)
+		if errors.Is(err, wait.ErrGone) {
+			stop()
+		}
+		out <- err
+	}()
+	return out
+}
+
+// end ends an attached session on what attach returned: the environment deleted by someone
+// else ends it as is; forwarding that failed on its own is a failure; otherwise the user ended
+// it.
+func (s *session) end(ctx context.Context, err error) error {
+	if errors.Is(err, errDeleted) {
+		return err
+	}
+	if ctx.Err() == nil && err != nil {
+		return s.failed(ctx, err)
+	}
+	return s.interrupted(ctx)
+}
+
+// failed ends the session after a failure: after Ctrl-C as interrupted does; otherwise the
+// environment is removed when this run created or attached to it, unless --keep.
+func (s *session) failed(ctx context.Context, err error) error {
+	if ctx.Err() != nil && s.created {
+		return s.interrupted(ctx)
+	}
+	if s.opts.Keep || !s.created {
+		if s.opts.Keep && (s.created || s.existed) {
+			s.rep.Logf("Keeping the environment (--keep): %s removes it", s.opts.DownCommand)
+		}
+		return err
+	}
+	if terr := s.teardown(ctx); terr != nil {
+		if errors.Is(terr, ErrCancel) {
+			return terr
+		}
+		s.rep.Warnf("%v", terr)
+	}
+	return err
+}
+
+// interrupted ends a session the user ended (Ctrl-C): tear down, or with --keep leave the
+// environment to a longer TTL.
+func (s *session) interrupted(ctx context.Context) error {
+	if s.opts.Keep {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.api.SetTTL(bctx, s.ns, s.name, s.opts.KeptTTL, s.now()); err != nil && !apierrors.IsNotFound(err) {
+			s.rep.Warnf("could not lengthen the environment's TTL: %v", err)
+		}
+		s.rep.Noticef("Forwarding stopped. The environment keeps running (TTL %s): `ergomake forward` binds its ports again, `%s` removes it.",
+			s.opts.KeptTTL, s.opts.DownCommand)
+		return nil
+	}
+	return s.teardown(ctx)
+}
+
+// teardown deletes the environment (and the namespace when ergomake created it), showing
+// progress until everything is gone. It runs after ctx has ended (Ctrl-C) or after a failure,
+// on a context of its own that the user can cancel: a second signal after Ctrl-C, the first one
+// after a failure. Then it stops at once, prints the command that finishes the job, and returns
+// ErrCancel.
+func (s *session) teardown(ctx context.Context) error {
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	abandon := s.sig.tearingDown(ctx.Err() == nil)
+	go func() {
+		select {
+		case <-abandon:
+			cancel()
+		case <-tctx.Done():
+		}
+	}()
+
+	s.rep.Start(fmt.Sprintf("Deleting environment %s/%s", s.ns, s.name))
+	err := s.api.DeleteEnv(tctx, s.ns, s.name, kube.DeleteOptions{Namespace: s.ownNamespace, Progress: s.rep.Update})
+	select {
+	case <-abandon:
+		s.rep.End(false)
+		s.rep.Noticef("Interrupted: the environment is still being deleted. To finish the job, run:\n  %s", s.opts.DownCommand)
+		return ErrCancel
+	default:
+	}
+	if err != nil {
+		s.rep.End(false)
+		return fmt.Errorf("%w\nTo finish removing it, run: %s", err, s.opts.DownCommand)
+	}
+	s.rep.End(true)
+	if s.ownNamespace {
+		s.rep.Noticef("Environment %s and namespace %s removed.", s.name, s.ns)
+	} else {
+		s.rep.Noticef("Environment %s removed from namespace %s.", s.name, s.ns)
+	}
+	return nil
+}
