@@ -158,17 +158,11 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	ns.SetLabels(map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	out = append(out, ns)
 
-	for _, file := range []string{"operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml"} {
-		b, err := fs.ReadFile(config.Operator, file)
-		if err != nil {
-			return nil, err
-		}
-		objs, err := decode(b)
-		if err != nil {
-			return nil, fmt.Errorf("embedded %s: %w", file, err)
-		}
-		out = append(out, objs...)
+	objs, err := decodeFiles(config.Operator, "operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml")
+	if err != nil {
+		return nil, err
 	}
+	out = append(out, objs...)
 	for _, u := range out {
 		if u.GetKind() == "Deployment" && u.GetName() == Name {
 			if err := setOperatorDeployment(u, opts); err != nil {
@@ -232,6 +226,23 @@ func setRevision(u *unstructured.Unstructured, revision string) error {
 }
 
 // decode splits a multi-document YAML file into objects.
+// decodeFiles decodes the objects of the named files of an embedded folder, in order.
+func decodeFiles(fsys fs.FS, files ...string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, file := range files {
+		b, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("embedded %s: %w", file, err)
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
 func decode(b []byte) ([]*unstructured.Unstructured, error) {
 	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
 	var out []*unstructured.Unstructured

@@ -3,7 +3,6 @@ package install
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"strconv"
 
 	storagev1 "k8s.io/api/storage/v1"
@@ -68,20 +67,11 @@ func registryObjects(opts Options) ([]*unstructured.Unstructured, error) {
 	if opts.RegistryStorage == StorageEmptyDir {
 		files = append(files[:1], files[2:]...)
 	}
-	var out []*unstructured.Unstructured
-	for _, file := range files {
-		b, err := fs.ReadFile(config.Registry, file)
-		if err != nil {
-			return nil, err
-		}
-		objs, err := decode(b)
-		if err != nil {
-			return nil, fmt.Errorf("embedded %s: %w", file, err)
-		}
-		out = append(out, objs...)
+	out, err := decodeFiles(config.Registry, files...)
+	if err != nil {
+		return nil, err
 	}
 	for _, u := range out {
-		var err error
 		switch {
 		case u.GetKind() == "Deployment" && u.GetName() == RegistryName:
 			err = setRegistryDeployment(u, opts)
