@@ -322,6 +322,7 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 maxPods: 110
 oomScoreAdj: 0
+imagePullCredentialsVerificationPolicy: NeverVerify
 EOF
 start kubelet kubelet --config="$ETC/kubelet.yaml" --kubeconfig="$PKI/kubelet.kubeconfig" \
 	--root-dir="$ST/kubelet" --cert-dir="$ST/kubelet/pki" --hostname-override=$NODE --node-ip=$NODE_IP --v=1
