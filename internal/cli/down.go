@@ -45,8 +45,8 @@ The environment is found by project name and namespace as "ergomake up" names th
 		Args: wrapArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
-			if opts.WaitTimeout <= 0 {
-				return FlagErrorf("--wait-timeout must be positive, got %s", opts.WaitTimeout)
+			if err := checkWaitTimeout(opts.WaitTimeout); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)

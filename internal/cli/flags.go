@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -167,4 +168,12 @@ func wrapArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		return FlagErrorWrap(check(cmd, args))
 	}
+}
+
+// checkWaitTimeout refuses a --wait-timeout that is not positive (up, down and restart take one).
+func checkWaitTimeout(d time.Duration) error {
+	if d <= 0 {
+		return FlagErrorf("--wait-timeout must be positive, got %s", d)
+	}
+	return nil
 }

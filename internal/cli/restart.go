@@ -52,8 +52,8 @@ cannot be restarted.`,
 			if len(args) > 0 {
 				opts.Services = args
 			}
-			if opts.WaitTimeout <= 0 {
-				return FlagErrorf("--wait-timeout must be positive, got %s", opts.WaitTimeout)
+			if err := checkWaitTimeout(opts.WaitTimeout); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)

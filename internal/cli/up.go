@@ -54,8 +54,8 @@ after --ttl.`,
 		Args: wrapArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
-			if opts.WaitTimeout <= 0 {
-				return FlagErrorf("--wait-timeout must be positive, got %s", opts.WaitTimeout)
+			if err := checkWaitTimeout(opts.WaitTimeout); err != nil {
+				return err
 			}
 			if opts.TTL < 0 {
 				return FlagErrorf("--ttl must not be negative, got %s", opts.TTL)
