@@ -1,6 +1,7 @@
 // Command ergomake-operator runs the controller that turns ErgomakeEnvs into running environments.
 // `ergomake-operator registry-relay` runs the node relay of the in-cluster registry instead
-// (internal/registryrelay): the same image serves both.
+// (internal/registryrelay), and `ergomake-operator server` the ergomake server (internal/server):
+// the same image serves all three.
 package main
 
 import (
@@ -8,11 +9,17 @@ import (
 
 	"github.com/ergomake/ergomake/internal/operator"
 	"github.com/ergomake/ergomake/internal/registryrelay"
+	"github.com/ergomake/ergomake/internal/server"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == registryrelay.Command {
-		os.Exit(registryrelay.Main(os.Args[2:], os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case registryrelay.Command:
+			os.Exit(registryrelay.Main(os.Args[2:], os.Stderr))
+		case server.Command:
+			os.Exit(server.Main(os.Args[2:], os.Stderr))
+		}
 	}
 	os.Exit(operator.Main(os.Args[1:], os.Stderr))
 }
