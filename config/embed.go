@@ -1,6 +1,7 @@
 // Package config embeds the manifests ergomake installs: the generated CustomResourceDefinition
 // (crd/), the operator's generated ClusterRole (rbac/) and its ServiceAccount, binding and
-// Deployment (operator/), and the in-cluster registry with its node relay (registry/).
+// Deployment (operator/), the in-cluster registry with its node relay (registry/), and the ergomake
+// server (server/).
 package config
 
 import "embed"
@@ -25,3 +26,8 @@ var Operator embed.FS
 //
 //go:embed registry/*.yaml
 var Registry embed.FS
+
+// Server holds the ergomake server's ServiceAccount, RBAC, Service and Deployment.
+//
+//go:embed server/*.yaml
+var Server embed.FS

@@ -18,11 +18,11 @@ import (
 	"time"
 )
 
-// Names of the Secrets install generates when the admin brings no certificate: the CA (its key
-// never leaves this Secret, which the server does not mount) and the serving certificate it
-// signed (a kubernetes.io/tls Secret whose tls.crt is the chain, leaf then CA).
+// TLSSecretName is the kubernetes.io/tls Secret install generates when the admin brings no
+// certificate: tls.crt is the chain (leaf, then the CA), ca.crt the CA. The CA's key is used once
+// to sign the leaf and never stored: renewing means a new CA (and a new fingerprint to log in
+// with).
 const (
-	CASecretName  = "ergomake-server-ca"
 	TLSSecretName = "ergomake-server-tls"
 	// ServiceName is the server's Service (and Deployment) name.
 	ServiceName = "ergomake-server"
@@ -102,23 +102,6 @@ func NewCA(now time.Time) (*CA, error) {
 	return &CA{Cert: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
 }
 
-// ParseCA reads a CA back from PEM.
-func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
-	cert, err := ParseCert(certPEM)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(keyPEM)
-	if block == nil {
-		return nil, errors.New("CA key: no PEM block")
-	}
-	key, err := x509.ParseECPrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("CA key: %w", err)
-	}
-	return &CA{Cert: cert, Key: key, CertPEM: certPEM, KeyPEM: keyPEM}, nil
-}
-
 // ParseCert reads the first certificate of a PEM bundle.
 func ParseCert(certPEM []byte) (*x509.Certificate, error) {
 	certs, err := ParseCerts(certPEM)
@@ -162,7 +145,8 @@ func ServingHosts(namespace string) []string {
 	}
 }
 
-// Issue makes a serving certificate for hosts (DNS names or IP addresses) valid for a year; it
+// Issue makes a serving certificate for hosts (DNS names or IP addresses) valid for five years
+// (the CA's key is not kept to renew it sooner); it
 // returns the chain PEM (leaf, then the CA) and the key PEM.
 func (ca *CA) Issue(hosts []string, now time.Time) (chainPEM, keyPEM []byte, err error) {
 	key, keyPEM, err := newKey()
@@ -177,7 +161,7 @@ func (ca *CA) Issue(hosts []string, now time.Time) (chainPEM, keyPEM []byte, err
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: ServiceName, Organization: []string{"ergomake"}},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
+		NotAfter:     now.AddDate(5, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
