@@ -31,6 +31,8 @@ type InstallOptions struct {
 	RegistryImage    string
 	RegistryRevision string
 	RelayPort        int
+	// Server options (--server ...): see server.go.
+	Server ServerInstallOptions
 }
 
 // NewCmdInstall returns `ergomake install`.
@@ -56,6 +58,7 @@ it installed (server-side apply).`,
 	cmd.Flags().StringVar(&opts.RegistryImage, "registry-image", install.DefaultRegistryImage(), "image of the in-cluster registry")
 	cmd.Flags().StringVar(&opts.RegistryRevision, "registry-revision", "", "value recorded on the registry's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().IntVar(&opts.RelayPort, "relay-port", install.DefaultRelayPort, "port on each node's 127.0.0.1 where the node relay serves the registry")
+	addServerInstallFlags(cmd, &opts.Server)
 	return cmd
 }
 
@@ -121,7 +124,7 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 	if cmd.Flags().Lookup("relay-port") != nil && (opts.RelayPort < 1 || opts.RelayPort > 65535) {
 		return FlagErrorf("--relay-port must be a TCP port (1-65535), got %d", opts.RelayPort)
 	}
-	return nil
+	return opts.Server.finish(cmd)
 }
 
 func (opts *InstallOptions) install() install.Options {
@@ -138,6 +141,9 @@ func installRun(opts *InstallOptions) error {
 	if err := install.Install(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
 	}
+	if err := installServerRun(opts, c); err != nil {
+		return err
+	}
 	if opts.DryRun {
 		fmt.Fprintln(opts.IO.Out, "dry run: nothing was changed")
 		return nil
@@ -152,6 +158,9 @@ func uninstallRun(opts *InstallOptions) error {
 		return err
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "removing the ergomake operator from %s\n", c)
+	if err := install.UninstallServer(opts.Context, c.Config, opts.install(), install.ServerOptions{}); err != nil {
+		return c.Explain(err)
+	}
 	if err := install.Uninstall(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
 	}
