@@ -31,6 +31,7 @@ import (
 
 	"github.com/ergomake/ergomake/config"
 	"github.com/ergomake/ergomake/internal/build"
+	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -75,6 +76,9 @@ type Options struct {
 	RelayPort int
 	// RegistryStorage is where the registry keeps images (default StorageAuto).
 	RegistryStorage Storage
+	// PodSecurity is the security ceiling of environments, recorded in the cluster settings
+	// (internal/clustersettings): privileged, baseline or restricted (default baseline).
+	PodSecurity string
 }
 
 func (o *Options) verb(done string) string {
@@ -115,6 +119,14 @@ func (o *Options) defaults() error {
 	case StorageAuto, StoragePVC, StorageEmptyDir:
 	default:
 		return fmt.Errorf("registry storage %q: want %q or %q", o.RegistryStorage, StoragePVC, StorageEmptyDir)
+	}
+	switch o.PodSecurity {
+	case "":
+		o.PodSecurity = clustersettings.PodSecurityBaseline
+	case clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted:
+	default:
+		return fmt.Errorf("pod security %q: want %s, %s or %s", o.PodSecurity,
+			clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted, clustersettings.PodSecurityPrivileged)
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace

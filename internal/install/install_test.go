@@ -66,3 +66,24 @@ func TestObjectsDefaults(t *testing.T) {
 		t.Errorf("bad namespace: %v", err)
 	}
 }
+
+func TestOptionsPodSecurity(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "baseline", ""},
+		{"restricted", "restricted", ""},
+		{"privileged", "privileged", ""},
+		{"root", "", `pod security "root": want baseline, restricted or privileged`},
+	} {
+		o := Options{PodSecurity: tc.in}
+		err := o.defaults()
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: error %v, want %s", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || o.PodSecurity != tc.want {
+			t.Errorf("%q: %q, %v; want %q", tc.in, o.PodSecurity, err, tc.want)
+		}
+	}
+}
