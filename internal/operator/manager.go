@@ -80,6 +80,10 @@ type Options struct {
 	// with names cluster DNS cannot answer resolve through (default: POD_NAMESPACE, else
 	// ergomake-system). Without that Service they keep cluster DNS.
 	DNSNamespace string
+	// SettingsNamespace is where the cluster settings (internal/clustersettings) are, whose
+	// security ceiling every environment is checked against (default: POD_NAMESPACE, else
+	// ergomake-system).
+	SettingsNamespace string
 }
 
 // NewScheme knows every type the operator reads or writes.
@@ -187,6 +191,7 @@ func NewManager(opts Options) (manager.Manager, error) {
 		Clock:         clk,
 		DNS:           &DNSServerLookup{Reader: mgr.GetAPIReader(), Key: dnsServiceKey(opts), Clock: clock.RealClock{}},
 		ClusterDomain: opts.ClusterDomain,
+		Ceiling:       &CeilingLookup{Reader: mgr.GetAPIReader(), Key: settingsKey(opts), Clock: clock.RealClock{}},
 	}
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {

@@ -60,6 +60,8 @@ type Reconciler struct {
 	// answer resolve through (nil: none); ClusterDomain is the cluster's DNS domain.
 	DNS           *DNSServerLookup
 	ClusterDomain string
+	// Ceiling finds the cluster's security ceiling (nil: baseline).
+	Ceiling *CeilingLookup
 }
 
 // +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs,verbs=get;list;watch;delete
