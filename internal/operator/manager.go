@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -51,7 +52,10 @@ var setGlobalLogger sync.Once
 type Options struct {
 	// Config reaches the cluster.
 	Config *rest.Config
-	// MetricsAddr serves Prometheus metrics ("0" or "": off).
+	// MetricsAddr serves Prometheus metrics ("0" or "": off). It must be a loopback address
+	// (127.0.0.1:8080, [::1]:8080, localhost:8080): the endpoint has no authentication of its
+	// own, so it is reached only through `kubectl port-forward`, which the API server
+	// authenticates and authorizes (pods/portforward in the operator's namespace).
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz ("": off).
 	HealthAddr string
@@ -152,6 +156,9 @@ func NewManager(opts Options) (manager.Manager, error) {
 	metricsAddr := opts.MetricsAddr
 	if metricsAddr == "" {
 		metricsAddr = "0"
+	}
+	if err := checkLoopback(metricsAddr); err != nil {
+		return nil, err
 	}
 	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
 		Scheme:                        scheme,
@@ -258,4 +265,22 @@ func (r *Reconciler) podToEnv(ctx context.Context, obj client.Object) []reconcil
 		}
 	}
 	return out
+}
+
+// checkLoopback refuses a metrics address other than "0" (off) that is not on loopback.
+func checkLoopback(addr string) error {
+	if addr == "0" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("operator: metrics address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("operator: metrics address %q is not on loopback: the metrics endpoint has no authentication of its own, so it binds to 127.0.0.1 (reach it with kubectl port-forward)", addr)
 }
