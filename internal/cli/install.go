@@ -31,6 +31,8 @@ type InstallOptions struct {
 	RegistryImage    string
 	RegistryRevision string
 	RelayPort        int
+	// PodSecurity is the security ceiling of environments (--pod-security).
+	PodSecurity string
 	// Server options (--server ...): see server.go.
 	Server ServerInstallOptions
 }
@@ -58,6 +60,7 @@ it installed (server-side apply).`,
 	cmd.Flags().StringVar(&opts.RegistryImage, "registry-image", install.DefaultRegistryImage(), "image of the in-cluster registry")
 	cmd.Flags().StringVar(&opts.RegistryRevision, "registry-revision", "", "value recorded on the registry's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().IntVar(&opts.RelayPort, "relay-port", install.DefaultRelayPort, "port on each node's 127.0.0.1 where the node relay serves the registry")
+	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling of environments, a Pod Security Standards level: baseline, restricted or privileged (namespaces ergomake creates enforce it; up and the operator refuse what exceeds it)")
 	addServerInstallFlags(cmd, &opts.Server)
 	return cmd
 }
@@ -121,6 +124,13 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 	if cmd.Flags().Lookup("registry-image") != nil && opts.RegistryImage == "" {
 		return FlagErrorf("--registry-image must not be empty")
 	}
+	if f := cmd.Flags().Lookup("pod-security"); f != nil {
+		switch opts.PodSecurity {
+		case "baseline", "restricted", "privileged":
+		default:
+			return FlagErrorf("--pod-security must be baseline, restricted or privileged, got %q", opts.PodSecurity)
+		}
+	}
 	if cmd.Flags().Lookup("relay-port") != nil && (opts.RelayPort < 1 || opts.RelayPort > 65535) {
 		return FlagErrorf("--relay-port must be a TCP port (1-65535), got %d", opts.RelayPort)
 	}
@@ -129,7 +139,7 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 
 func (opts *InstallOptions) install() install.Options {
 	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun,
-		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort}
+		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort, PodSecurity: opts.PodSecurity}
 }
 
 func installRun(opts *InstallOptions) error {

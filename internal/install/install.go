@@ -31,6 +31,7 @@ import (
 
 	"github.com/ergomake/ergomake/config"
 	"github.com/ergomake/ergomake/internal/build"
+	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -75,6 +76,9 @@ type Options struct {
 	RelayPort int
 	// RegistryStorage is where the registry keeps images (default StorageAuto).
 	RegistryStorage Storage
+	// PodSecurity is the security ceiling of environments, recorded in the cluster settings
+	// (internal/clustersettings): privileged, baseline or restricted (default baseline).
+	PodSecurity string
 }
 
 func (o *Options) verb(done string) string {
@@ -116,6 +120,14 @@ func (o *Options) defaults() error {
 	default:
 		return fmt.Errorf("registry storage %q: want %q or %q", o.RegistryStorage, StoragePVC, StorageEmptyDir)
 	}
+	switch o.PodSecurity {
+	case "":
+		o.PodSecurity = clustersettings.PodSecurityBaseline
+	case clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted:
+	default:
+		return fmt.Errorf("pod security %q: want %s, %s or %s", o.PodSecurity,
+			clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted, clustersettings.PodSecurityPrivileged)
+	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
 	}
@@ -132,7 +144,8 @@ func (o *Options) defaults() error {
 }
 
 // Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
-// ServiceAccount, the ClusterRoleBinding, the ergomake-dns Service and the operator's Deployment;
+// Role in it, the ServiceAccount, the ClusterRoleBinding and RoleBinding, the ergomake-dns Service
+// and the operator's Deployment;
 // then the registry's ConfigMap, PersistentVolumeClaim (not with StorageEmptyDir), Service and
 // Deployment, and the relay's DaemonSet.
 func Objects(opts Options) ([]*unstructured.Unstructured, error) {
@@ -149,7 +162,15 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded RBAC: %w", err)
 	}
-	out = append(out, role...)
+	// The ClusterRole before the namespace, the Role (the operator's own namespace) in it.
+	var nsRoles []*unstructured.Unstructured
+	for _, r := range role {
+		if r.GetNamespace() != "" {
+			nsRoles = append(nsRoles, r)
+		} else {
+			out = append(out, r)
+		}
+	}
 
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
@@ -157,8 +178,9 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	ns.SetName(opts.Namespace)
 	ns.SetLabels(map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	out = append(out, ns)
+	out = append(out, nsRoles...)
 
-	objs, err := decodeFiles(config.Operator, "operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml")
+	objs, err := decodeFiles(config.Operator, "operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/rolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml")
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +202,7 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 			u.SetNamespace(opts.Namespace)
 		}
 		switch u.GetKind() {
-		case "ClusterRoleBinding":
+		case "ClusterRoleBinding", "RoleBinding":
 			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
 			for _, s := range subjects {
 				if m, ok := s.(map[string]any); ok {
@@ -190,7 +212,7 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
 				return nil, err
 			}
-		case "ClusterRole":
+		case "ClusterRole", "Role":
 			labels := u.GetLabels()
 			if labels == nil {
 				labels = map[string]string{}

@@ -196,15 +196,13 @@ func (t *Tenancy) EnsureNamespace(ctx context.Context, user, project string) (st
 			return "", &QuotaError{Limit: KeyEnvironmentsPerUser, Detail: fmt.Sprintf("you have %d environments, the limit is %d: delete one first", len(mine), cfg.EnvironmentsPerUser)}
 		}
 		level := t.podSecurity(ctx)
+		labels := kube.PodSecurityLabels(level)
+		labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
+		labels[v1alpha1.LabelPartOf] = kube.EnvName(project)
+		labels[LabelUser] = UserHash(user)
 		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-			Name: name,
-			Labels: map[string]string{
-				v1alpha1.LabelManagedBy:              v1alpha1.ManagedByValue,
-				v1alpha1.LabelPartOf:                 kube.EnvName(project),
-				LabelUser:                            UserHash(user),
-				"pod-security.kubernetes.io/enforce": level,
-				"pod-security.kubernetes.io/warn":    level,
-			},
+			Name:        name,
+			Labels:      labels,
 			Annotations: map[string]string{AnnotationUser: user, AnnotationProject: project},
 		}}
 		if _, err := namespaces.Create(ctx, ns, metav1.CreateOptions{FieldManager: "ergomake-server"}); err != nil {
