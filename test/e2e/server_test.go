@@ -98,6 +98,14 @@ func TestServerLoginAndTenancy(t *testing.T) {
 	url := info.URLs[0]
 
 	bin := ergomakeBinary(t)
+	// The install command's --server flags reach the same objects (a server-side dry run: the
+	// cluster's shared operator and its settings are left as they are).
+	dry := exec.CommandContext(ctx, bin, "install", "--dry-run", "--server", "--server-expose", "nodeport", "--image", serverImage)
+	dry.Env = append(os.Environ(), "KUBECONFIG="+kubecfg)
+	if b, err := dry.CombinedOutput(); err != nil || !strings.Contains(string(b), "applied (dry run) Deployment ergomake-system/ergomake-server") ||
+		!strings.Contains(string(b), "applied (dry run) Service ergomake-system/ergomake-server") {
+		t.Errorf("install --server --dry-run: %v\n%s", err, b)
+	}
 	// ergomake runs as the admin (kubeconfig) or as a user (its own config directory, no kubeconfig).
 	ergomake := func(home string, admin bool, args ...string) (string, string, error) {
 		t.Helper()
