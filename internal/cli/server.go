@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -69,22 +70,27 @@ func installServerRun(opts *InstallOptions, c *kube.Client) error {
 	if opts.DryRun {
 		return nil
 	}
-	fmt.Fprintln(opts.IO.Out, "ergomake server installed:")
+	printServerInfo(opts.IO.Out, info)
+	return nil
+}
+
+// printServerInfo tells the admin where users reach the server and how they log in.
+func printServerInfo(w io.Writer, info *install.ServerInfo) {
+	fmt.Fprintln(w, "ergomake server installed:")
 	for _, u := range info.URLs {
-		fmt.Fprintf(opts.IO.Out, "  URL:            %s\n", u)
+		fmt.Fprintf(w, "  URL:            %s\n", u)
 	}
-	fmt.Fprintf(opts.IO.Out, "  CA fingerprint: %s\n", info.Fingerprint)
+	fmt.Fprintf(w, "  CA fingerprint: %s\n", info.Fingerprint)
 	url := "URL"
 	if len(info.URLs) > 0 {
 		url = info.URLs[0]
 	}
-	fmt.Fprintf(opts.IO.Out, "Create a token for each user (ergomake server token create USER); they log in with:\n")
+	fmt.Fprintf(w, "Create a token for each user (ergomake server token create USER); they log in with:\n")
 	if info.Generated {
-		fmt.Fprintf(opts.IO.Out, "  ergomake login %s --token TOKEN --ca-fingerprint %s\n", url, info.Fingerprint)
+		fmt.Fprintf(w, "  ergomake login %s --token TOKEN --ca-fingerprint %s\n", url, info.Fingerprint)
 	} else {
-		fmt.Fprintf(opts.IO.Out, "  ergomake login %s --token TOKEN\n", url)
+		fmt.Fprintf(w, "  ergomake login %s --token TOKEN\n", url)
 	}
-	return nil
 }
 
 // ServerTokenOptions are the options of `ergomake server token ...`.

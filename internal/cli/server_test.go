@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/server"
 )
@@ -262,5 +263,25 @@ func TestLoginPromptOnTerminal(t *testing.T) {
 	f.IOStreams.In = strings.NewReader(token + "\n")
 	if err := run(t, f, "login", url, "--token", "-", "--ca-fingerprint", server.Fingerprint(ca.Cert)); err != nil || !strings.Contains(out.String(), "as bob") {
 		t.Errorf("token from stdin: %v %q", err, out.String())
+	}
+}
+
+func TestPrintServerInfo(t *testing.T) {
+	var b bytes.Buffer
+	printServerInfo(&b, &install.ServerInfo{URLs: []string{"https://10.0.0.1:31443", "https://10.0.0.2:31443"}, Fingerprint: "sha256:ab", Generated: true})
+	want := `ergomake server installed:
+  URL:            https://10.0.0.1:31443
+  URL:            https://10.0.0.2:31443
+  CA fingerprint: sha256:ab
+Create a token for each user (ergomake server token create USER); they log in with:
+  ergomake login https://10.0.0.1:31443 --token TOKEN --ca-fingerprint sha256:ab
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	printServerInfo(&b, &install.ServerInfo{URLs: []string{"https://ergomake.example.com:443"}, Fingerprint: "sha256:cd"})
+	if !strings.HasSuffix(b.String(), "  ergomake login https://ergomake.example.com:443 --token TOKEN\n") {
+		t.Errorf("with the admin's certificate:\n%s", b.String())
 	}
 }
