@@ -19,13 +19,15 @@ func TestObjects(t *testing.T) {
 	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops," +
 		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator," +
 		"ConfigMap/ergomake-registry,PersistentVolumeClaim/ergomake-registry,Service/ergomake-registry,Deployment/ergomake-registry," +
-		"DaemonSet/ergomake-registry-relay"
+		"DaemonSet/ergomake-registry-relay," +
+		"ConfigMap/ergomake-builder,PersistentVolumeClaim/ergomake-builder,Deployment/ergomake-builder," +
+		"ConfigMap/ergomake-settings,Role/ergomake-settings-reader,RoleBinding/ergomake-settings-reader"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("objects %s\nwant    %s", got, want)
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "ServiceAccount", "Service", "Deployment", "ConfigMap", "PersistentVolumeClaim", "DaemonSet":
+		case "ServiceAccount", "Service", "Deployment", "ConfigMap", "PersistentVolumeClaim", "DaemonSet", "Role", "RoleBinding":
 			if o.GetNamespace() != "ops" {
 				t.Errorf("%s namespace %q", o.GetKind(), o.GetNamespace())
 			}

@@ -160,7 +160,7 @@ func TestRegistryEmptyDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range objs {
-		if o.GetKind() == "PersistentVolumeClaim" {
+		if o.GetKind() == "PersistentVolumeClaim" && o.GetName() == RegistryName {
 			t.Errorf("a PVC with emptyDir storage: %s", o.GetName())
 		}
 	}
