@@ -208,6 +208,13 @@ func TestResolveStorage(t *testing.T) {
 			if opts.RegistryStorage != tc.want {
 				t.Errorf("storage %q, want %q", opts.RegistryStorage, tc.want)
 			}
+			wantBuilder := tc.want
+			if tc.given != StorageAuto {
+				wantBuilder = StoragePVC // the class is there: only the registry was told emptyDir
+			}
+			if opts.BuilderStorage != wantBuilder {
+				t.Errorf("builder storage %q, want %q", opts.BuilderStorage, wantBuilder)
+			}
 			if warned := strings.Contains(out.String(), "no default StorageClass"); warned != tc.warn {
 				t.Errorf("warning %v, want %v: %q", warned, tc.warn, out.String())
 			}
