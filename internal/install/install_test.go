@@ -19,7 +19,9 @@ func TestObjects(t *testing.T) {
 	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops,Role/ergomake-operator," +
 		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,RoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator," +
 		"ConfigMap/ergomake-registry,PersistentVolumeClaim/ergomake-registry,Service/ergomake-registry,Deployment/ergomake-registry," +
-		"DaemonSet/ergomake-registry-relay"
+		"DaemonSet/ergomake-registry-relay," +
+		"ConfigMap/ergomake-builder,PersistentVolumeClaim/ergomake-builder,Deployment/ergomake-builder," +
+		"ConfigMap/ergomake-settings,Role/ergomake-settings-reader,RoleBinding/ergomake-settings-reader"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("objects %s\nwant    %s", got, want)
 	}
@@ -34,7 +36,8 @@ func TestObjects(t *testing.T) {
 				t.Errorf("RoleBinding namespace %q", o.GetNamespace())
 			}
 			subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
-			if ns := subjects[0].(map[string]any)["namespace"]; ns != "ops" {
+			if s := subjects[0].(map[string]any); s["kind"] == "ServiceAccount" && s["namespace"] != "ops" {
+				ns := s["namespace"]
 				t.Errorf("binding subject namespace %v", ns)
 			}
 		}
@@ -75,7 +78,7 @@ func TestOptionsPodSecurity(t *testing.T) {
 		{"", "baseline", ""},
 		{"restricted", "restricted", ""},
 		{"privileged", "privileged", ""},
-		{"root", "", `pod security "root": want baseline, restricted or privileged`},
+		{"root", "", `pod security "root": want "privileged", "baseline" or "restricted"`},
 	} {
 		o := Options{PodSecurity: tc.in}
 		err := o.defaults()
