@@ -24,13 +24,13 @@ type pool struct {
 	done chan struct{} // closed when the pool is retired
 	room chan struct{} // a tunnel left: a connection waiting for room may dial
 
-	mu      sync.Mutex
-	idle    []tunnel
-	active  map[tunnel]struct{}
-	dialing  int // by the pre-dialler
-	reserved int // dials of connections under way
+	mu       sync.Mutex
+	idle     []tunnel
+	active   map[tunnel]struct{}
+	dialing  int  // by the pre-dialler
+	reserved int  // dials of connections under way
 	warm     bool // keep f.prewarm idle tunnels dialled
-	retired bool
+	retired  bool
 }
 
 func newPool(f *Forwarder, pod string, uid types.UID) *pool {
