@@ -133,7 +133,8 @@ func (o *Options) defaults() error {
 
 // Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
 // ServiceAccount, the ClusterRoleBinding, the ergomake-dns Service and the operator's Deployment;
-// then the registry's ConfigMap, PersistentVolumeClaim (not with StorageEmptyDir), Service and
+// the environment DNS's ServiceAccount, ClusterRole, ClusterRoleBinding, Deployment and
+// PodDisruptionBudget (dns.go); then the registry's ConfigMap, PersistentVolumeClaim (not with StorageEmptyDir), Service and
 // Deployment, and the relay's DaemonSet.
 func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	if err := opts.defaults(); err != nil {
@@ -170,6 +171,11 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 			}
 		}
 	}
+	dns, err := dnsObjects(opts)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, dns...)
 	reg, err := registryObjects(opts)
 	if err != nil {
 		return nil, err
@@ -196,7 +202,9 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 				labels = map[string]string{}
 			}
 			labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
-			labels["app.kubernetes.io/name"] = Name
+			if labels["app.kubernetes.io/name"] == "" {
+				labels["app.kubernetes.io/name"] = Name
+			}
 			u.SetLabels(labels)
 		}
 	}
@@ -323,6 +331,7 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	for _, w := range []workload{
 		{"operator", "Deployment", Name},
+		{"environment DNS", "Deployment", DNSName},
 		{"registry", "Deployment", RegistryName},
 		{"registry relay", "DaemonSet", RelayName},
 	} {
