@@ -1,0 +1,143 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ergomake/ergomake/internal/forward"
+)
+
+// restartAPIServer restarts the local cluster's kube-apiserver through the harness
+// (hack/cluster/restart-apiserver.sh), keeping it down for down. The test is skipped on a
+// cluster the harness did not start.
+func restartAPIServer(t *testing.T, down time.Duration) (wait func() error) {
+	t.Helper()
+	dir := os.Getenv("ERGOMAKE_CLUSTER_DIR")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "ergomake", "cluster")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pids", "kube-apiserver.pid")); err != nil {
+		t.Skipf("no kube-apiserver started by the local cluster harness (%v)", err)
+	}
+	script, err := filepath.Abs("../../hack/cluster/restart-apiserver.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(script, "--down", fmt.Sprint(int(down.Seconds())))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() error {
+		err := cmd.Wait()
+		t.Logf("restart-apiserver.sh:\n%s", strings.TrimSpace(out.String()))
+		return err
+	}
+}
+
+// TestForwardSurvivesAPIServerRestart: the API server restarts while the forwarder serves (one
+// connection mid-transfer, idle tunnels in the pools, the pod informer's watch open). The
+// connection carried through it ends (its tunnel went with the API server), promptly, not hung;
+// the listeners stay bound; a connection opened while the API server is down is carried once it
+// is back; and new connections succeed after it, HTTP and raw TCP.
+func TestForwardSurvivesAPIServerRestart(t *testing.T) {
+	e := fwSetup(t, "e2e-fw-apirestart")
+	f, bs := fwStart(t, e, forward.Options{}, e.port(8080), e.port(7000))
+	web := fmt.Sprintf("http://127.0.0.1:%d", bs[0].LocalPort)
+	echoAddr := fmt.Sprintf("127.0.0.1:%d", bs[1].LocalPort)
+	if r := fwRoot(t, web); r.Service != "web" {
+		t.Fatalf("before: %+v", r)
+	}
+	echoOnce(t, echoAddr, "before")
+
+	// Mid-transfer: an echo connection pumping data both ways.
+	mid, err := net.Dial("tcp", echoAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mid.Close()
+	midEnded := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 16<<10)
+		for {
+			if _, err := mid.Write(buf); err != nil {
+				midEnded <- err
+				return
+			}
+			if _, err := io.ReadFull(mid, buf); err != nil {
+				midEnded <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Second) // carried; the pools hold idle tunnels too
+
+	wait := restartAPIServer(t, 3*time.Second)
+	restarted := time.Now()
+	// A connection while the API server is down: it waits for a tunnel, then goes through.
+	during := make(chan error, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		resp, body, err := fwGet(ctx, web+"/")
+		if err == nil && (resp.StatusCode != 200 || !strings.Contains(string(body), `"web"`)) {
+			err = fmt.Errorf("%d %s", resp.StatusCode, body)
+		}
+		during <- err
+	}()
+	if err := wait(); err != nil {
+		t.Fatalf("restarting the API server: %v", err)
+	}
+	back := time.Now()
+	t.Logf("the API server was away %s", back.Sub(restarted).Round(100*time.Millisecond))
+
+	select {
+	case err := <-midEnded:
+		t.Logf("the connection carried through the restart ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Error("the connection carried through the restart neither ended nor failed 30 s after")
+	}
+	if err := <-during; err != nil {
+		t.Errorf("a connection opened while the API server was down: %v", err)
+	}
+	if r := fwRoot(t, web); r.Service != "web" {
+		t.Fatalf("after: %+v", r)
+	}
+	echoOnce(t, echoAddr, "after")
+	for i := range 20 {
+		echoOnce(t, echoAddr, fmt.Sprintf("after %d", i))
+	}
+	t.Logf("first connections back %s after the API server; stats %+v", time.Since(back).Round(100*time.Millisecond), f.Stats())
+}
+
+// echoOnce sends msg through the echo port and wants it back.
+func echoOnce(t *testing.T, addr, msg string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("%s: dial: %v", msg, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatalf("%s: %v", msg, err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		t.Fatalf("%s: echoed %q, %v", msg, got, err)
+	}
+}
