@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # restart-apiserver.sh [--down SECONDS]: restarts the local cluster's kube-apiserver, for fault
-# tests (an API server restart during `ergomake up`): stops it (SIGTERM, SIGKILL after 10 s), keeps
+# tests (an API server restart during `ergomake up`): stops it (SIGTERM, SIGKILL after 3 s: its
+# graceful shutdown would wait for long-running requests), keeps
 # it down SECONDS (default 0), starts it again with the very command line it ran with (read from
 # /proc, so whatever up.sh gave it), and waits until /readyz answers (at most 60 s). The cluster is
 # shared: every client sees the outage, so keep it short and rare.
@@ -22,7 +23,7 @@ mapfile -d '' argv </proc/"$pid"/cmdline
 [ "${#argv[@]}" -gt 1 ] || die "cannot read the command line of kube-apiserver (pid $pid)"
 
 kill -TERM "$pid"
-for _ in $(seq 100); do [ -d /proc/"$pid" ] || break; sleep 0.1; done
+for _ in $(seq 30); do [ -d /proc/"$pid" ] || break; sleep 0.1; done
 [ ! -d /proc/"$pid" ] || kill -KILL "$pid"
 rm -f "$PIDS/kube-apiserver.pid"
 say "stopped kube-apiserver (pid $pid)"
