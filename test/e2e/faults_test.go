@@ -128,7 +128,23 @@ func TestForwardSurvivesAPIServerRestart(t *testing.T) {
 	for i := range 20 {
 		echoOnce(t, echoAddr, fmt.Sprintf("after %d", i))
 	}
-	t.Logf("first connections back %s after the API server; stats %+v", time.Since(back).Round(100*time.Millisecond), f.Stats())
+	t.Logf("first connections back %s after the API server", time.Since(back).Round(100*time.Millisecond))
+	waitSettled(t, f)
+}
+
+// waitSettled waits until every connection the forwarder accepted has ended (none hangs), and
+// logs its counters.
+func waitSettled(t *testing.T, f *forward.Forwarder) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for f.Stats().Active > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := f.Stats()
+	if st.Active > 0 {
+		t.Errorf("%d connections still active 15 s after the last one closed", st.Active)
+	}
+	t.Logf("stats %+v", st)
 }
 
 // echoOnce sends msg through the echo port and wants it back.
@@ -207,9 +223,14 @@ func TestForwardSPDYFallbackReal(t *testing.T) {
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, payload) {
 		t.Fatalf("4 MiB echoed: %v", err)
 	}
+	_ = c.Close()
+	waitSettled(t, f)
 	st := f.Stats()
 	if refused.Load() == 0 || upgraded.Load() == 0 || int64(upgraded.Load()) != st.Dials-st.DialFailures {
 		t.Errorf("WebSocket refused %d times, SPDY upgrades %d, tunnels dialled %d (%d failed)", refused.Load(), upgraded.Load(), st.Dials, st.DialFailures)
 	}
-	t.Logf("over SPDY: %d upgrades (WebSocket refused %d times); stats %+v", upgraded.Load(), refused.Load(), st)
+	if st.Failed > 0 || st.Succeeded != st.Accepted {
+		t.Errorf("%d of %d connections failed, %d succeeded", st.Failed, st.Accepted, st.Succeeded)
+	}
+	t.Logf("over SPDY: %d upgrades (WebSocket refused %d times)", upgraded.Load(), refused.Load())
 }
