@@ -166,7 +166,7 @@ func InstallServer(ctx context.Context, cfg *rest.Config, opts Options, sopts Se
 	if opts.DryRun {
 		return info, nil
 	}
-	if err := waitAvailable(ctx, c, opts, workload{"server", "Deployment", server.ServiceName}); err != nil {
+	if err := waitAvailable(ctx, c, opts, workload{what: "server", kind: "Deployment", name: server.ServiceName}); err != nil {
 		return nil, err
 	}
 	if info.URLs, err = serverURLs(ctx, c, opts, sopts); err != nil {
