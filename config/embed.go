@@ -1,6 +1,7 @@
 // Package config embeds the manifests ergomake installs: the generated CustomResourceDefinition
 // (crd/), the operator's generated ClusterRole (rbac/) and its ServiceAccount, binding and
-// Deployment (operator/), and the in-cluster registry with its node relay (registry/).
+// Deployment (operator/), the in-cluster registry with its node relay (registry/), and the
+// in-cluster builder, BuildKit (builder/).
 package config
 
 import "embed"
@@ -31,3 +32,9 @@ var DNS embed.FS
 //
 //go:embed registry/*.yaml
 var Registry embed.FS
+
+// Builder holds the in-cluster builder's (BuildKit's) ConfigMap, PersistentVolumeClaim and
+// Deployment.
+//
+//go:embed builder/*.yaml
+var Builder embed.FS

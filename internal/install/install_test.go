@@ -17,23 +17,29 @@ func TestObjects(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
 	}
-	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops," +
-		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator," +
+	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops,Role/ergomake-operator," +
+		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,RoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator," +
 		"ServiceAccount/ergomake-dns,ClusterRole/ergomake-dns,ClusterRoleBinding/ergomake-dns,Deployment/ergomake-dns,PodDisruptionBudget/ergomake-dns," +
 		"ConfigMap/ergomake-registry,PersistentVolumeClaim/ergomake-registry,Service/ergomake-registry,Deployment/ergomake-registry," +
-		"DaemonSet/ergomake-registry-relay"
+		"DaemonSet/ergomake-registry-relay," +
+		"ConfigMap/ergomake-builder,PersistentVolumeClaim/ergomake-builder,Deployment/ergomake-builder," +
+		"ConfigMap/ergomake-settings,Role/ergomake-settings-reader,RoleBinding/ergomake-settings-reader"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("objects %s\nwant    %s", got, want)
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "ServiceAccount", "Service", "Deployment", "ConfigMap", "PersistentVolumeClaim", "DaemonSet", "PodDisruptionBudget":
+		case "ServiceAccount", "Service", "Deployment", "ConfigMap", "PersistentVolumeClaim", "DaemonSet", "Role", "PodDisruptionBudget":
 			if o.GetNamespace() != "ops" {
 				t.Errorf("%s namespace %q", o.GetKind(), o.GetNamespace())
 			}
-		case "ClusterRoleBinding":
+		case "ClusterRoleBinding", "RoleBinding":
+			if o.GetKind() == "RoleBinding" && o.GetNamespace() != "ops" {
+				t.Errorf("RoleBinding namespace %q", o.GetNamespace())
+			}
 			subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
-			if ns := subjects[0].(map[string]any)["namespace"]; ns != "ops" {
+			if s := subjects[0].(map[string]any); s["kind"] == "ServiceAccount" && s["namespace"] != "ops" {
+				ns := s["namespace"]
 				t.Errorf("binding subject namespace %v", ns)
 			}
 		}
@@ -66,6 +72,27 @@ func TestObjectsDefaults(t *testing.T) {
 	}
 	if _, err := Objects(Options{Namespace: "Not_A_Name"}); err == nil || !strings.Contains(err.Error(), "Not_A_Name") {
 		t.Errorf("bad namespace: %v", err)
+	}
+}
+
+func TestOptionsPodSecurity(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "baseline", ""},
+		{"restricted", "restricted", ""},
+		{"privileged", "privileged", ""},
+		{"root", "", `pod security "root": want "privileged", "baseline" or "restricted"`},
+	} {
+		o := Options{PodSecurity: tc.in}
+		err := o.defaults()
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: error %v, want %s", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || o.PodSecurity != tc.want {
+			t.Errorf("%q: %q, %v; want %q", tc.in, o.PodSecurity, err, tc.want)
+		}
 	}
 }
 
