@@ -36,6 +36,8 @@ type InstallOptions struct {
 	BuilderRevision string
 	BuilderMode     string
 	BuilderMirrors  []string
+	// PodSecurity is the security ceiling of environments (--pod-security).
+	PodSecurity string
 }
 
 // NewCmdInstall returns `ergomake install`.
@@ -71,6 +73,7 @@ apply).`,
 	cmd.Flags().StringVar(&opts.BuilderImage, "builder-image", "", "image of the builder (default "+install.DefaultBuilderImage+", with --builder-mode rootless "+install.DefaultRootlessBuilderImage+")")
 	cmd.Flags().StringVar(&opts.BuilderRevision, "builder-revision", "", "value recorded on the builder's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().StringArrayVar(&opts.BuilderMirrors, "builder-mirror", nil, "registry host whose images the builder looks for in the in-cluster registry first (docker.io: at its root; others under HOST/); repeatable")
+	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling of environments, a Pod Security Standards level: baseline, restricted or privileged (namespaces ergomake creates enforce it; up and the operator refuse what exceeds it)")
 	return cmd
 }
 
@@ -133,6 +136,13 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 	if cmd.Flags().Lookup("registry-image") != nil && opts.RegistryImage == "" {
 		return FlagErrorf("--registry-image must not be empty")
 	}
+	if f := cmd.Flags().Lookup("pod-security"); f != nil {
+		switch opts.PodSecurity {
+		case "baseline", "restricted", "privileged":
+		default:
+			return FlagErrorf("--pod-security must be baseline, restricted or privileged, got %q", opts.PodSecurity)
+		}
+	}
 	if cmd.Flags().Lookup("relay-port") != nil && (opts.RelayPort < 1 || opts.RelayPort > 65535) {
 		return FlagErrorf("--relay-port must be a TCP port (1-65535), got %d", opts.RelayPort)
 	}
@@ -157,7 +167,8 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 func (opts *InstallOptions) install() install.Options {
 	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun,
 		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort,
-		BuilderMode: install.BuilderMode(opts.BuilderMode), BuilderImage: opts.BuilderImage, BuilderRevision: opts.BuilderRevision, BuilderMirrors: opts.BuilderMirrors}
+		BuilderMode: install.BuilderMode(opts.BuilderMode), BuilderImage: opts.BuilderImage, BuilderRevision: opts.BuilderRevision, BuilderMirrors: opts.BuilderMirrors,
+		PodSecurity: opts.PodSecurity}
 }
 
 func installRun(opts *InstallOptions) error {

@@ -37,7 +37,13 @@ func TestInstallOptions(t *testing.T) {
 	if o := got.install(); o.RegistryImage != "ergomake.test/ergomake-registry:dev" || o.RelayPort != 5200 {
 		t.Errorf("install options %+v", o)
 	}
-	for _, bad := range []string{"--relay-port 0", "--relay-port 65536", "--registry-image="} {
+	if got.PodSecurity != "baseline" || got.install().PodSecurity != "baseline" {
+		t.Errorf("default pod security %q", got.PodSecurity)
+	}
+	if err := parse(t, f, NewCmdInstall(f, capture), "--pod-security restricted"); err != nil || got.install().PodSecurity != "restricted" {
+		t.Errorf("--pod-security restricted: %v %+v", err, got)
+	}
+	for _, bad := range []string{"--relay-port 0", "--relay-port 65536", "--registry-image=", "--pod-security root", "--pod-security="} {
 		if err := parse(t, f, NewCmdInstall(f, capture), bad); err == nil {
 			t.Errorf("install accepted %s", bad)
 		}

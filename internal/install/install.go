@@ -87,8 +87,8 @@ type Options struct {
 	BuilderMirrors []string
 	// BuilderStorage is where the builder keeps its cache (default StorageAuto).
 	BuilderStorage Storage
-	// PodSecurity is the Pod Security Admission level of the namespaces ergomake creates, recorded
-	// in the cluster's settings (default baseline).
+	// PodSecurity is the security ceiling of environments, recorded in the cluster settings
+	// (internal/clustersettings): privileged, baseline or restricted (default baseline).
 	PodSecurity string
 }
 
@@ -153,8 +153,8 @@ func (o *Options) defaults() error {
 		o.PodSecurity = clustersettings.PodSecurityBaseline
 	case clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted:
 	default:
-		return fmt.Errorf("pod security %q: want %q, %q or %q", o.PodSecurity,
-			clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted)
+		return fmt.Errorf("pod security %q: want %s, %s or %s", o.PodSecurity,
+			clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted, clustersettings.PodSecurityPrivileged)
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
@@ -172,7 +172,8 @@ func (o *Options) defaults() error {
 }
 
 // Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
-// ServiceAccount, the ClusterRoleBinding, the ergomake-dns Service and the operator's Deployment;
+// Role in it, the ServiceAccount, the ClusterRoleBinding and RoleBinding, the ergomake-dns Service
+// and the operator's Deployment;
 // then the registry's ConfigMap, PersistentVolumeClaim (not with StorageEmptyDir), Service and
 // Deployment, and the relay's DaemonSet; the builder's ConfigMap, PersistentVolumeClaim (not with
 // StorageEmptyDir) and Deployment (none with BuilderNone); and the settings ConfigMap with the Role
@@ -191,7 +192,15 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded RBAC: %w", err)
 	}
-	out = append(out, role...)
+	// The ClusterRole before the namespace, the Role (the operator's own namespace) in it.
+	var nsRoles []*unstructured.Unstructured
+	for _, r := range role {
+		if r.GetNamespace() != "" {
+			nsRoles = append(nsRoles, r)
+		} else {
+			out = append(out, r)
+		}
+	}
 
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
@@ -199,8 +208,9 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	ns.SetName(opts.Namespace)
 	ns.SetLabels(map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	out = append(out, ns)
+	out = append(out, nsRoles...)
 
-	objs, err := decodeFiles(config.Operator, "operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml")
+	objs, err := decodeFiles(config.Operator, "operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/rolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml")
 	if err != nil {
 		return nil, err
 	}
@@ -232,17 +242,17 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 			u.SetNamespace(opts.Namespace)
 		}
 		switch u.GetKind() {
-		case "ClusterRoleBinding":
+		case "ClusterRoleBinding", "RoleBinding":
 			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
 			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok {
+				if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" { // not the settings reader's group
 					m["namespace"] = opts.Namespace
 				}
 			}
 			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
 				return nil, err
 			}
-		case "ClusterRole":
+		case "ClusterRole", "Role":
 			labels := u.GetLabels()
 			if labels == nil {
 				labels = map[string]string{}

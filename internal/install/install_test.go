@@ -16,8 +16,8 @@ func TestObjects(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
 	}
-	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops," +
-		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator," +
+	want := "CustomResourceDefinition/ergomakeenvs.ergomake.dev,ClusterRole/ergomake-operator,Namespace/ops,Role/ergomake-operator," +
+		"ServiceAccount/ergomake-operator,ClusterRoleBinding/ergomake-operator,RoleBinding/ergomake-operator,Service/ergomake-dns,Deployment/ergomake-operator," +
 		"ConfigMap/ergomake-registry,PersistentVolumeClaim/ergomake-registry,Service/ergomake-registry,Deployment/ergomake-registry," +
 		"DaemonSet/ergomake-registry-relay," +
 		"ConfigMap/ergomake-builder,PersistentVolumeClaim/ergomake-builder,Deployment/ergomake-builder," +
@@ -27,14 +27,18 @@ func TestObjects(t *testing.T) {
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "ServiceAccount", "Service", "Deployment", "ConfigMap", "PersistentVolumeClaim", "DaemonSet", "Role", "RoleBinding":
+		case "ServiceAccount", "Service", "Deployment", "ConfigMap", "PersistentVolumeClaim", "DaemonSet", "Role":
 			if o.GetNamespace() != "ops" {
 				t.Errorf("%s namespace %q", o.GetKind(), o.GetNamespace())
 			}
-		case "ClusterRoleBinding":
+		case "ClusterRoleBinding", "RoleBinding":
+			if o.GetKind() == "RoleBinding" && o.GetNamespace() != "ops" {
+				t.Errorf("RoleBinding namespace %q", o.GetNamespace())
+			}
 			subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
-			if ns := subjects[0].(map[string]any)["namespace"]; ns != "ops" {
-				t.Errorf("binding subject namespace %v", ns)
+			s := subjects[0].(map[string]any)
+			if ns := s["namespace"]; (s["kind"] == "ServiceAccount") != (ns == "ops") {
+				t.Errorf("%s %s subject %v", o.GetKind(), o.GetName(), s) // a ServiceAccount's namespace, none for a group
 			}
 		}
 		if o.GetKind() == "Deployment" && o.GetName() == Name {
@@ -66,5 +70,26 @@ func TestObjectsDefaults(t *testing.T) {
 	}
 	if _, err := Objects(Options{Namespace: "Not_A_Name"}); err == nil || !strings.Contains(err.Error(), "Not_A_Name") {
 		t.Errorf("bad namespace: %v", err)
+	}
+}
+
+func TestOptionsPodSecurity(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "baseline", ""},
+		{"restricted", "restricted", ""},
+		{"privileged", "privileged", ""},
+		{"root", "", `pod security "root": want baseline, restricted or privileged`},
+	} {
+		o := Options{PodSecurity: tc.in}
+		err := o.defaults()
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: error %v, want %s", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || o.PodSecurity != tc.want {
+			t.Errorf("%q: %q, %v; want %q", tc.in, o.PodSecurity, err, tc.want)
+		}
 	}
 }

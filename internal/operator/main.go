@@ -25,7 +25,7 @@ func Main(args []string, stderr io.Writer) int {
 		kubeconfig string
 		version    bool
 	)
-	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `address the metrics endpoint binds to ("0" turns it off)`)
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", "127.0.0.1:8080", `loopback address the metrics endpoint binds to, reached with kubectl port-forward ("0" turns it off)`)
 	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas, so that only one reconciles")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the operator's own)")
