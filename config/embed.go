@@ -21,6 +21,12 @@ var RBAC []byte
 //go:embed operator/*.yaml
 var Operator embed.FS
 
+// DNS holds the environment DNS's ServiceAccount, ClusterRole and binding, Deployment and
+// PodDisruptionBudget (the ergomake-dns Service is with the operator's manifests).
+//
+//go:embed dns/*.yaml
+var DNS embed.FS
+
 // Registry holds the in-cluster registry's ConfigMap, PersistentVolumeClaim, Service and
 // Deployment, and the DaemonSet of its node relay.
 //

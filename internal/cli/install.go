@@ -31,13 +31,13 @@ type InstallOptions struct {
 	RegistryImage    string
 	RegistryRevision string
 	RelayPort        int
+	// PodSecurity is the security ceiling of environments (--pod-security).
+	PodSecurity string
 	// The builder: its image (default by mode), revision, mode and registry mirrors.
 	BuilderImage    string
 	BuilderRevision string
 	BuilderMode     string
 	BuilderMirrors  []string
-	// PodSecurity is the security ceiling of environments (--pod-security).
-	PodSecurity string
 }
 
 // NewCmdInstall returns `ergomake install`.
@@ -69,11 +69,11 @@ apply).`,
 	cmd.Flags().StringVar(&opts.RegistryImage, "registry-image", install.DefaultRegistryImage(), "image of the in-cluster registry")
 	cmd.Flags().StringVar(&opts.RegistryRevision, "registry-revision", "", "value recorded on the registry's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().IntVar(&opts.RelayPort, "relay-port", install.DefaultRelayPort, "port on each node's 127.0.0.1 where the node relay serves the registry")
+	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling of environments, a Pod Security Standards level: baseline, restricted or privileged (namespaces ergomake creates enforce it; up and the operator refuse what exceeds it)")
 	cmd.Flags().StringVar(&opts.BuilderMode, "builder-mode", string(install.BuilderPrivileged), "how the builder runs: privileged, rootless (for clusters whose policy refuses privileged pods; it needs seccomp and AppArmor Unconfined, which Pod Security baseline refuses too) or none (no builder: services with build: cannot be built)")
 	cmd.Flags().StringVar(&opts.BuilderImage, "builder-image", "", "image of the builder (default "+install.DefaultBuilderImage+", with --builder-mode rootless "+install.DefaultRootlessBuilderImage+")")
 	cmd.Flags().StringVar(&opts.BuilderRevision, "builder-revision", "", "value recorded on the builder's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().StringArrayVar(&opts.BuilderMirrors, "builder-mirror", nil, "registry host whose images the builder looks for in the in-cluster registry first (docker.io: at its root; others under HOST/); repeatable")
-	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling of environments, a Pod Security Standards level: baseline, restricted or privileged (namespaces ergomake creates enforce it; up and the operator refuse what exceeds it)")
 	return cmd
 }
 
@@ -167,8 +167,7 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 func (opts *InstallOptions) install() install.Options {
 	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun,
 		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort,
-		BuilderMode: install.BuilderMode(opts.BuilderMode), BuilderImage: opts.BuilderImage, BuilderRevision: opts.BuilderRevision, BuilderMirrors: opts.BuilderMirrors,
-		PodSecurity: opts.PodSecurity}
+		BuilderMode: install.BuilderMode(opts.BuilderMode), BuilderImage: opts.BuilderImage, BuilderRevision: opts.BuilderRevision, BuilderMirrors: opts.BuilderMirrors, PodSecurity: opts.PodSecurity}
 }
 
 func installRun(opts *InstallOptions) error {

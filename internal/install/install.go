@@ -87,8 +87,8 @@ type Options struct {
 	BuilderMirrors []string
 	// BuilderStorage is where the builder keeps its cache (default StorageAuto).
 	BuilderStorage Storage
-	// PodSecurity is the security ceiling of environments, recorded in the cluster settings
-	// (internal/clustersettings): privileged, baseline or restricted (default baseline).
+	// PodSecurity is the Pod Security Admission level of the namespaces ergomake creates, recorded
+	// in the cluster's settings (default baseline).
 	PodSecurity string
 }
 
@@ -153,8 +153,8 @@ func (o *Options) defaults() error {
 		o.PodSecurity = clustersettings.PodSecurityBaseline
 	case clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted:
 	default:
-		return fmt.Errorf("pod security %q: want %s, %s or %s", o.PodSecurity,
-			clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted, clustersettings.PodSecurityPrivileged)
+		return fmt.Errorf("pod security %q: want %q, %q or %q", o.PodSecurity,
+			clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted)
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
@@ -173,7 +173,8 @@ func (o *Options) defaults() error {
 
 // Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
 // Role in it, the ServiceAccount, the ClusterRoleBinding and RoleBinding, the ergomake-dns Service
-// and the operator's Deployment;
+// and the operator's Deployment; the environment DNS's ServiceAccount, ClusterRole,
+// ClusterRoleBinding, Deployment and PodDisruptionBudget (dns.go);
 // then the registry's ConfigMap, PersistentVolumeClaim (not with StorageEmptyDir), Service and
 // Deployment, and the relay's DaemonSet; the builder's ConfigMap, PersistentVolumeClaim (not with
 // StorageEmptyDir) and Deployment (none with BuilderNone); and the settings ConfigMap with the Role
@@ -222,6 +223,11 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 			}
 		}
 	}
+	dns, err := dnsObjects(opts)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, dns...)
 	reg, err := registryObjects(opts)
 	if err != nil {
 		return nil, err
@@ -245,7 +251,7 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 		case "ClusterRoleBinding", "RoleBinding":
 			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
 			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" { // not the settings reader's group
+				if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" {
 					m["namespace"] = opts.Namespace
 				}
 			}
@@ -258,7 +264,9 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 				labels = map[string]string{}
 			}
 			labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
-			labels["app.kubernetes.io/name"] = Name
+			if labels["app.kubernetes.io/name"] == "" {
+				labels["app.kubernetes.io/name"] = Name
+			}
 			u.SetLabels(labels)
 		}
 	}
@@ -390,6 +398,7 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	workloads := []workload{
 		{what: "operator", kind: "Deployment", name: Name},
+		{what: "environment DNS", kind: "Deployment", name: DNSName},
 		{what: "registry", kind: "Deployment", name: RegistryName},
 		{what: "registry relay", kind: "DaemonSet", name: RelayName},
 	}
