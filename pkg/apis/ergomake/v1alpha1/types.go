@@ -257,7 +257,7 @@ type ServiceSpec struct {
 type EnvVar struct {
 	Name string `json:"name"`
 	// +optional
-	Value string `json:"value"`
+	Value string `json:"value,omitempty"`
 	// SecretKey is the key of the service's EnvSecret holding the value; Value is then empty.
 	// +optional
 	SecretKey string `json:"secretKey,omitempty"`
