@@ -135,6 +135,23 @@ services:
 		}
 	}
 
+	// up again: unchanged values restart nothing; a changed env_file value reaches a new pod
+	before := pods[0].UID
+	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
+		t.Fatalf("second up -d exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	if now := p.servicePods("app"); len(now) != 1 || now[0].UID != before {
+		t.Errorf("an up with unchanged values replaced the pod")
+	}
+	write("app.env", "FROM_FILE=changed-"+tag+"\nOVERRIDE=from-env-file\n", 0o644)
+	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
+		t.Fatalf("third up -d exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	cluster.Eventually(t, 2*time.Minute, time.Second, "the changed value reaches the container", func(ctx context.Context) (bool, string, error) {
+		out, _, code := p.execRun(nil, time.Minute, "exec", "-T", "app", "sh", "-c", `printf '%s' "$FROM_FILE"`)
+		return code == 0 && out == "changed-"+tag, out, nil
+	})
+
 	if stdout, stderr, code := p.run(3*time.Minute, "down"); code != 0 {
 		t.Fatalf("down exited %d\n%s\n%s", code, stdout, stderr)
 	}
