@@ -488,6 +488,9 @@ type EnvStatus struct {
 	// +listMapKey=name
 	// +optional
 	Services []ServiceStatus `json:"services,omitempty"`
+	// Heartbeat is the operator's view of the heartbeat (see HeartbeatStatus).
+	// +optional
+	Heartbeat *HeartbeatStatus `json:"heartbeat,omitempty"`
 }
 
 // ServiceStatus is the observed state of one service.
