@@ -39,6 +39,9 @@ type Creator struct {
 type Session struct {
 	// ID is random, new for each process.
 	ID string `json:"id"`
+	// User is the identity the session's credentials authenticate as ("" when unknown).
+	// +optional
+	User string `json:"user,omitempty"`
 	// Host is the machine the CLI runs on, PID its process.
 	Host string `json:"host"`
 	PID  int    `json:"pid"`
