@@ -299,10 +299,12 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 		return err
 	}
 	s.attached = true
-	if s.ownNamespace, err = s.markNamespace(ctx, own, existing, applied); err != nil {
+	marked, err := s.markNamespace(ctx, own, existing, applied)
+	if err != nil {
 		s.rep.End(false)
 		return err
 	}
+	s.ownNamespace = marked
 	if existing == nil && (len(res.Secrets) > 0 || len(res.ConfigMaps) > 0) {
 		// The data of a new environment is owned by it, now that it has a UID.
 		if err := s.client.ApplyData(ctx, s.ns, s.name, applied, res.Secrets, res.ConfigMaps); err != nil {
