@@ -196,3 +196,13 @@ func (s *session) leftTTL() time.Duration {
 	}
 	return s.opts.KeptTTL
 }
+
+// notApplied ends a session that failed before applying anything: after Ctrl-C, it says so and
+// returns ErrCancel (exit 130, nothing more printed); otherwise the failure.
+func (s *session) notApplied(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		s.rep.Noticef("Interrupted: nothing was applied.")
+		return ErrCancel
+	}
+	return err
+}

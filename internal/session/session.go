@@ -158,13 +158,13 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 
 	// 1. The cluster answers, accepts the credentials and serves ErgomakeEnvs.
 	if err := s.connect(ctx); err != nil {
-		return err
+		return s.notApplied(ctx, err)
 	}
 	// 2. An environment of this project already there is attached to; one being deleted is
 	// waited for. Nothing is changed yet, so a failure here leaves nothing behind.
 	existing, err := s.findExisting(ctx)
 	if err != nil {
-		return err
+		return s.notApplied(ctx, err)
 	}
 	// 3. Namespace, data, environment. From here on a failure removes what this run made.
 	if err := s.apply(ctx, res, existing); err != nil {
