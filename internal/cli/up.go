@@ -151,6 +151,7 @@ func upRun(opts *UpOptions) error {
 		Owner:          ownerName(opts.Factory),
 		HeartbeatEvery: opts.HeartbeatInterval,
 		DownCommand:    downCommand(opts.Cluster, project.Name, res.Env.Namespace),
+		Project:        project,
 	}, res)
 	var inUse *session.InUseError
 	if errors.As(err, &inUse) {

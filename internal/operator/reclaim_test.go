@@ -19,7 +19,9 @@ func TestExpiryOwnClock(t *testing.T) {
 	env := testEnv()
 	env.UID = "u1"
 	env.Spec.TTL = &metav1.Duration{Duration: ttl}
-	beat := func(at time.Time) { env.Annotations = map[string]string{v1alpha1.AnnotationHeartbeat: at.Format(time.RFC3339Nano)} }
+	beat := func(at time.Time) {
+		env.Annotations = map[string]string{v1alpha1.AnnotationHeartbeat: at.Format(time.RFC3339Nano)}
+	}
 
 	r := &Reconciler{}
 	// A client clock an hour behind: the heartbeat looks an hour old, yet counts from now.
