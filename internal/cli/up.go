@@ -50,7 +50,12 @@ The environment lives in its own namespace (default ergomake-<project>). Press C
 down; with --keep, Ctrl-C only stops forwarding. With -d/--detach, ergomake returns once the
 environment is ready and leaves it running: "ergomake forward" forwards its ports later and
 "ergomake down" removes it. An environment left without a CLI attached is deleted by the operator
-after --ttl.`,
+after --ttl (at least three heartbeats, 1m).
+
+An environment another live "ergomake up" is attached to is not taken over: up says who holds it,
+from which host and since when, and exits 3 ("ergomake forward" binds its ports without owning its
+teardown; -p brings up a separate copy). Ctrl-C removes only an environment this up created: one
+it re-attached to (left by "up -d", say) keeps running.`,
 		Example: `  ergomake up
   ergomake up -f compose.yaml -f compose.dev.yaml --profile debug
   ergomake up -d --context staging -n my-feature`,
