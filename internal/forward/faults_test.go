@@ -194,6 +194,7 @@ func TestFrameTunnelBusyNotJudged(t *testing.T) {
 	ft.start(&r.f.wg, func() { r.p.forget(ft) })
 	_, out := r.pipe(t, ft)
 	p.accept()
+	p.skipPings = false
 	for range 5 { // pings come, unanswered
 		if _, ok := p.read().(*spdy.PingFrame); !ok {
 			t.Fatal("want a ping")

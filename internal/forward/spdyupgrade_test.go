@@ -46,10 +46,10 @@ func portForwardServer(t *testing.T, spdy bool) (srv *httptest.Server, wsRefused
 		if err != nil {
 			return
 		}
+		upgraded.Add(1) // before the client can see the upgrade
 		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n" +
 			"X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n")
 		_ = brw.Flush()
-		upgraded.Add(1)
 		newKubelet(t, conn, shout)
 	}))
 	t.Cleanup(srv.Close)
