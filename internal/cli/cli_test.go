@@ -113,6 +113,14 @@ func TestUpOptions(t *testing.T) {
 		{name: "bad duration", argv: "--wait-timeout soon", wantErr: `invalid argument "soon" for "--wait-timeout" flag`},
 		{name: "zero wait timeout", argv: "--wait-timeout 0s", wantErr: "--wait-timeout must be positive, got 0s"},
 		{name: "negative ttl", argv: "--ttl -1m", wantErr: "--ttl must not be negative, got -1m0s"},
+		{name: "ttl below three heartbeats", argv: "--ttl 59s",
+			wantErr: "--ttl 59s is shorter than three heartbeats (1m0s): the environment would be deleted whenever a heartbeat or two came late; use --ttl 1m0s or more"},
+		{name: "ttl below three of the heartbeat interval given", argv: "--ttl 5s --heartbeat-interval 2s", wantErr: "use --ttl 6s or more"},
+		{
+			name: "short ttl with a short heartbeat interval",
+			argv: "--ttl 6s --heartbeat-interval 2s",
+			want: UpOptions{WaitTimeout: 10 * time.Minute, TTL: 6 * time.Second, HeartbeatInterval: 2 * time.Second},
+		},
 		{name: "arguments", argv: "web", wantErr: `unknown command "web" for "ergomake up"`},
 	}
 	for _, tt := range tests {

@@ -27,6 +27,8 @@ type DownOptions struct {
 
 	// WaitTimeout is how long to wait until everything is gone.
 	WaitTimeout time.Duration
+	// Force removes an environment another identity created.
+	Force bool
 }
 
 // NewCmdDown returns `ergomake down`.
@@ -36,12 +38,15 @@ func NewCmdDown(f *Factory, runF func(*DownOptions) error) *cobra.Command {
 		Use:   "down [flags]",
 		Short: "Remove the project's environment from the cluster",
 		Long: `Remove the compose project's environment from the cluster: its services, volumes, secrets and
-configs, and its namespace when ergomake created it. Waits until everything is gone.
+configs, and its namespace when ergomake created it for this environment and it holds nothing
+else. Waits until everything is gone.
 
 The environment is found by project name and namespace as "ergomake up" names them; with
--p/--project-name no compose file is needed.`,
+-p/--project-name no compose file is needed. An environment created by another identity (as the
+cluster authenticates your credentials) is removed only with --force; ergomake exits 3 without it.`,
 		Example: `  ergomake down
-  ergomake down -p shop -n ergomake-shop`,
+  ergomake down -p shop -n ergomake-shop
+  ergomake down -p shop --force`,
 		Args: wrapArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
@@ -55,6 +60,7 @@ The environment is found by project name and namespace as "ergomake up" names th
 		},
 	}
 	cmd.Flags().DurationVar(&opts.WaitTimeout, "wait-timeout", 5*time.Minute, "how long to wait until everything is gone")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "remove the environment even when another identity created it")
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
 	return cmd
@@ -80,14 +86,22 @@ func downRun(opts *DownOptions) error {
 	if err != nil {
 		return err
 	}
-	ownNS := env.Annotations[v1alpha1.AnnotationCreatedNamespace] == "true"
-	if !ownNS {
-		if ns, err := client.Kube.CoreV1().Namespaces().Get(ctx, env.Namespace, metav1.GetOptions{}); err == nil {
-			ownNS = kube.IsOurNamespace(ns)
-		}
+	if err := checkDownAllowed(ctx, client, env, opts.Force); err != nil {
+		return err
 	}
+	// The namespace goes too when ergomake created it for this environment (marked with its
+	// UID; or, for an environment from before the mark, recorded as created with it) and holds
+	// nothing else.
+	created := env.Annotations[v1alpha1.AnnotationCreatedNamespace] == "true"
+	ownNS := false
+	if ns, err := client.Kube.CoreV1().Namespaces().Get(ctx, env.Namespace, metav1.GetOptions{}); err == nil {
+		ownNS = kube.NamespaceMarkedFor(ns, env.UID) || (created && kube.IsOurNamespace(ns))
+	}
+	kept := ""
 	status.Start(fmt.Sprintf("Deleting environment %s/%s", env.Namespace, env.Name))
-	err = client.DeleteEnv(dctx, env.Namespace, env.Name, kube.DeleteOptions{Namespace: ownNS, Progress: status.Update})
+	err = client.DeleteEnv(dctx, env.Namespace, env.Name, kube.DeleteOptions{
+		Namespace: ownNS, NamespaceCreated: created,
+		Progress: status.Update, KeptNamespace: func(why string) { kept = why }})
 	if err != nil {
 		status.End(false)
 		if dctx.Err() != nil && ctx.Err() == nil {
@@ -97,9 +111,12 @@ func downRun(opts *DownOptions) error {
 		return err
 	}
 	status.End(true)
-	if ownNS {
+	switch {
+	case ownNS && kept != "":
+		fmt.Fprintf(opts.IO.Out, "Environment %s removed; %s, so it was kept.\n", env.Name, kept)
+	case ownNS:
 		fmt.Fprintf(opts.IO.Out, "Environment %s and namespace %s removed.\n", env.Name, env.Namespace)
-	} else {
+	default:
 		fmt.Fprintf(opts.IO.Out, "Environment %s removed from namespace %s.\n", env.Name, env.Namespace)
 	}
 	return nil
@@ -118,6 +135,15 @@ func downLeftNamespace(ctx context.Context, opts *DownOptions, client *kube.Clie
 	if err != nil {
 		return client.Explain(err)
 	}
+	foreign, err := client.Foreign(ctx, name, kube.EnvName(project))
+	if err != nil {
+		return err
+	}
+	if len(foreign) > 0 {
+		fmt.Fprintf(opts.IO.Out, "Nothing to do: %s (namespace %s holds other things: %s, so it is kept).\n",
+			nf.msg, name, kube.DescribeForeign(foreign))
+		return nil
+	}
 	status.Start("Deleting namespace " + name)
 	if err := client.DeleteNamespace(ctx, name, status.Update); err != nil {
 		status.End(false)
@@ -126,4 +152,24 @@ func downLeftNamespace(ctx context.Context, opts *DownOptions, client *kube.Clie
 	status.End(true)
 	fmt.Fprintf(opts.IO.Out, "Namespace %s removed.\n", name)
 	return nil
+}
+
+// checkDownAllowed refuses, without --force, to remove an environment another identity created
+// (exit 3). An environment that records no creator (older than the record, or applied with
+// kubectl) is anyone's.
+func checkDownAllowed(ctx context.Context, client *kube.Client, env *v1alpha1.ErgomakeEnv, force bool) error {
+	creator, err := v1alpha1.EnvCreator(env)
+	if err != nil || creator == nil || force {
+		return nil
+	}
+	me, err := client.WhoAmI(ctx)
+	if err != nil {
+		return &ExitError{Code: ExitInUse, Err: fmt.Errorf("environment %s/%s was created by %s, and %v; --force removes it anyway",
+			env.Namespace, env.Name, creator.Username, err)}
+	}
+	if me.Username == creator.Username {
+		return nil
+	}
+	return &ExitError{Code: ExitInUse, Err: fmt.Errorf("environment %s/%s was created by %s, not by you (%s): --force removes it anyway",
+		env.Namespace, env.Name, creator.Username, me.Username)}
 }

@@ -16,6 +16,9 @@ const (
 	// ExitUsage: the command line was wrong (unknown command or flag, bad flag value, wrong
 	// arguments); the error and the command's usage were printed on stderr.
 	ExitUsage = 2
+	// ExitInUse: the environment belongs to someone else: `up` of an environment another live
+	// session is attached to, `down` of one another identity created (without --force).
+	ExitInUse = 3
 	// ExitCancel: interrupted (Ctrl-C, SIGTERM) before the command could finish.
 	ExitCancel = 130
 )

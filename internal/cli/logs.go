@@ -16,6 +16,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -95,6 +96,10 @@ type logMux struct {
 	width  int
 	colors map[string]lipgloss.Style
 
+	// byLabel maps the label value of each service's name (what pods carry, render.LabelValue)
+	// back to the compose name.
+	byLabel map[string]string
+
 	// next and index number the pods of each service in the order they were first seen.
 	next    map[string]int
 	index   map[string]int // pod UID → number
@@ -107,16 +112,27 @@ var logColors = []string{"6", "3", "2", "5", "4", "14", "11", "10", "13", "12"}
 
 func newLogMux(ios *iostreams.IOStreams, services []string) *logMux {
 	m := &logMux{w: ios.Out, styles: ui.NewStyles(ios.ColorEnabled()), colors: map[string]lipgloss.Style{},
-		next: map[string]int{}, index: map[string]int{}, started: map[string]bool{}}
+		next: map[string]int{}, index: map[string]int{}, started: map[string]bool{}, byLabel: map[string]string{}}
 	for i, s := range services {
+		m.byLabel[render.LabelValue(s)] = s
 		m.colors[s] = m.styles.NewStyle().Foreground(lipgloss.Color(logColors[i%len(logColors)]))
 		m.width = max(m.width, len(s)+2) // "-1"
 	}
 	return m
 }
 
+// service is the compose name of the pod's service: its label carries render.LabelValue of the
+// name, which differs from the name when that is no label value (`worker_`, over 63 characters).
+func (m *logMux) service(pod *corev1.Pod) string {
+	label := pod.Labels[v1alpha1.LabelService]
+	if name, ok := m.byLabel[label]; ok {
+		return name
+	}
+	return label
+}
+
 func (m *logMux) prefix(pod *corev1.Pod) string {
-	svc := pod.Labels[v1alpha1.LabelService]
+	svc := m.service(pod)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, ok := m.index[string(pod.UID)]
@@ -153,7 +169,7 @@ func (m *logMux) run(ctx context.Context, client *kube.Client, env *v1alpha1.Erg
 	}
 	// Number the pods in creation order, per service, before any line is printed.
 	for i := range pods {
-		if only == nil || only[pods[i].Labels[v1alpha1.LabelService]] {
+		if only == nil || only[m.service(&pods[i])] {
 			m.prefix(&pods[i])
 		}
 	}
@@ -165,7 +181,7 @@ func (m *logMux) run(ctx context.Context, client *kube.Client, env *v1alpha1.Erg
 		return nil
 	}
 	// Follow: watch for pods that start (replacements, restarts) and stream them too.
-	sel := v1alpha1.LabelEnv + "=" + env.Name
+	sel := v1alpha1.LabelEnv + "=" + render.LabelValue(env.Name)
 	rv := ""
 	for ctx.Err() == nil {
 		l, err := client.Kube.CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv})
@@ -195,7 +211,7 @@ func (m *logMux) run(ctx context.Context, client *kube.Client, env *v1alpha1.Erg
 // run.
 func (m *logMux) maybeStream(ctx context.Context, client *kube.Client, pod *corev1.Pod, only map[string]bool,
 	follow bool, tail int64, timestamps bool) {
-	svc := pod.Labels[v1alpha1.LabelService]
+	svc := m.service(pod)
 	if only != nil && !only[svc] {
 		return
 	}

@@ -30,6 +30,8 @@ Exit codes:
   0    success
   1    failure (the error is printed on stderr)
   2    command-line usage error (unknown command or flag, bad value, wrong arguments)
+  3    the environment is someone else's: another live session is attached to it (up), or
+       another identity created it (down without --force)
   130  interrupted (Ctrl-C)`
 
 // NewCmdRoot returns the ergomake command with every verb registered.

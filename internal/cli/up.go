@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,8 +31,10 @@ type UpOptions struct {
 	// WaitTimeout is how long to wait for the environment to become ready.
 	WaitTimeout time.Duration
 	// TTL is how long the environment survives without a CLI attached; 0 chooses (10m attached,
-	// 24h detached).
+	// 24h detached). It may not be shorter than three heartbeats.
 	TTL time.Duration
+	// HeartbeatInterval is how often the session renews the heartbeat (hidden; tests).
+	HeartbeatInterval time.Duration
 }
 
 // NewCmdUp returns `ergomake up`.
@@ -47,7 +50,12 @@ The environment lives in its own namespace (default ergomake-<project>). Press C
 down; with --keep, Ctrl-C only stops forwarding. With -d/--detach, ergomake returns once the
 environment is ready and leaves it running: "ergomake forward" forwards its ports later and
 "ergomake down" removes it. An environment left without a CLI attached is deleted by the operator
-after --ttl.`,
+after --ttl (at least three heartbeats, 1m).
+
+An environment another live "ergomake up" is attached to is not taken over: up says who holds it,
+from which host and since when, and exits 3 ("ergomake forward" binds its ports without owning its
+teardown; -p brings up a separate copy). Ctrl-C removes only an environment this up created: one
+it re-attached to (left by "up -d", say) keeps running.`,
 		Example: `  ergomake up
   ergomake up -f compose.yaml -f compose.dev.yaml --profile debug
   ergomake up -d --context staging -n my-feature`,
@@ -57,8 +65,8 @@ after --ttl.`,
 			if err := checkWaitTimeout(opts.WaitTimeout); err != nil {
 				return err
 			}
-			if opts.TTL < 0 {
-				return FlagErrorf("--ttl must not be negative, got %s", opts.TTL)
+			if err := checkTTL(opts.TTL, opts.HeartbeatInterval); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)
@@ -71,6 +79,8 @@ after --ttl.`,
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the environment when up ends or fails (Ctrl-C stops forwarding only)")
 	fs.DurationVar(&opts.WaitTimeout, "wait-timeout", 10*time.Minute, "how long to wait for the environment to become ready")
 	fs.DurationVar(&opts.TTL, "ttl", 0, "delete the environment after it has been left without a CLI attached this long (0: 10m, or 24h with --detach)")
+	fs.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 0, "how often to renew the environment's heartbeat (0: 20s)")
+	_ = fs.MarkHidden("heartbeat-interval")
 	config.MarkSetting(fs, "wait-timeout", "ttl") // ERGOMAKE_WAIT_TIMEOUT, ERGOMAKE_TTL, config file
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
@@ -83,6 +93,22 @@ const (
 	defaultAttachedTTL = 10 * time.Minute
 	defaultDetachedTTL = 24 * time.Hour
 )
+
+// checkTTL refuses a TTL that would reclaim an environment whose heartbeat is late once or
+// twice: below three heartbeat intervals (0 chooses a default TTL, always long enough).
+func checkTTL(ttl, heartbeat time.Duration) error {
+	if ttl < 0 {
+		return FlagErrorf("--ttl must not be negative, got %s", ttl)
+	}
+	if heartbeat < 0 {
+		return FlagErrorf("--heartbeat-interval must not be negative, got %s", heartbeat)
+	}
+	if min := session.MinTTL(heartbeat); ttl != 0 && ttl < min {
+		return FlagErrorf("--ttl %s is shorter than three heartbeats (%s): the environment would be deleted whenever a heartbeat or two came late; use --ttl %s or more",
+			ttl, min, min)
+	}
+	return nil
+}
 
 // upRun checks the project and hands it to the session, which applies it, waits, forwards and
 // tears down (internal/session).
@@ -119,16 +145,22 @@ func upRun(opts *UpOptions) error {
 	if err != nil {
 		return err
 	}
-	return session.Up(ctx, session.Options{
-		Client:      client,
-		Reporter:    newLiveView(opts.IO, status, opts.Factory.Now),
-		Now:         opts.Factory.Now,
-		Detach:      opts.Detach,
-		Keep:        opts.Keep,
-		KeptTTL:     keptTTL,
-		WaitTimeout: opts.WaitTimeout,
-		Owner:       ownerName(opts.Factory),
-		DownCommand: downCommand(opts.Cluster, project.Name, res.Env.Namespace),
-		Project:     project,
+	err = session.Up(ctx, session.Options{
+		Client:         client,
+		Reporter:       newLiveView(opts.IO, status, opts.Factory.Now),
+		Now:            opts.Factory.Now,
+		Detach:         opts.Detach,
+		Keep:           opts.Keep,
+		KeptTTL:        keptTTL,
+		WaitTimeout:    opts.WaitTimeout,
+		Owner:          ownerName(opts.Factory),
+		HeartbeatEvery: opts.HeartbeatInterval,
+		DownCommand:    downCommand(opts.Cluster, project.Name, res.Env.Namespace),
+		Project:        project,
 	}, res)
+	var inUse *session.InUseError
+	if errors.As(err, &inUse) {
+		return &ExitError{Code: ExitInUse, Err: err}
+	}
+	return err
 }

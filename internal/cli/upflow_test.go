@@ -12,6 +12,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -210,6 +211,19 @@ web-1           | four
 `
 	if out.String() != want {
 		t.Errorf("log lines:\n%s\nwant:\n%s", out, want)
+	}
+
+	// A service whose name is no label value: its pods carry render.LabelValue of it, and are
+	// shown (and filtered) under the compose name.
+	ios, _, out, _ = iostreams.Test()
+	m = newLogMux(ios, []string{"worker_"})
+	wp := pod("w", render.LabelValue("worker_"))
+	if got := m.service(wp); got != "worker_" {
+		t.Errorf("service of a worker_ pod = %q", got)
+	}
+	m.line(m.service(wp), m.prefix(wp), "x")
+	if out.String() != "worker_-1 | x\n" {
+		t.Errorf("worker_ log line: %q", out.String())
 	}
 
 	// On a colour terminal each service's prefix has its colour.

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -19,10 +20,17 @@ import (
 
 // DeleteOptions say what DeleteEnv removes and whom it tells.
 type DeleteOptions struct {
-	// Namespace: also delete the namespace (when ergomake created it).
+	// Namespace: also delete the namespace, when ergomake created it for this environment (it
+	// carries the environment's UID, or NamespaceCreated) and it holds nothing else of note.
 	Namespace bool
+	// NamespaceCreated: this process created the namespace, maybe before the environment had a
+	// UID to mark it with.
+	NamespaceCreated bool
 	// Progress, when not nil, is told what is still being removed.
 	Progress func(string)
+	// KeptNamespace, when not nil, is told why the namespace was not deleted although Namespace
+	// asked for it.
+	KeptNamespace func(why string)
 }
 
 // DeleteEnv deletes the environment in the foreground (the API server keeps it until the garbage
@@ -32,6 +40,16 @@ func (c *Client) DeleteEnv(ctx context.Context, namespace, name string, opts Del
 	progress := opts.Progress
 	if progress == nil {
 		progress = func(string) {}
+	}
+	var uid types.UID
+	if opts.Namespace {
+		env, err := c.GetEnv(ctx, namespace, name)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting ErgomakeEnv %s/%s: %w", namespace, name, err)
+		}
+		if env != nil {
+			uid = env.UID
+		}
 	}
 	fg := metav1.DeletePropagationForeground
 	err := c.Envs(namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
@@ -54,8 +72,47 @@ func (c *Client) DeleteEnv(ctx context.Context, namespace, name string, opts Del
 	if !opts.Namespace {
 		return nil
 	}
+	kept := opts.KeptNamespace
+	if kept == nil {
+		kept = func(string) {}
+	}
+	why, err := c.namespaceRemovable(ctx, namespace, name, uid, opts.NamespaceCreated)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		kept(why)
+		return nil
+	}
 	progress(fmt.Sprintf("deleting namespace %s", namespace))
 	return c.DeleteNamespace(ctx, namespace, nil)
+}
+
+// namespaceRemovable says why the namespace of the environment envName (of that UID; "" when it
+// was never created) must be kept, "" when ergomake may delete it: it created the namespace for
+// this environment (the UID mark, or created by this process and marked for no other
+// environment) and the namespace holds nothing else of note.
+func (c *Client) namespaceRemovable(ctx context.Context, namespace, envName string, uid types.UID, createdHere bool) (string, error) {
+	ns, err := c.Kube.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("namespace %s: %w", namespace, c.Explain(err))
+	}
+	mark := ns.Labels[v1alpha1.LabelNamespaceEnvUID]
+	ours := NamespaceMarkedFor(ns, uid) || (createdHere && IsOurNamespace(ns) && (mark == "" || mark == string(uid)))
+	if !ours {
+		return fmt.Sprintf("namespace %s was not created by ergomake for this environment", namespace), nil
+	}
+	foreign, err := c.Foreign(ctx, namespace, envName)
+	if err != nil {
+		return "", err
+	}
+	if len(foreign) > 0 {
+		return fmt.Sprintf("namespace %s holds more than the environment (%s)", namespace, DescribeForeign(foreign)), nil
+	}
+	return "", nil
 }
 
 // reportPods tells progress how many pods of the namespace remain, each time that changes.

@@ -93,11 +93,15 @@ func (c *Client) ApplyEnv(ctx context.Context, env *v1alpha1.ErgomakeEnv) (*v1al
 	return EnvFromUnstructured(out)
 }
 
-// Heartbeat renews the heartbeat annotation (RFC 3339) the operator's TTL reclaim reads.
+// HeartbeatValue is the heartbeat annotation's value at now: RFC 3339 with nanoseconds, so that
+// each renewal changes it (the operator judges staleness by when it saw the value change).
+func HeartbeatValue(now time.Time) string { return now.UTC().Format(time.RFC3339Nano) }
+
+// Heartbeat renews the heartbeat annotation the operator's TTL reclaim reads.
 func (c *Client) Heartbeat(ctx context.Context, namespace, name string, now time.Time) error {
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{
-			"annotations": map[string]string{v1alpha1.AnnotationHeartbeat: now.UTC().Format(time.RFC3339)},
+			"annotations": map[string]string{v1alpha1.AnnotationHeartbeat: HeartbeatValue(now)},
 		},
 	})
 	if err != nil {
@@ -115,7 +119,7 @@ func (c *Client) Heartbeat(ctx context.Context, namespace, name string, now time
 func (c *Client) SetTTL(ctx context.Context, namespace, name string, ttl time.Duration, now time.Time) error {
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{
-			"annotations": map[string]string{v1alpha1.AnnotationHeartbeat: now.UTC().Format(time.RFC3339)},
+			"annotations": map[string]string{v1alpha1.AnnotationHeartbeat: HeartbeatValue(now)},
 		},
 		"spec": map[string]any{"ttl": metav1.Duration{Duration: ttl}},
 	})
@@ -130,3 +134,36 @@ func (c *Client) SetTTL(ctx context.Context, namespace, name string, ttl time.Du
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Detach ends a session's attachment: the environment's TTL becomes ttl (counted from now) and
+// its session annotation is removed, when it still names sessionID (a session that took over
+// since keeps its own). An environment that is gone is not an error.
+func (c *Client) Detach(ctx context.Context, namespace, name, sessionID string, ttl time.Duration, now time.Time) error {
+	for try := 0; ; try++ {
+		env, err := c.GetEnv(ctx, namespace, name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		annotations := map[string]any{v1alpha1.AnnotationHeartbeat: HeartbeatValue(now)}
+		meta := map[string]any{"annotations": annotations, "resourceVersion": env.ResourceVersion}
+		if s, _ := v1alpha1.EnvSession(env); s != nil && s.ID == sessionID {
+			annotations[v1alpha1.AnnotationSession] = nil
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": meta, "spec": map[string]any{"ttl": metav1.Duration{Duration: ttl}}})
+		if err != nil {
+			return err
+		}
+		_, err = c.Envs(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		switch {
+		case apierrors.IsConflict(err) && try < 5:
+			// Changed meanwhile (another session's heartbeat, say): look again.
+			continue
+		case err != nil && !apierrors.IsNotFound(err):
+			return c.Explain(err)
+		}
+		return nil
+	}
+}

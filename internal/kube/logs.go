@@ -11,15 +11,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // ServicePods lists the pods of one compose service of an environment ("" = every service), oldest
-// first.
+// first. It selects by the label values the operator writes (render.LabelValue of the names: a
+// compose name such as `worker_` or one longer than 63 characters is not a label value itself);
+// the label value of a name is its own label value, so either may be given.
 func (c *Client) ServicePods(ctx context.Context, namespace, envName, service string) ([]corev1.Pod, error) {
-	sel := v1alpha1.LabelEnv + "=" + envName
+	sel := v1alpha1.LabelEnv + "=" + render.LabelValue(envName)
 	if service != "" {
-		sel += "," + v1alpha1.LabelService + "=" + service
+		sel += "," + v1alpha1.LabelService + "=" + render.LabelValue(service)
 	}
 	l, err := c.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {

@@ -62,6 +62,9 @@ type Reconciler struct {
 	ClusterDomain string
 	// Ceiling finds the cluster's security ceiling (nil: baseline).
 	Ceiling *CeilingLookup
+
+	// beats is what this operator saw of each environment's heartbeat (reclaim.go).
+	beats heartbeats
 }
 
 // +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs,verbs=get;list;watch;delete
@@ -87,25 +90,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	logger := log.FromContext(ctx)
 	env := &v1alpha1.ErgomakeEnv{}
 	if err := r.Client.Get(ctx, req.NamespacedName, env); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.beats.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !env.DeletionTimestamp.IsZero() {
 		// The garbage collector removes what the environment owns.
+		r.beats.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
 	now := r.Clock.Now()
-	expiry, hasTTL, hbErr := Expiry(env)
-	if hbErr != nil {
-		logger.Info("ignoring unreadable heartbeat, using the creation time", "error", hbErr.Error())
-	}
+	expiry, seen, hasTTL := r.expiry(env, now)
 	if hasTTL && !now.Before(expiry) {
-		logger.Info("heartbeat expired: deleting the environment", "expiredAt", expiry.Format(time.RFC3339))
-		err := r.Client.Delete(ctx, env, client.Preconditions{UID: &env.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return ctrl.Result{}, err
-		}
-		return ctrl.Result{}, nil
+		logger.Info("heartbeat expired: deleting the environment", "heartbeatSeen", seen.Format(time.RFC3339), "ttl", env.Spec.TTL.Duration.String())
+		return ctrl.Result{}, r.reclaim(ctx, env)
 	}
 
 	clusterClock := r.ClusterClock
@@ -117,6 +117,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	status.Heartbeat = heartbeatStatus(seen, expiry, hasTTL)
 	if err := r.writeStatus(ctx, env, status); err != nil {
 		if apierrors.IsConflict(err) {
 			// Someone changed the environment meanwhile: look again at the new version.
@@ -182,25 +183,6 @@ func nextLook(phase v1alpha1.Phase, hasTTL bool, expiry, now time.Time) time.Dur
 		}
 	}
 	return after
-}
-
-// Expiry is when env is reclaimed: its heartbeat (or creation time) plus its TTL. ok is false when
-// it has no TTL. err reports a heartbeat annotation that is not RFC 3339 (the creation time is
-// used instead).
-func Expiry(env *v1alpha1.ErgomakeEnv) (at time.Time, ok bool, err error) {
-	if env.Spec.TTL == nil || env.Spec.TTL.Duration <= 0 {
-		return time.Time{}, false, nil
-	}
-	last := env.CreationTimestamp.Time
-	if hb, found := env.Annotations[v1alpha1.AnnotationHeartbeat]; found {
-		t, perr := time.Parse(time.RFC3339, hb)
-		if perr != nil {
-			err = fmt.Errorf("annotation %s: %q is not an RFC 3339 time", v1alpha1.AnnotationHeartbeat, hb)
-		} else if t.After(last) {
-			last = t
-		}
-	}
-	return last.Add(env.Spec.TTL.Duration), true, err
 }
 
 // owned are the objects of one environment that it controls, by kind and name.

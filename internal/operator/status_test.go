@@ -184,38 +184,6 @@ func TestBuildStatus(t *testing.T) {
 	})
 }
 
-func TestExpiry(t *testing.T) {
-	ttl := &metav1.Duration{Duration: 10 * time.Minute}
-	tests := []struct {
-		name    string
-		ttl     *metav1.Duration
-		hb      string
-		want    time.Time
-		wantOK  bool
-		wantErr bool
-	}{
-		{name: "no ttl"},
-		{name: "zero ttl", ttl: &metav1.Duration{}},
-		{name: "no heartbeat: creation time", ttl: ttl, want: t0.Add(10 * time.Minute), wantOK: true},
-		{name: "heartbeat", ttl: ttl, hb: t0.Add(time.Hour).Format(time.RFC3339), want: t0.Add(70 * time.Minute), wantOK: true},
-		{name: "heartbeat before creation", ttl: ttl, hb: t0.Add(-time.Hour).Format(time.RFC3339), want: t0.Add(10 * time.Minute), wantOK: true},
-		{name: "bad heartbeat", ttl: ttl, hb: "yesterday", want: t0.Add(10 * time.Minute), wantOK: true, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			env := testEnv()
-			env.Spec.TTL = tt.ttl
-			if tt.hb != "" {
-				env.Annotations = map[string]string{v1alpha1.AnnotationHeartbeat: tt.hb}
-			}
-			got, ok, err := Expiry(env)
-			if !got.Equal(tt.want) || ok != tt.wantOK || (err != nil) != tt.wantErr {
-				t.Errorf("Expiry = %v %v %v, want %v %v err=%v", got, ok, err, tt.want, tt.wantOK, tt.wantErr)
-			}
-		})
-	}
-}
-
 func TestNextLook(t *testing.T) {
 	tests := []struct {
 		phase  v1alpha1.Phase

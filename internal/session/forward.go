@@ -12,6 +12,9 @@ import (
 // when nil) until ctx ends: the steps of `ergomake forward`. The environment is left running.
 func Forward(ctx context.Context, opts Options, env *v1alpha1.ErgomakeEnv, only map[string]bool) error {
 	s := newSession(opts, env.Namespace, env.Name, env.Spec.Project)
+	if env.Spec.TTL != nil {
+		s.ttl = env.Spec.TTL.Duration
+	}
 	if wait.Evaluate(env) != wait.Ready {
 		s.rep.Warnf("environment %s/%s is not ready (%s): connections wait for ready pods", s.ns, s.name, Summary(env))
 	}

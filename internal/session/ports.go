@@ -6,11 +6,13 @@ import (
 	"strings"
 
 	"github.com/ergomake/ergomake/internal/forward"
+	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // PublishedPorts are the ports of the environment to forward: every `ports` entry compose
-// publishes (never `expose`), of the services in only (all when nil).
+// publishes (never `expose`), of the services in only (all when nil). Pods are selected by the
+// label values the operator writes (render.SelectorLabels), never by the raw compose names.
 func PublishedPorts(env *v1alpha1.ErgomakeEnv, only map[string]bool) []forward.Port {
 	var out []forward.Port
 	for _, s := range env.Spec.Services {
@@ -23,7 +25,7 @@ func PublishedPorts(env *v1alpha1.ErgomakeEnv, only map[string]bool) []forward.P
 			}
 			fp := forward.Port{
 				Service:    s.Name,
-				Selector:   map[string]string{v1alpha1.LabelEnv: env.Name, v1alpha1.LabelService: s.Name},
+				Selector:   render.SelectorLabels(env, s.Name),
 				RemotePort: p.Target,
 				HostIP:     p.HostIP,
 				Protocol:   p.Protocol,

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/ergomake/ergomake/internal/forward"
-
+	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -69,5 +69,29 @@ func TestSummary(t *testing.T) {
 	}
 	if got, want := Summary(env), "Progressing, 1/2 services ready"; got != want {
 		t.Errorf("Summary = %q, want %q", got, want)
+	}
+}
+
+// Service names that are no label values select the pods by the label value the operator writes.
+func TestPublishedPortsLabelValues(t *testing.T) {
+	long := "a-service-name-that-is-much-longer-than-sixty-three-characters-in-all"
+	env := &v1alpha1.ErgomakeEnv{}
+	env.Name = "shop"
+	env.Spec.Services = []v1alpha1.ServiceSpec{
+		{Name: "worker_", Ports: []v1alpha1.PortSpec{{Target: 80, Publish: true}}},
+		{Name: long, Ports: []v1alpha1.PortSpec{{Target: 81, Publish: true}}},
+	}
+	got := PublishedPorts(env, nil)
+	if len(got) != 2 {
+		t.Fatalf("PublishedPorts = %+v", got)
+	}
+	for i, name := range []string{"worker_", long} {
+		want := render.LabelValue(name)
+		if want == name {
+			t.Fatalf("%q is a label value: the test proves nothing", name)
+		}
+		if got[i].Service != name || got[i].Selector[v1alpha1.LabelService] != want || got[i].Selector[v1alpha1.LabelEnv] != "shop" {
+			t.Errorf("%s: %+v, want selector %s=%s", name, got[i], v1alpha1.LabelService, want)
+		}
 	}
 }

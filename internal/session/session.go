@@ -79,6 +79,8 @@ type Options struct {
 	WaitTimeout time.Duration
 	// Owner (user@host) is recorded on the environment.
 	Owner string
+	// HeartbeatEvery is how often the session renews the heartbeat (0: every 20s).
+	HeartbeatEvery time.Duration
 	// DownCommand is the command line that removes the environment, for the messages that
 	// tell the user how to finish a job the session could not.
 	DownCommand string
@@ -89,8 +91,6 @@ type Options struct {
 
 // Timings of a session.
 const (
-	// heartbeatEvery: how often an attached session renews the environment's heartbeat.
-	heartbeatEvery = 20 * time.Second
 	// operatorSilence: how long the wait shows an unobserved environment before it asks
 	// whether the operator runs.
 	operatorSilence = 30 * time.Second
@@ -98,11 +98,12 @@ const (
 	failureLogLines = 20
 )
 
-// clusterAPI is what the session's endings (teardown, --keep) ask of the cluster: *kube.Client,
-// or in the tests of those decisions a fake.
+// clusterAPI is what the session's heartbeat and endings (teardown, --keep, detach) ask of the
+// cluster: *kube.Client, or in the tests of those decisions a fake.
 type clusterAPI interface {
 	DeleteEnv(ctx context.Context, namespace, name string, opts kube.DeleteOptions) error
-	SetTTL(ctx context.Context, namespace, name string, ttl time.Duration, now time.Time) error
+	Detach(ctx context.Context, namespace, name, sessionID string, ttl time.Duration, now time.Time) error
+	Heartbeat(ctx context.Context, namespace, name string, now time.Time) error
 }
 
 // session is one run of Up or Forward.
@@ -118,11 +119,21 @@ type session struct {
 	sig     *signals
 
 	// existed: an environment was there before this run; created: this run created the
-	// environment, or has applied to it (so a failure or Ctrl-C removes it unless --keep);
-	// ownNamespace: ergomake created the namespace (so teardown removes it).
+	// environment (so a failure or Ctrl-C removes it unless --keep); attached: this run has
+	// applied to it (so it detaches from one it did not create); ownNamespace: ergomake created
+	// the namespace for this environment (so teardown removes it, when nothing else is there).
 	existed      bool
 	created      bool
+	attached     bool
 	ownNamespace bool
+
+	// Ownership (ownership.go): this session, the environment's creator, the TTL the
+	// environment had before this session attached, the TTL it has, and the heartbeat.
+	info    v1alpha1.Session
+	creator *v1alpha1.Creator
+	prevTTL *time.Duration
+	ttl     time.Duration
+	beats   *heartbeat
 }
 
 func newSession(opts Options, ns, name, project string) *session {
@@ -141,6 +152,9 @@ func newSession(opts Options, ns, name, project string) *session {
 func Up(ctx context.Context, opts Options, res *translate.Result) error {
 	env := res.Env
 	s := newSession(opts, env.Namespace, env.Name, env.Spec.Project)
+	if env.Spec.TTL != nil {
+		s.ttl = env.Spec.TTL.Duration
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.sig = watchSignals(opts.Signals, cancel)
@@ -148,28 +162,30 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 
 	// 1. The cluster answers, accepts the credentials and serves ErgomakeEnvs.
 	if err := s.connect(ctx); err != nil {
-		return err
+		return s.notApplied(ctx, err)
 	}
 	// 1b. Nothing exceeds the cluster's security ceiling (policy.go).
 	if err := s.checkCeiling(ctx, res); err != nil {
-		return err
+		return s.notApplied(ctx, err)
 	}
 	// 2. An environment of this project already there is attached to; one being deleted is
 	// waited for. Nothing is changed yet, so a failure here leaves nothing behind.
 	existing, err := s.findExisting(ctx)
 	if err != nil {
-		return err
+		return s.notApplied(ctx, err)
 	}
 	// 3. Namespace, data, environment. From here on a failure removes what this run made.
 	if err := s.apply(ctx, res, existing); err != nil {
 		return s.failed(ctx, err)
 	}
+	// The heartbeat runs from here through the wait and while attached.
+	s.beats = s.startHeartbeat(ctx, false)
 	if opts.Detach {
 		// 4d. Wait for every service, then leave the environment running.
 		if _, err := s.wait(ctx); err != nil {
 			return s.failed(ctx, err)
 		}
-		s.detached()
+		s.detached(ctx)
 		return nil
 	}
 	// 4. Bind the published ports now: connections wait for a ready pod, so each port answers
@@ -207,6 +223,9 @@ func (s *session) connect(ctx context.Context) error {
 // after refusing a namespace that holds another project's environment and waiting for a
 // previous environment that is being deleted.
 func (s *session) findExisting(ctx context.Context) (*v1alpha1.ErgomakeEnv, error) {
+	if err := s.checkNamespaceAllowed(); err != nil {
+		return nil, err
+	}
 	existing, err := s.client.GetEnv(ctx, s.ns, s.name)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -225,6 +244,10 @@ func (s *session) findExisting(ctx context.Context) (*v1alpha1.ErgomakeEnv, erro
 		}
 		s.rep.End(true)
 		existing = nil
+	}
+	// Another live session attached to it keeps it: refused, nothing changed.
+	if err := s.claim(ctx, existing); err != nil {
+		return nil, err
 	}
 	if existing != nil {
 		s.rep.Logf("Found existing environment %s in namespace %s (%s): attaching and applying changes",
@@ -262,7 +285,9 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 		s.rep.End(false)
 		return err
 	}
-	s.ownNamespace = own
+	// Until the environment has a UID to mark the namespace with, a new environment's teardown
+	// removes the namespace ergomake made.
+	s.ownNamespace = own && existing == nil
 	if err := s.versionEnvSecrets(ctx, res); err != nil {
 		s.rep.End(false)
 		return err
@@ -271,10 +296,11 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 		env.Annotations = map[string]string{}
 	}
 	env.Annotations[v1alpha1.AnnotationOwner] = s.opts.Owner
-	env.Annotations[v1alpha1.AnnotationHeartbeat] = s.now().UTC().Format(time.RFC3339)
-	if own {
+	env.Annotations[v1alpha1.AnnotationHeartbeat] = kube.HeartbeatValue(s.now())
+	if own && (existing == nil || existing.Annotations[v1alpha1.AnnotationCreatedNamespace] == "true") {
 		env.Annotations[v1alpha1.AnnotationCreatedNamespace] = "true"
 	}
+	s.ownership(env)
 	if err := s.client.ApplyData(ctx, s.ns, s.name, existing, res.Secrets, res.ConfigMaps); err != nil {
 		s.rep.End(false)
 		return err
@@ -284,6 +310,13 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 		s.rep.End(false)
 		return err
 	}
+	s.attached = true
+	marked, err := s.markNamespace(ctx, own, existing, applied)
+	if err != nil {
+		s.rep.End(false)
+		return err
+	}
+	s.ownNamespace = marked
 	if existing == nil && (len(res.Secrets) > 0 || len(res.ConfigMaps) > 0) {
 		// The data of a new environment is owned by it, now that it has a UID.
 		if err := s.client.ApplyData(ctx, s.ns, s.name, applied, res.Secrets, res.ConfigMaps); err != nil {
@@ -292,8 +325,6 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 		}
 	}
 	s.rep.End(true)
-	// From here on, Ctrl-C and failures tear down whatever the environment was: up is attached.
-	s.created = true
 	return nil
 }
 
@@ -421,60 +452,48 @@ func (s *session) explainFailure(ctx context.Context, err error, env *v1alpha1.E
 	}
 }
 
-// detached tells the user the environment is ready and how to reach it later.
-func (s *session) detached() {
+// detached leaves the environment running, its session record removed, and tells the user it
+// is ready and how to reach it later.
+func (s *session) detached(ctx context.Context) {
+	s.stopHeartbeat()
+	if err := s.release(ctx, s.ttl); err != nil {
+		s.rep.Warnf("could not detach from the environment: %v", err)
+	}
 	s.rep.Printf("Environment ready in namespace %s.", s.ns)
 	s.rep.Printf("Run `ergomake forward` to bind its ports to localhost, `%s` to remove it.", s.opts.DownCommand)
 }
 
 var errDeleted = errors.New("was deleted")
 
-// attach holds the session while forwarding: it renews the heartbeat and reports each change of
-// a service, until ctx ends, forwarding fails, or the environment is deleted (an error wrapping
-// errDeleted). It returns once the listeners are closed.
+// attach holds the session while forwarding: it renews the heartbeat (started here unless it
+// runs already) and reports each change of a service, until ctx ends, forwarding fails, or the
+// environment is deleted (an error wrapping errDeleted). It returns once the listeners are
+// closed and the heartbeat stopped.
 func (s *session) attach(ctx context.Context, env *v1alpha1.ErgomakeEnv, fwd *forwarding) error {
-	hctx, stopBeats := context.WithCancel(ctx)
-	gone := s.heartbeat(hctx, fwd.stop)
+	hctx, stopWatch := context.WithCancel(ctx)
+	if s.beats == nil {
+		s.beats = s.startHeartbeat(ctx, true)
+	}
+	go func() {
+		select {
+		case <-s.beats.gone:
+			fwd.stop()
+		case <-hctx.Done():
+		}
+	}()
 	watched := s.watch(hctx, fwd.stop)
 	werr := fwd.wait()
-	stopBeats()
-	if <-gone || errors.Is(<-watched, wait.ErrGone) {
+	stopWatch()
+	s.stopHeartbeat()
+	if s.beats.isGone() || errors.Is(<-watched, wait.ErrGone) {
 		return fmt.Errorf("environment %s/%s %w", s.ns, s.name, errDeleted)
 	}
 	return werr
 }
 
-// heartbeat renews the environment's heartbeat annotation every heartbeatEvery until ctx ends.
-// When the environment is gone (deleted by someone else, or reclaimed) it calls stop and sends
-// true on the returned channel; otherwise false once ctx ends.
-func (s *session) heartbeat(ctx context.Context, stop func()) <-chan bool {
-	out := make(chan bool, 1)
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		beat := func() bool {
-			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			err := s.client.Heartbeat(bctx, s.ns, s.name, s.now())
-			return apierrors.IsNotFound(err)
-		}
-		for first := true; ; first = false {
-			if !first {
-				select {
-				case <-ctx.Done():
-					out <- false
-					return
-				case <-t.C:
-				}
-			}
-			if beat() {
-				stop()
-				out <- true
-				return
-			}
-		}
-	}()
-	return out
+// stopHeartbeat stops the heartbeat, when one runs.
+func (s *session) stopHeartbeat() {
+	s.beats.stop()
 }
 
 // watch reports each update of the environment while attached, and stops the session when the
@@ -507,12 +526,20 @@ func (s *session) end(ctx context.Context, err error) error {
 // failed ends the session after a failure: after Ctrl-C as interrupted does; otherwise the
 // environment is removed when this run created or attached to it, unless --keep.
 func (s *session) failed(ctx context.Context, err error) error {
-	if ctx.Err() != nil && s.created {
+	s.stopHeartbeat()
+	if ctx.Err() != nil && (s.created || s.attached) {
 		return s.interrupted(ctx)
 	}
 	if s.opts.Keep || !s.created {
+		if s.attached {
+			if rerr := s.release(ctx, s.leftTTL()); rerr != nil {
+				s.rep.Warnf("could not detach from the environment: %v", rerr)
+			}
+		}
 		if s.opts.Keep && (s.created || s.existed) {
 			s.rep.Logf("Keeping the environment (--keep): %s removes it", s.opts.DownCommand)
+		} else if s.attached {
+			s.rep.Logf("Leaving the environment running: this session did not create it (%s removes it)", s.opts.DownCommand)
 		}
 		return err
 	}
@@ -528,14 +555,19 @@ func (s *session) failed(ctx context.Context, err error) error {
 // interrupted ends a session the user ended (Ctrl-C): tear down, or with --keep leave the
 // environment to a longer TTL.
 func (s *session) interrupted(ctx context.Context) error {
-	if s.opts.Keep {
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := s.api.SetTTL(bctx, s.ns, s.name, s.opts.KeptTTL, s.now()); err != nil && !apierrors.IsNotFound(err) {
-			s.rep.Warnf("could not lengthen the environment's TTL: %v", err)
+	s.stopHeartbeat()
+	if s.opts.Keep || !s.created {
+		ttl := s.leftTTL()
+		if err := s.release(ctx, ttl); err != nil && !apierrors.IsNotFound(err) {
+			s.rep.Warnf("could not detach from the environment: %v", err)
 		}
-		s.rep.Noticef("Forwarding stopped. The environment keeps running (TTL %s): `ergomake forward` binds its ports again, `%s` removes it.",
-			s.opts.KeptTTL, s.opts.DownCommand)
+		if s.opts.Keep {
+			s.rep.Noticef("Forwarding stopped. The environment keeps running (TTL %s): `ergomake forward` binds its ports again, `%s` removes it.",
+				ttl, s.opts.DownCommand)
+		} else {
+			s.rep.Noticef("Detached. This session did not create the environment, so it keeps running (TTL %s): `ergomake forward` binds its ports again, `%s` removes it.",
+				ttl, s.opts.DownCommand)
+		}
 		return nil
 	}
 	return s.teardown(ctx)
@@ -559,7 +591,9 @@ func (s *session) teardown(ctx context.Context) error {
 	}()
 
 	s.rep.Start(fmt.Sprintf("Deleting environment %s/%s", s.ns, s.name))
-	err := s.api.DeleteEnv(tctx, s.ns, s.name, kube.DeleteOptions{Namespace: s.ownNamespace, Progress: s.rep.Update})
+	kept := ""
+	err := s.api.DeleteEnv(tctx, s.ns, s.name, kube.DeleteOptions{Namespace: s.ownNamespace, NamespaceCreated: s.created,
+		Progress: s.rep.Update, KeptNamespace: func(why string) { kept = why }})
 	select {
 	case <-abandon:
 		s.rep.End(false)
@@ -572,7 +606,9 @@ func (s *session) teardown(ctx context.Context) error {
 		return fmt.Errorf("%w\nTo finish removing it, run: %s", err, s.opts.DownCommand)
 	}
 	s.rep.End(true)
-	if s.ownNamespace {
+	if kept != "" {
+		s.rep.Noticef("Environment %s removed; %s, so it was kept.", s.name, kept)
+	} else if s.ownNamespace {
 		s.rep.Noticef("Environment %s and namespace %s removed.", s.name, s.ns)
 	} else {
 		s.rep.Noticef("Environment %s removed from namespace %s.", s.name, s.ns)

@@ -54,6 +54,9 @@ type fakeCluster struct {
 	mu       sync.Mutex
 	deletes  []kube.DeleteOptions
 	ttls     []time.Duration
+	detached []string
+	beats    int
+	beatErrs []error
 }
 
 func newFakeCluster(block bool) *fakeCluster {
@@ -74,11 +77,25 @@ func (c *fakeCluster) DeleteEnv(ctx context.Context, namespace, name string, opt
 	return nil
 }
 
-func (c *fakeCluster) SetTTL(ctx context.Context, namespace, name string, ttl time.Duration, now time.Time) error {
+func (c *fakeCluster) Detach(ctx context.Context, namespace, name, sessionID string, ttl time.Duration, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ttls = append(c.ttls, ttl)
+	c.detached = append(c.detached, sessionID)
 	return nil
+}
+
+// Heartbeat answers with the next of beatErrs (nil once they are used up), and counts.
+func (c *fakeCluster) Heartbeat(ctx context.Context, namespace, name string, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.beats++
+	if len(c.beatErrs) == 0 {
+		return nil
+	}
+	err := c.beatErrs[0]
+	c.beatErrs = c.beatErrs[1:]
+	return err
 }
 
 const testDown = "ergomake down -p shop -n ergomake-shop"
@@ -92,7 +109,8 @@ func testSession(t *testing.T, keep bool, c *fakeCluster) (s *session, ctx conte
 	s = newSession(Options{Reporter: rec, Signals: sigs, Keep: keep, KeptTTL: 24 * time.Hour, DownCommand: testDown,
 		Now: func() time.Time { return time.Date(2026, 12, 4, 11, 0, 0, 0, time.UTC) }}, "ergomake-shop", "shop", "shop")
 	s.api = c
-	s.created, s.ownNamespace = true, true
+	s.created, s.attached, s.ownNamespace = true, true, true
+	s.info.ID = "this-session"
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	s.sig = watchSignals(sigs, cancel)
@@ -210,7 +228,7 @@ func TestFailureKeeps(t *testing.T) {
 func TestFailureBeforeApplyLeavesExisting(t *testing.T) {
 	c := newFakeCluster(false)
 	s, ctx, _, rec := testSession(t, false, c)
-	s.created, s.existed = false, true
+	s.created, s.existed, s.attached = false, true, false
 	cause := errors.New("boom")
 	if err := s.failed(ctx, cause); err != cause || len(c.deletes) != 0 || rec.String() != "" {
 		t.Errorf("failed() = %v, deletes %v, output %q", err, c.deletes, rec)

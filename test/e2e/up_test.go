@@ -514,7 +514,8 @@ func TestUpInUserNamespace(t *testing.T) {
 }
 
 // TestUpReattach: up on a project whose environment is already running (up -d) says so, applies
-// the changed compose file, forwards, renews the heartbeat while attached, and tears down on SIGINT.
+// the changed compose file, forwards, renews the heartbeat while attached, and on SIGINT detaches
+// without deleting (this session did not create the environment: decision 14); down removes it.
 func TestUpReattach(t *testing.T) {
 	t.Parallel()
 	webPort := freePort(t)
@@ -557,6 +558,12 @@ func TestUpReattach(t *testing.T) {
 	up.signal(syscall.SIGINT)
 	if code := up.wait(3 * time.Minute); code != 0 {
 		t.Fatalf("up exited %d after SIGINT\n%s", code, up.stderr)
+	}
+	if envs := p.envsOfProject(); len(envs) != 1 {
+		t.Fatalf("after the re-attached up's SIGINT: environments %v, want it left running", envs)
+	}
+	if _, stderr, code := p.run(3*time.Minute, "down"); code != 0 {
+		t.Fatalf("down exited %d: %s", code, stderr)
 	}
 	if !p.namespaceGone() {
 		t.Errorf("namespace %s still exists", p.ns)

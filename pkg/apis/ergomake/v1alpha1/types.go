@@ -63,8 +63,9 @@ type EnvSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	Project string `json:"project"`
 
-	// TTL is how long the environment lives without a heartbeat (annotation ergomake.dev/heartbeat,
-	// or the creation time when it has none) before the operator deletes it. Zero or unset: never.
+	// TTL is how long the environment lives without a heartbeat (a change of annotation
+	// ergomake.dev/heartbeat, timed by the operator's own clock from when it saw it, see
+	// status.heartbeat) before the operator deletes it. Zero or unset: never.
 	// +optional
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 
@@ -515,6 +516,9 @@ type EnvStatus struct {
 	// +listMapKey=name
 	// +optional
 	Services []ServiceStatus `json:"services,omitempty"`
+	// Heartbeat is the operator's view of the heartbeat (see HeartbeatStatus).
+	// +optional
+	Heartbeat *HeartbeatStatus `json:"heartbeat,omitempty"`
 }
 
 // ServiceStatus is the observed state of one service.
