@@ -382,6 +382,10 @@ func (b *builder) build(ctx context.Context, i int) (Result, error) {
 		exp.Attrs["registry.insecure"] = "true"
 	}
 	solveOpt := client.SolveOpt{
+		// The builder keeps the last copy of each local source under the
+		// session's shared key: one per context folder, so that a build
+		// sends only what changed since the last one from that folder.
+		SharedKey:           digest.FromString(p.ContextDir).Encoded()[:20],
 		Frontend:            "dockerfile.v0",
 		FrontendAttrs:       attrs,
 		LocalMounts:         mounts,
