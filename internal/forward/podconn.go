@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,7 @@ type PodDialer struct {
 	client    kubernetes.Interface
 	namespace string
 	dial      func(ctx context.Context, pod string) (tunnel, error)
+	open      time.Duration // how long a tunnel's streams may take to be accepted; 0: 3s
 }
 
 // NewPodDialer returns a PodDialer for the pods of namespace.
@@ -114,23 +116,50 @@ func notReadyReason(p *corev1.Pod) string {
 // The pod side's refusal (nothing listens on port) arrives after the dial:
 // the first Read then fails with an error saying so.
 func (d *PodDialer) DialPod(ctx context.Context, pod string, port int32) (net.Conn, error) {
-	t, err := d.dial(ctx, pod)
-	if err != nil {
-		return nil, fmt.Errorf("forward: pod %s/%s: %w", d.namespace, pod, err)
-	}
-	var wg sync.WaitGroup
-	t.start(&wg, func() {})
-	app, local := net.Pipe()
-	c := &PodConn{Conn: app, t: t, local: local, pod: pod, port: port, ended: make(chan struct{})}
-	events, err := t.open(ctx, local, port, &c.st)
-	if err != nil {
+	// The server sometimes leaves the streams of a fresh tunnel
+	// unanswered (seen on the local cluster: about one tunnel in four,
+	// whatever the wait after the dial): a tunnel whose streams are not
+	// accepted within openTimeout is dropped for a new one (the last try
+	// waits as long as ctx allows).
+	var lastErr error
+	for attempt := 0; attempt < openAttempts; attempt++ {
+		t, err := d.dial(ctx, pod)
+		if err != nil {
+			return nil, fmt.Errorf("forward: pod %s/%s: %w", d.namespace, pod, err)
+		}
+		var wg sync.WaitGroup
+		t.start(&wg, func() {})
+		app, local := net.Pipe()
+		c := &PodConn{Conn: app, t: t, local: local, pod: pod, port: port, ended: make(chan struct{})}
+		octx, cancel := context.WithTimeout(ctx, d.openTimeout())
+		if attempt == openAttempts-1 { // the last one waits as long as ctx allows
+			cancel()
+			octx, cancel = context.WithCancel(ctx)
+		}
+		events, err := t.open(octx, local, port, &c.st)
+		cancel()
+		if err == nil {
+			go c.watch(events)
+			return c, nil
+		}
 		t.kill()
 		_ = app.Close()
 		_ = local.Close()
-		return nil, fmt.Errorf("forward: pod %s/%s port %d: %w", d.namespace, pod, port, err)
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	go c.watch(events)
-	return c, nil
+	return nil, fmt.Errorf("forward: pod %s/%s port %d: %w", d.namespace, pod, port, lastErr)
+}
+
+const openAttempts = 4
+
+func (d *PodDialer) openTimeout() time.Duration {
+	if d.open > 0 {
+		return d.open
+	}
+	return 3 * time.Second
 }
 
 // Dial opens one connection to port of the pod ReadyPod picks for

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/docker/cli/cli/config"
+	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
@@ -25,8 +27,11 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
+	"google.golang.org/grpc"
 
 	"github.com/containerd/platforms"
+
+	"github.com/ergomake/ergomake/internal/forward"
 )
 
 // DefaultLargeContext is the context size above which Build warns.
@@ -122,11 +127,21 @@ func Build(ctx context.Context, plans []Planned, opts Options) ([]Result, error)
 	if len(plans) == 0 {
 		return nil, nil
 	}
-	var lastDialErr atomic.Pointer[error]
+	// Reaching the builder: the first connection may be slow to come (a
+	// loaded API server), so gRPC may dial a few times; no ready builder
+	// pod, or three failed dials, is the answer.
+	var (
+		lastDialErr atomic.Pointer[error]
+		dialFails   atomic.Int32
+		giveUp      atomic.Pointer[context.CancelFunc]
+	)
 	c, err := client.New(ctx, "tcp://buildkitd:1234", client.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 		conn, err := opts.Dial(ctx)
 		if err != nil {
 			lastDialErr.Store(&err)
+			if (dialFails.Add(1) >= 3 || errors.Is(err, forward.ErrNoReadyPod)) && giveUp.Load() != nil {
+				(*giveUp.Load())()
+			}
 		}
 		return conn, err
 	}))
@@ -134,7 +149,12 @@ func Build(ctx context.Context, plans []Planned, opts Options) ([]Result, error)
 		return nil, fmt.Errorf("%w: %v", ErrBuilderUnreachable, err)
 	}
 	defer c.Close()
-	if _, err := c.Info(ctx); err != nil {
+	ictx, icancel := context.WithTimeout(ctx, 2*time.Minute)
+	giveUp.Store(&icancel)
+	_, err = c.ControlClient().Info(ictx, &controlapi.InfoRequest{}, grpc.WaitForReady(true))
+	giveUp.Store(nil)
+	icancel()
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}

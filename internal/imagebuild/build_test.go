@@ -14,6 +14,8 @@ import (
 
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ergomake/ergomake/internal/forward"
 )
 
 // TestTracker: steps are prefixed with their service and get digests of
@@ -109,9 +111,21 @@ func TestRepoOf(t *testing.T) {
 // anything is sent.
 func TestBuildUnreachable(t *testing.T) {
 	_, err := Build(context.Background(), []Planned{{Service: "web"}}, Options{Dial: func(ctx context.Context) (net.Conn, error) {
-		return nil, errors.New("no pod matches app=builder")
+		return nil, fmt.Errorf("%w: no pod matches app=builder", forward.ErrNoReadyPod)
 	}})
 	if !errors.Is(err, ErrBuilderUnreachable) || !strings.Contains(err.Error(), "no pod matches app=builder") {
+		t.Fatalf("Build = %v", err)
+	}
+	// Any other dial error: three tries.
+	var dials atomic.Int32
+	_, err = Build(context.Background(), []Planned{{Service: "web"}}, Options{Dial: func(ctx context.Context) (net.Conn, error) {
+		dials.Add(1)
+		return nil, errors.New("forbidden")
+	}})
+	if dials.Load() != 3 {
+		t.Errorf("%d dials, want 3", dials.Load())
+	}
+	if !errors.Is(err, ErrBuilderUnreachable) || !strings.Contains(err.Error(), "forbidden") {
 		t.Fatalf("Build = %v", err)
 	}
 	if _, err := Build(context.Background(), []Planned{{Service: "web"}}, Options{}); err == nil {
