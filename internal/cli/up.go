@@ -129,5 +129,6 @@ func upRun(opts *UpOptions) error {
 		WaitTimeout: opts.WaitTimeout,
 		Owner:       ownerName(opts.Factory),
 		DownCommand: downCommand(opts.Cluster, project.Name, res.Env.Namespace),
+		Project:     project,
 	}, res)
 }

@@ -1,0 +1,62 @@
+package policy
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/ergomake/ergomake/internal/render"
+)
+
+// Harden makes the pods of objs meet what the restricted level requires beyond what a compose
+// file can ask for (CheckEnv refuses what it asks for against it): the runtime's default seccomp
+// profile, runAsNonRoot (the kubelet refuses an image that would run as root), no privilege
+// escalation, and every capability dropped (NET_BIND_SERVICE may still be added). It changes
+// nothing under the other levels, where the pods stay as the compose file describes them.
+func Harden(objs *render.Objects, ceiling Level) {
+	if objs == nil || ceiling != Restricted {
+		return
+	}
+	for i := range objs.Services {
+		s := &objs.Services[i]
+		switch {
+		case s.Deployment != nil:
+			HardenPod(&s.Deployment.Spec.Template.Spec)
+		case s.Job != nil:
+			HardenPod(&s.Job.Spec.Template.Spec)
+		}
+	}
+}
+
+// HardenPod is Harden of one pod spec.
+func HardenPod(pod *corev1.PodSpec) {
+	if pod.SecurityContext == nil {
+		pod.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	psc := pod.SecurityContext
+	if psc.SeccompProfile == nil {
+		psc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
+	if psc.RunAsNonRoot == nil {
+		psc.RunAsNonRoot = ptr.To(true)
+	}
+	for _, cs := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			if c.SecurityContext == nil {
+				c.SecurityContext = &corev1.SecurityContext{}
+			}
+			sc := c.SecurityContext
+			sc.AllowPrivilegeEscalation = ptr.To(false)
+			if sc.Capabilities == nil {
+				sc.Capabilities = &corev1.Capabilities{}
+			}
+			hasAll := false
+			for _, d := range sc.Capabilities.Drop {
+				hasAll = hasAll || d == "ALL"
+			}
+			if !hasAll {
+				sc.Capabilities.Drop = append(sc.Capabilities.Drop, "ALL")
+			}
+		}
+	}
+}
