@@ -212,6 +212,31 @@ func (c *PodConn) watch(events <-chan event) {
 				c.fail(fmt.Errorf("forward: pod %s port %d: %w", c.pod, c.port, ev.err))
 			}
 			if ev.kind == podEnd {
+				// The error stream's end (with the pod side's error, if
+				// any) can come after the data's: wait for it a little,
+				// so that a refusal reads as one, not as a clean end.
+				if !s.errDone && !s.abort {
+					grace := time.NewTimer(errGrace)
+				wait:
+					for !s.errDone && !s.abort {
+						select {
+						case ev := <-events:
+							s.during(ev)
+						case <-closed:
+							s.abort = true
+						case <-grace.C:
+							break wait
+						}
+					}
+					grace.Stop()
+					if s.podErr != "" {
+						msg := s.podErr
+						if strings.Contains(msg, "connection refused") {
+							msg = fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", c.port)
+						}
+						c.fail(fmt.Errorf("forward: pod %s port %d: %s", c.pod, c.port, msg))
+					}
+				}
 				// No half-close on a pipe: the pod side's end is the end.
 				_ = c.local.Close()
 			}

@@ -120,6 +120,10 @@ func TestPodDialer(t *testing.T) {
 				t.Errorf("conn %d: the echo differs from what was sent", i)
 			}
 			pc := c.(*forward.PodConn)
+			// The counters follow the copies: a moment after the reads.
+			for deadline := time.Now().Add(5 * time.Second); pc.Received() < int64(len(payload)) && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if pc.Sent() != int64(len(payload)) || pc.Received() != int64(len(payload)) {
 				t.Errorf("conn %d: Sent, Received = %d, %d; want %d each", i, pc.Sent(), pc.Received(), len(payload))
 			}
