@@ -1,7 +1,7 @@
 // Package config embeds the manifests ergomake installs: the generated CustomResourceDefinition
 // (crd/), the operator's generated ClusterRole (rbac/) and its ServiceAccount, binding and
-// Deployment (operator/), the in-cluster registry with its node relay (registry/), and the
-// in-cluster builder, BuildKit (builder/).
+// Deployment (operator/), the in-cluster registry with its node relay (registry/), the in-cluster
+// builder, BuildKit (builder/), and the ergomake server (server/).
 package config
 
 import "embed"
@@ -38,3 +38,8 @@ var Registry embed.FS
 //
 //go:embed builder/*.yaml
 var Builder embed.FS
+
+// Server holds the ergomake server's ServiceAccount, RBAC, Service and Deployment.
+//
+//go:embed server/*.yaml
+var Server embed.FS

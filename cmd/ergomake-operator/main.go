@@ -1,7 +1,7 @@
 // Command ergomake-operator runs the controller that turns ErgomakeEnvs into running environments.
 // `ergomake-operator registry-relay` runs the node relay of the in-cluster registry instead
-// (internal/registryrelay), and `ergomake-operator dns` the environment DNS (internal/namedns):
-// the same image serves all three.
+// (internal/registryrelay), `ergomake-operator dns` the environment DNS (internal/namedns), and
+// `ergomake-operator server` the ergomake server (internal/server): the same image serves them all.
 package main
 
 import (
@@ -10,14 +10,19 @@ import (
 	"github.com/ergomake/ergomake/internal/namedns"
 	"github.com/ergomake/ergomake/internal/operator"
 	"github.com/ergomake/ergomake/internal/registryrelay"
+	"github.com/ergomake/ergomake/internal/server"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == registryrelay.Command {
-		os.Exit(registryrelay.Main(os.Args[2:], os.Stderr))
-	}
-	if len(os.Args) > 1 && os.Args[1] == namedns.Command {
-		os.Exit(namedns.Main(os.Args[2:], os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case registryrelay.Command:
+			os.Exit(registryrelay.Main(os.Args[2:], os.Stderr))
+		case namedns.Command:
+			os.Exit(namedns.Main(os.Args[2:], os.Stderr))
+		case server.Command:
+			os.Exit(server.Main(os.Args[2:], os.Stderr))
+		}
 	}
 	os.Exit(operator.Main(os.Args[1:], os.Stderr))
 }

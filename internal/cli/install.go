@@ -38,6 +38,8 @@ type InstallOptions struct {
 	BuilderRevision string
 	BuilderMode     string
 	BuilderMirrors  []string
+	// Server options (--server ...): see server.go.
+	Server ServerInstallOptions
 }
 
 // NewCmdInstall returns `ergomake install`.
@@ -51,8 +53,8 @@ operator's ClusterRole, ServiceAccount and binding, and its Deployment; and the 
 (a Deployment and Service, its images on a PersistentVolumeClaim when the cluster has a default
 StorageClass, else on an emptyDir) with its node relay, a DaemonSet that lets every node pull
 127.0.0.1:<relay-port>/NAME from it; and the builder, BuildKit's daemon, which builds the images of
-services with build: (privileged by default; --builder-mode rootless for clusters that refuse
-privileged pods; its cache on a PersistentVolumeClaim or an emptyDir, as the registry's). It also
+services with build: (privileged by default; --builder-mode rootless where only privileged pods are
+refused; its cache on a PersistentVolumeClaim or an emptyDir, as the registry's). It also
 writes the settings the CLI reads (ConfigMap ergomake-settings, readable by every authenticated
 user). Waits until they are available. Running it again updates what it installed (server-side
 apply).`,
@@ -70,10 +72,11 @@ apply).`,
 	cmd.Flags().StringVar(&opts.RegistryRevision, "registry-revision", "", "value recorded on the registry's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().IntVar(&opts.RelayPort, "relay-port", install.DefaultRelayPort, "port on each node's 127.0.0.1 where the node relay serves the registry")
 	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling of environments, a Pod Security Standards level: baseline, restricted or privileged (namespaces ergomake creates enforce it; up and the operator refuse what exceeds it)")
-	cmd.Flags().StringVar(&opts.BuilderMode, "builder-mode", string(install.BuilderPrivileged), "how the builder runs: privileged, rootless (for clusters that refuse privileged pods) or none (no builder: services with build: cannot be built)")
+	cmd.Flags().StringVar(&opts.BuilderMode, "builder-mode", string(install.BuilderPrivileged), "how the builder runs: privileged, rootless (for clusters whose policy refuses privileged pods; it needs seccomp and AppArmor Unconfined, which Pod Security baseline refuses too) or none (no builder: services with build: cannot be built)")
 	cmd.Flags().StringVar(&opts.BuilderImage, "builder-image", "", "image of the builder (default "+install.DefaultBuilderImage+", with --builder-mode rootless "+install.DefaultRootlessBuilderImage+")")
 	cmd.Flags().StringVar(&opts.BuilderRevision, "builder-revision", "", "value recorded on the builder's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().StringArrayVar(&opts.BuilderMirrors, "builder-mirror", nil, "registry host whose images the builder looks for in the in-cluster registry first (docker.io: at its root; others under HOST/); repeatable")
+	addServerInstallFlags(cmd, &opts.Server)
 	return cmd
 }
 
@@ -161,7 +164,7 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 			}
 		}
 	}
-	return nil
+	return opts.Server.finish(cmd)
 }
 
 func (opts *InstallOptions) install() install.Options {
@@ -187,6 +190,9 @@ func installRun(opts *InstallOptions) error {
 	if err := install.Install(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
 	}
+	if err := installServerRun(opts, c); err != nil {
+		return err
+	}
 	if opts.DryRun {
 		fmt.Fprintln(opts.IO.Out, "dry run: nothing was changed")
 		return nil
@@ -201,6 +207,9 @@ func uninstallRun(opts *InstallOptions) error {
 		return err
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "removing the ergomake operator from %s\n", c)
+	if err := install.UninstallServer(opts.Context, c.Config, opts.install(), install.ServerOptions{}); err != nil {
+		return c.Explain(err)
+	}
 	if err := install.Uninstall(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
 	}

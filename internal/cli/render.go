@@ -8,12 +8,14 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/policy"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -30,6 +32,8 @@ type RenderOptions struct {
 	Namespace string
 	// Output is "yaml" or "json".
 	Output string
+	// PodSecurity is the security ceiling the project is checked against (--pod-security).
+	PodSecurity string
 }
 
 // NewCmdRender returns `ergomake render`.
@@ -44,8 +48,12 @@ makes of it (PersistentVolumeClaims, Services, Deployments and Jobs), as a multi
 stream, or with -o json as one JSON List.
 
 Compose keys that ergomake translates only approximately, or not at all, are reported on stderr,
-one "warning: " line each. Secret values appear in the Secrets, base64-encoded, as Kubernetes
-stores them.`,
+one "warning: " line each, and so are settings beyond the security ceiling (--pod-security, the
+cluster's as "ergomake install --pod-security" set it), which "ergomake up" refuses; under the
+restricted ceiling the pods are shown hardened as the operator makes them. Secret values
+(environment, env_file, compose secrets, private bind-mounted files) are never printed: each
+Secret lists its keys, every value replaced by "` + redacted + `", and carries the annotation
+` + annotationRedacted + `.`,
 		Example: `  ergomake render
   ergomake render -f compose.yaml --profile debug -o json
   ergomake render | kubectl apply --dry-run=client -f -`,
@@ -61,10 +69,15 @@ stores them.`,
 	addOutputFlag(cmd, &opts.Output, outputYAML, outputJSON)
 	addProjectFlags(cmd, &opts.Project)
 	addNamespaceFlag(cmd, &opts.Namespace)
+	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling to check the project against: baseline, restricted or privileged")
 	return cmd
 }
 
 func renderRun(opts *RenderOptions) error {
+	level, err := policy.ParseLevel(opts.PodSecurity)
+	if err != nil || opts.PodSecurity == "" {
+		return FlagErrorf("--pod-security must be baseline, restricted or privileged, got %q", opts.PodSecurity)
+	}
 	copts, err := opts.Project.composeOptions(opts.Factory)
 	if err != nil {
 		return err
@@ -80,14 +93,18 @@ func renderRun(opts *RenderOptions) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(opts.IO.ErrOut, "warning: "+w.String())
 	}
+	for _, v := range policy.Check(project, &res.Env.Spec, level) {
+		fmt.Fprintln(opts.IO.ErrOut, "warning: "+v.String())
+	}
 	objs, err := render.Render(res.Env, render.Options{})
 	if err != nil {
 		return err
 	}
+	policy.Harden(objs, level)
 
 	items := []runtime.Object{withKind(res.Env, v1alpha1.GroupVersion.String(), v1alpha1.Kind)}
 	for _, s := range res.Secrets {
-		items = append(items, withKind(s, "v1", "Secret"))
+		items = append(items, withKind(redactSecret(s), "v1", "Secret"))
 	}
 	for _, c := range res.ConfigMaps {
 		items = append(items, withKind(c, "v1", "ConfigMap"))
@@ -96,6 +113,31 @@ func renderRun(opts *RenderOptions) error {
 		items = append(items, o)
 	}
 	return printObjects(opts.IO.Out, opts.Output, items)
+}
+
+// What `render` prints instead of a Secret's values (ARCHITECTURE.md decision 15).
+const (
+	redacted           = "(redacted)"
+	annotationRedacted = "ergomake.dev/redacted"
+)
+
+// redactSecret returns a copy of s whose values are all replaced by redacted (as stringData,
+// so that the output still applies), marked with annotationRedacted.
+func redactSecret(s *corev1.Secret) *corev1.Secret {
+	out := s.DeepCopy()
+	out.Data = nil
+	out.StringData = map[string]string{}
+	for k := range s.Data {
+		out.StringData[k] = redacted
+	}
+	for k := range s.StringData {
+		out.StringData[k] = redacted
+	}
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[annotationRedacted] = "values are not shown; ergomake up creates this Secret with them"
+	return out
 }
 
 // withKind sets apiVersion and kind where the object lacks them.

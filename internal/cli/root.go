@@ -89,6 +89,9 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdInstall(f, nil),
 		NewCmdUninstall(f, nil),
 		NewCmdOperator(f, nil),
+		NewCmdServer(f),
+		NewCmdLogin(f, nil),
+		NewCmdLogout(f, nil),
 	} {
 		c.GroupID = "cluster"
 		cmd.AddCommand(c)

@@ -189,6 +189,9 @@ func Load(ctx context.Context, opts Options) (p *types.Project, err error) {
 		cli.WithProfiles(profiles),
 		cli.WithName(opts.ProjectName),
 		cli.WithResolvedPaths(true),
+		// env_file and label_file are read below, once checkEnvFiles has made sure they can be
+		cli.WithoutEnvironmentResolution,
+		cli.WithoutLabelsResolution,
 	)
 	if err != nil {
 		if opts.ProjectName != "" && opts.ProjectName != loader.NormalizeProjectName(opts.ProjectName) {
@@ -201,6 +204,15 @@ func Load(ctx context.Context, opts Options) (p *types.Project, err error) {
 	}
 	p, err = po.LoadProject(ctx)
 	if err != nil {
+		return nil, locate(err, files, env)
+	}
+	if err := checkEnvFiles(p, files); err != nil {
+		return nil, err
+	}
+	if p, err = p.WithServicesEnvironmentResolved(false); err != nil {
+		return nil, locate(err, files, env)
+	}
+	if p, err = p.WithServicesLabelsResolved(false); err != nil {
 		return nil, locate(err, files, env)
 	}
 	return p, nil

@@ -177,10 +177,18 @@ func setBuilderDeployment(u *unstructured.Unstructured, opts Options) error {
 	return unstructured.SetNestedSlice(u.Object, volumes, "spec", "template", "spec", "volumes")
 }
 
-// refusedHint is added to the error when the cluster refuses to create the builder's pods.
-func refusedHint(mode BuilderMode) string {
-	if mode == BuilderRootless {
-		return "install with --builder-mode none and push builds to your own registry (--registry)"
+// builderRefusedHint says what to do when the cluster refuses the builder's pods (why: the
+// Deployment's ReplicaFailure message). Pod Security baseline and restricted refuse both modes: the
+// rootless one needs seccomp and AppArmor Unconfined.
+func builderRefusedHint(namespace string, mode BuilderMode) func(why string) string {
+	return func(why string) string {
+		if strings.Contains(why, "violates PodSecurity") {
+			return fmt.Sprintf("namespace %s enforces a Pod Security level that refuses the builder in either mode (rootless needs seccomp and AppArmor Unconfined): "+
+				"label it pod-security.kubernetes.io/enforce=privileged, or install with --builder-mode none and push images built elsewhere to your registry (--registry)", namespace)
+		}
+		if mode == BuilderRootless {
+			return "install with --builder-mode none and push images built elsewhere to your registry (--registry)"
+		}
+		return "install with --builder-mode rootless, or with --builder-mode none and push images built elsewhere to your registry (--registry)"
 	}
-	return "install with --builder-mode rootless, or with --builder-mode none and push builds to your own registry (--registry)"
 }

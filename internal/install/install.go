@@ -403,7 +403,7 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 		{what: "registry relay", kind: "DaemonSet", name: RelayName},
 	}
 	if opts.BuilderMode != BuilderNone {
-		workloads = append(workloads, workload{what: "builder", kind: "Deployment", name: BuilderName, hint: refusedHint(opts.BuilderMode)})
+		workloads = append(workloads, workload{what: "builder", kind: "Deployment", name: BuilderName, hint: builderRefusedHint(opts.Namespace, opts.BuilderMode)})
 	}
 	for _, w := range workloads {
 		if err := waitAvailable(ctx, c, opts, w); err != nil {
@@ -437,8 +437,11 @@ func removeBuilder(ctx context.Context, c client.Client, opts Options) error {
 }
 
 // workload is a Deployment or DaemonSet Install waits for; what names it in messages; hint, when
-// set, is what to do when the cluster refuses to create its pods.
-type workload struct{ what, kind, name, hint string }
+// set, says what to do when the cluster refuses to create its pods, given why.
+type workload struct {
+	what, kind, name string
+	hint             func(why string) string
+}
 
 func qualifiedName(u *unstructured.Unstructured) string {
 	if u.GetNamespace() != "" {
@@ -554,8 +557,8 @@ func podsRefused(d *appsv1.Deployment) string {
 // refusedError is the one line that says the cluster refuses the workload's pods, and what to do.
 func refusedError(w workload, why string) error {
 	msg := fmt.Sprintf("the cluster refuses to create the %s's pods: %s", w.what, why)
-	if w.hint != "" {
-		msg += ": " + w.hint
+	if w.hint != nil {
+		msg += ": " + w.hint(why)
 	}
 	return errors.New(msg)
 }

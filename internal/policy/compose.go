@@ -36,12 +36,18 @@ func CheckProject(p *types.Project, ceiling Level) []Violation {
 	return out
 }
 
-// Check is CheckEnv of spec (translated from p) and CheckProject of p, by service name, each
-// with the compose file and line that asks for it (see Locate).
+// Check is CheckEnv of spec (translated from p) and CheckProject of p, by service name and then
+// line, each with the compose file and line that asks for it (see Locate).
 func Check(p *types.Project, spec *v1alpha1.EnvSpec, ceiling Level) []Violation {
 	all := append(CheckEnv(spec, ceiling), CheckProject(p, ceiling)...)
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Service < all[j].Service })
 	Locate(all, p)
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		return a.File == b.File && a.Line > 0 && b.Line > 0 && a.Line < b.Line
+	})
 	return all
 }
 

@@ -78,9 +78,9 @@ func TestCheckComposeProject(t *testing.T) {
 compose.yaml:13: service "db": ipc: host (the node's IPC namespace) exceeds the cluster's pod security ceiling "baseline"` + remedyP + `
 compose.yaml:15: service "db": devices: the node's device /dev/null exceeds the cluster's pod security ceiling "baseline"` + remedyP + `
 compose.yaml:16: service "db": devices: the node's device /dev/fuse exceeds the cluster's pod security ceiling "baseline"` + remedyP + `
-compose.yaml:8: service "web": network_mode: host (the node's network) exceeds the cluster's pod security ceiling "baseline"` + remedyP + `
 compose.yaml:4: service "web": privileged: a privileged container exceeds the cluster's pod security ceiling "baseline"` + remedyP + `
 compose.yaml:7: service "web": cap_add: capability SYS_ADMIN exceeds the cluster's pod security ceiling "baseline"` + remedyP + `
+compose.yaml:8: service "web": network_mode: host (the node's network) exceeds the cluster's pod security ceiling "baseline"` + remedyP + `
 `,
 	}
 	want[Restricted] = `compose.yaml:11: service "db": user: running as root (uid 0) exceeds the cluster's pod security ceiling "restricted"` + remedyB + "\n" +

@@ -2,9 +2,11 @@ package policy
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 // Harden makes the pods of objs meet what the restricted level requires beyond what a compose
@@ -18,14 +20,33 @@ func Harden(objs *render.Objects, ceiling Level) {
 	}
 	for i := range objs.Services {
 		s := &objs.Services[i]
+		var meta *metav1.ObjectMeta
+		var tmpl *corev1.PodTemplateSpec
 		switch {
 		case s.Deployment != nil:
-			HardenPod(&s.Deployment.Spec.Template.Spec)
+			meta, tmpl = &s.Deployment.ObjectMeta, &s.Deployment.Spec.Template
 		case s.Job != nil:
-			HardenPod(&s.Job.Spec.Template.Spec)
+			meta, tmpl = &s.Job.ObjectMeta, &s.Job.Spec.Template
+		default:
+			continue
+		}
+		HardenPod(&tmpl.Spec)
+		// A hardened workload differs from the one rendered under another ceiling: so that a
+		// change of ceiling rolls it, its spec hash says so too.
+		if s.SpecHash != "" {
+			s.SpecHash += hardenedSuffix
+			for _, m := range []*metav1.ObjectMeta{meta, &tmpl.ObjectMeta} {
+				if m.Annotations == nil {
+					m.Annotations = map[string]string{}
+				}
+				m.Annotations[v1alpha1.AnnotationSpecHash] = s.SpecHash
+			}
 		}
 	}
 }
+
+// hardenedSuffix ends the spec hash of a workload Harden changed.
+const hardenedSuffix = "-restricted"
 
 // HardenPod is Harden of one pod spec.
 func HardenPod(pod *corev1.PodSpec) {

@@ -268,6 +268,22 @@ func TestHarden(t *testing.T) {
 		t.Errorf("pod security context = %+v", psc)
 	}
 
+	// The spec hash of a hardened workload differs from the unhardened one, everywhere.
+	env0 := &v1alpha1.ErgomakeEnv{Spec: v1alpha1.EnvSpec{Project: "p", Services: []v1alpha1.ServiceSpec{svc("web", nil)}}}
+	env0.Name, env0.Namespace = "p", "ns"
+	objs, err := render.Render(env0, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := objs.Services[0].SpecHash
+	Harden(objs, Restricted)
+	s := objs.Services[0]
+	if s.SpecHash == plain || s.Deployment.Annotations[v1alpha1.AnnotationSpecHash] != s.SpecHash ||
+		s.Deployment.Spec.Template.Annotations[v1alpha1.AnnotationSpecHash] != s.SpecHash {
+		t.Errorf("spec hash %q (unhardened %q), workload %q, template %q", s.SpecHash, plain,
+			s.Deployment.Annotations[v1alpha1.AnnotationSpecHash], s.Deployment.Spec.Template.Annotations[v1alpha1.AnnotationSpecHash])
+	}
+
 	// Only restricted hardens.
 	env := &v1alpha1.ErgomakeEnv{Spec: v1alpha1.EnvSpec{Project: "p", Services: []v1alpha1.ServiceSpec{svc("web", nil)}}}
 	env.Name, env.Namespace = "p", "ns"

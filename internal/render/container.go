@@ -73,6 +73,13 @@ func renderContainer(svc *v1alpha1.ServiceSpec, e *errs) corev1.Container {
 		c.Args = escapeAll(svc.Command)
 	}
 
+	envSecretOK := true
+	if svc.EnvSecret != "" {
+		if msgs := validation.IsDNS1123Subdomain(svc.EnvSecret); len(msgs) > 0 {
+			e.add(name, "envSecret", "%q is not a valid Secret name: %s", svc.EnvSecret, strings.Join(msgs, "; "))
+			envSecretOK = false
+		}
+	}
 	envNames := map[string]bool{}
 	for i, v := range svc.Environment {
 		field := fmt.Sprintf("environment[%d]", i)
@@ -91,7 +98,33 @@ func renderContainer(svc *v1alpha1.ServiceSpec, e *errs) corev1.Container {
 			e.add(name, field, "invalid variable name %q: %s", v.Name, msg)
 		}
 		envNames[v.Name] = true
-		c.Env = append(c.Env, corev1.EnvVar{Name: v.Name, Value: escape(v.Value)})
+		if v.SecretKey == "" {
+			// written by hand: the value is in the spec
+			c.Env = append(c.Env, corev1.EnvVar{Name: v.Name, Value: escape(v.Value)})
+			continue
+		}
+		// The value is in the service's Secret (decision 15). Kubernetes does not expand $(VAR)
+		// in values from a Secret, so they are not escaped: the container sees them as written.
+		switch {
+		case v.Value != "":
+			e.add(name, field, "variable %q has both a value and a secretKey", v.Name)
+			continue
+		case svc.EnvSecret == "":
+			e.add(name, field, "variable %q takes its value from key %q of the service's envSecret, but the service has none", v.Name, v.SecretKey)
+			continue
+		case !envSecretOK:
+			continue
+		}
+		if msgs := validation.IsConfigMapKey(v.SecretKey); len(msgs) > 0 {
+			e.add(name, field+".secretKey", "%q is not a valid Secret key: %s", v.SecretKey, strings.Join(msgs, "; "))
+			continue
+		}
+		c.Env = append(c.Env, corev1.EnvVar{Name: v.Name, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: svc.EnvSecret},
+				Key:                  v.SecretKey,
+			},
+		}})
 	}
 
 	for _, p := range servicePorts(svc) {

@@ -120,10 +120,14 @@ func templateMeta(env *v1alpha1.ErgomakeEnv, svc *v1alpha1.ServiceSpec, e *errs)
 			e.add(name, "annotations", "%q is not a valid annotation key: %s", k, strings.Join(msgs, "; "))
 			continue
 		}
-		if k == v1alpha1.AnnotationSpecHash {
+		if k == v1alpha1.AnnotationSpecHash || k == v1alpha1.AnnotationEnvSecretVersion {
 			continue
 		}
 		setAnnotation(&meta, k, v)
+	}
+	if svc.EnvSecretVersion != "" {
+		// part of the spec hash: new values in the Secret restart the service's pods
+		setAnnotation(&meta, v1alpha1.AnnotationEnvSecretVersion, svc.EnvSecretVersion)
 	}
 	return meta
 }

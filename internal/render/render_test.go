@@ -158,6 +158,24 @@ func TestRenderErrors(t *testing.T) {
 			s.Environment = []v1alpha1.EnvVar{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}
 		}), "web", `environment[1]: variable "A" is set twice`},
 		{"variable with =", web(func(s *v1alpha1.ServiceSpec) { s.Environment = []v1alpha1.EnvVar{{Name: "A=B"}} }), "web", `contains '='`},
+		{"secretKey without envSecret", web(func(s *v1alpha1.ServiceSpec) {
+			s.Environment = []v1alpha1.EnvVar{{Name: "TOKEN", SecretKey: "TOKEN"}}
+		}), "web", `environment[0]: variable "TOKEN" takes its value from key "TOKEN" of the service's envSecret, but the service has none`},
+		{"value and secretKey", web(func(s *v1alpha1.ServiceSpec) {
+			s.EnvSecret = "env-web"
+			s.Environment = []v1alpha1.EnvVar{{Name: "TOKEN", Value: "x", SecretKey: "TOKEN"}}
+		}), "web", `variable "TOKEN" has both a value and a secretKey`},
+		{"invalid envSecret", web(func(s *v1alpha1.ServiceSpec) {
+			s.EnvSecret = "Env_Web"
+			s.Environment = []v1alpha1.EnvVar{{Name: "TOKEN", SecretKey: "TOKEN"}}
+		}), "web", `envSecret: "Env_Web" is not a valid Secret name`},
+		{"invalid secretKey", web(func(s *v1alpha1.ServiceSpec) {
+			s.EnvSecret = "env-web"
+			s.Environment = []v1alpha1.EnvVar{{Name: "TOKEN", SecretKey: "a b"}}
+		}), "web", `environment[0].secretKey: "a b" is not a valid Secret key`},
+		{"invalid secret mount", web(func(s *v1alpha1.ServiceSpec) {
+			s.Volumes = []v1alpha1.VolumeMount{{Type: v1alpha1.MountSecret, Source: "Certs", Target: "/certs"}}
+		}), "web", `volumes[0].source: "Certs" is not a valid Secret name`},
 		{"unknown resource", web(func(s *v1alpha1.ServiceSpec) {
 			s.Resources = &v1alpha1.Resources{Limits: map[string]resource.Quantity{"gpu": resource.MustParse("1")}}
 		}), "web", `resources.limits: unknown resource "gpu"`},
@@ -499,6 +517,21 @@ func TestSpecHash(t *testing.T) {
 	svc(e, "web").Environment = []v1alpha1.EnvVar{{Name: "A", Value: "1"}}
 	if hash(e, Options{}, "web") == base {
 		t.Error("a new variable did not change the hash")
+	}
+	// Values in the service's Secret: a new EnvSecretVersion (new values) restarts the pods.
+	e = env()
+	svc(e, "web").EnvSecret = "env-web"
+	svc(e, "web").Environment = []v1alpha1.EnvVar{{Name: "A", SecretKey: "A"}}
+	svc(e, "web").EnvSecretVersion = "v1"
+	v1 := hash(e, Options{}, "web")
+	svc(e, "web").EnvSecretVersion = "v2"
+	if hash(e, Options{}, "web") == v1 {
+		t.Error("a new envSecretVersion did not change the hash")
+	}
+	// A compose annotation cannot forge the version.
+	svc(e, "web").Annotations = map[string]string{v1alpha1.AnnotationEnvSecretVersion: "v1"}
+	if got := mustRender(t, e, Options{}).ServiceByName("web").Deployment.Spec.Template.Annotations[v1alpha1.AnnotationEnvSecretVersion]; got != "v2" {
+		t.Errorf("version annotation %q, want v2", got)
 	}
 	if hash(env(), Options{}, "db") == base {
 		t.Error("two services share a hash")

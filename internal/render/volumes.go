@@ -108,6 +108,17 @@ func volumeMounts(svc *v1alpha1.ServiceSpec, volumes map[string]*v1alpha1.Volume
 			}}
 			// One pod volume per mount: items differ between mounts of one ConfigMap.
 			vm.Name = volumeFor(fmt.Sprintf("configMap/%d", i), m.Source, src)
+		case v1alpha1.MountSecret:
+			if msgs := validation.IsDNS1123Subdomain(m.Source); len(msgs) > 0 {
+				e.add(name, field+".source", "%q is not a valid Secret name: %s", m.Source, strings.Join(msgs, "; "))
+				continue
+			}
+			items, ok := keyPaths(name, field, m.Items, e)
+			if !ok {
+				continue
+			}
+			src := corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: m.Source, Items: items}}
+			vm.Name = volumeFor(fmt.Sprintf("secret/%d", i), m.Source, src)
 		case v1alpha1.MountTmpfs:
 			vm.Name = volumeFor(fmt.Sprintf("tmpfs/%d", i), "tmpfs-"+m.Target, corev1.VolumeSource{
 				EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: copyQuantity(m.SizeLimit)},
@@ -125,7 +136,7 @@ func volumeMounts(svc *v1alpha1.ServiceSpec, volumes map[string]*v1alpha1.Volume
 				HostPath: &corev1.HostPathVolumeSource{Path: m.Source},
 			})
 		default:
-			e.add(name, field+".type", "unknown mount type %q (want volume, configMap, tmpfs, emptyDir or hostPath)", m.Type)
+			e.add(name, field+".type", "unknown mount type %q (want volume, configMap, secret, tmpfs, emptyDir or hostPath)", m.Type)
 			continue
 		}
 		mounts = append(mounts, vm)

@@ -263,6 +263,10 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 		return err
 	}
 	s.ownNamespace = own
+	if err := s.versionEnvSecrets(ctx, res); err != nil {
+		s.rep.End(false)
+		return err
+	}
 	if env.Annotations == nil {
 		env.Annotations = map[string]string{}
 	}

@@ -1,7 +1,8 @@
 package translate
 
 import (
-	"os"
+	"errors"
+	"io/fs"
 	"path"
 	"unicode/utf8"
 
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -134,7 +136,7 @@ func (t *translator) fileObject(k fileKind, service, name string, def types.File
 	var data []byte
 	switch {
 	case def.File != "":
-		b, err := os.ReadFile(def.File)
+		b, err := compose.ReadFile(def.File, maxObjectBytes-1024)
 		if err != nil {
 			return "", "", t.errorf(service, k.key, "%s %q: cannot read %s: %v", k.noun, name, def.File, errMsg(err))
 		}
@@ -161,7 +163,8 @@ func (t *translator) fileObject(k fileKind, service, name string, def types.File
 }
 
 func errMsg(err error) string {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Err.Error()
 	}
 	return err.Error()

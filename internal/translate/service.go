@@ -89,19 +89,7 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 		t.warn(name, "entrypoint", "an empty entrypoint without a command runs the image's CMD as the whole command line in Docker; Kubernetes cannot express that, so the image's ENTRYPOINT is kept")
 	}
 
-	// environment (env_file is already folded in by compose-go)
-	for _, k := range sortedKeys(s.Environment) {
-		v := s.Environment[k]
-		if k == "" {
-			t.warn(name, "environment", "an empty entry: left out")
-			continue
-		}
-		if v == nil {
-			t.warn(name, "environment", "%s is not set in your environment; left out, as docker compose does", k)
-			continue
-		}
-		out.Environment = append(out.Environment, v1alpha1.EnvVar{Name: k, Value: *v})
-	}
+	t.environment(&out, s)
 
 	if err := t.user(&out, s); err != nil {
 		return out, err

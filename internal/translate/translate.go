@@ -1,6 +1,11 @@
 // Package translate turns a loaded compose project into an ErgomakeEnv, plus the Secrets and
 // ConfigMaps that carry compose secrets, configs and small bind-mounted files. It is pure: it
-// reads the files the project points at, and touches nothing else.
+// reads the files the project points at (bounded: compose.ReadFile), and touches nothing else.
+//
+// Secrets stay secret (ARCHITECTURE.md decision 15): environment and env_file values go to one
+// Secret per service, env-<service>, that the spec references by key (environment.go); files of
+// bind mounts that look private go to Secrets, not ConfigMaps; symlinks are never followed out of
+// the project, and host paths are never mounted from a node (bind.go).
 //
 // Every compose service key is either translated (see /work/shared/COMPOSE-MAPPING.md) or reported
 // as a Warning naming the file, the service and the key; nothing is dropped silently. Input that

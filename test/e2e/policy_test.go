@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -246,7 +249,7 @@ func TestOperatorMetricsOnLoopback(t *testing.T) {
 	}
 	var pod *corev1.Pod
 	for i := range pods.Items {
-		if pods.Items[i].Status.PodIP != "" && pods.Items[i].DeletionTimestamp == nil {
+		if pods.Items[i].DeletionTimestamp == nil && podIsReady(&pods.Items[i]) {
 			pod = &pods.Items[i]
 		}
 	}
@@ -266,4 +269,48 @@ func TestOperatorMetricsOnLoopback(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(install.DefaultNamespace).ProxyGet("http", pod.Name, "8081", "/healthz", nil).DoRaw(ctx); err != nil {
 		t.Errorf("the operator's health endpoint through the proxy: %v", err)
 	}
+	// Through a port-forward (which the API server authorizes: pods/portforward), they answer.
+	u := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(install.DefaultNamespace).Name(pod.Name).SubResource("portforward").URL()
+	dialer, err := cluster.Dialer(cfg, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, ready := make(chan struct{}), make(chan struct{})
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:8080"}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fw.ForwardPorts() }()
+	defer func() { close(stop); <-done }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("port-forward: %v", err)
+	case <-ctx.Done():
+		t.Fatal("port-forward not ready")
+	}
+	fps, err := fw.GetPorts()
+	if err != nil || len(fps) != 1 {
+		t.Fatalf("port-forward ports: %v, %v", fps, err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", fps[0].Local), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("metrics through the port-forward: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "controller_runtime_") {
+		t.Errorf("metrics through the port-forward: %s\n%.300s", resp.Status, body)
+	}
+}
+
+func podIsReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

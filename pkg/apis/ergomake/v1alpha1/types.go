@@ -25,6 +25,8 @@ const (
 	AnnotationCreatedNamespace = "ergomake.dev/created-namespace"
 	// AnnotationSpecHash holds the hash of the service spec a workload was rendered from.
 	AnnotationSpecHash = "ergomake.dev/spec-hash"
+	// AnnotationEnvSecretVersion on a pod template is the service's EnvSecretVersion.
+	AnnotationEnvSecretVersion = "ergomake.dev/env-secret-version"
 )
 
 // +kubebuilder:object:root=true
@@ -187,7 +189,7 @@ type ServiceSpec struct {
 	// Resources are limits and requests (deploy.resources, cpus, mem_limit, mem_reservation).
 	// +optional
 	Resources *Resources `json:"resources,omitempty"`
-	// Volumes are the service's mounts: named volumes, files shipped as ConfigMaps, tmpfs.
+	// Volumes are the service's mounts: named volumes, files shipped as ConfigMaps or Secrets, tmpfs.
 	// +optional
 	Volumes []VolumeMount `json:"volumes,omitempty"`
 	// Secrets are compose secrets, mounted from Secret objects the CLI creates.
@@ -232,13 +234,33 @@ type ServiceSpec struct {
 	// Annotations are pod annotations (compose annotations, and labels that are not valid labels).
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// Secret references (ARCHITECTURE.md decision 15): values of compose environment and
+	// env_file never appear in the spec.
+
+	// EnvSecret is the Secret, in the environment's namespace, holding the values of the
+	// Environment entries that have a SecretKey. The CLI creates it (named env-<service>), owned
+	// by the environment so the garbage collector removes it with it.
+	// +optional
+	EnvSecret string `json:"envSecret,omitempty"`
+	// EnvSecretVersion changes whenever the values in EnvSecret change (the CLI sets it to an
+	// opaque token that reveals nothing of them): it is a pod template annotation, so that the
+	// service's pods restart with the new values, as compose recreates a container whose
+	// environment changed.
+	// +optional
+	EnvSecretVersion string `json:"envSecretVersion,omitempty"`
 }
 
-// EnvVar is one environment variable with its literal value.
+// EnvVar is one environment variable: its literal value, or (SecretKey set) a key of the
+// service's EnvSecret holding it. The CLI always writes SecretKey; Value is for environments
+// written by hand.
 type EnvVar struct {
 	Name string `json:"name"`
 	// +optional
-	Value string `json:"value"`
+	Value string `json:"value,omitempty"`
+	// SecretKey is the key of the service's EnvSecret holding the value; Value is then empty.
+	// +optional
+	SecretKey string `json:"secretKey,omitempty"`
 }
 
 // UserSpec is a numeric user and group.
@@ -316,7 +338,7 @@ type Resources struct {
 }
 
 // VolumeMountType says where a mount's content comes from.
-// +kubebuilder:validation:Enum=volume;configMap;tmpfs;emptyDir;hostPath
+// +kubebuilder:validation:Enum=volume;configMap;secret;tmpfs;emptyDir;hostPath
 type VolumeMountType string
 
 const (
@@ -324,18 +346,23 @@ const (
 	MountVolume VolumeMountType = "volume"
 	// MountConfigMap mounts a ConfigMap the CLI created (a bind-mounted file or folder).
 	MountConfigMap VolumeMountType = "configMap"
+	// MountSecret mounts a Secret the CLI created: a bind-mounted file or folder holding files
+	// that look private (.env*, keys, mode 0600), which never go into a ConfigMap.
+	MountSecret VolumeMountType = "secret"
 	// MountTmpfs mounts a memory-backed emptyDir.
 	MountTmpfs VolumeMountType = "tmpfs"
 	// MountEmptyDir mounts a fresh emptyDir (anonymous volumes).
 	MountEmptyDir VolumeMountType = "emptyDir"
-	// MountHostPath mounts a path of the node (only paths every node has, like /etc/localtime).
+	// MountHostPath mounts a path of the node. The CLI never writes it (a host path of the user's
+	// machine means nothing on a node); an environment written by hand may, within the ceiling.
 	MountHostPath VolumeMountType = "hostPath"
 )
 
 // VolumeMount is one mount of a service.
 type VolumeMount struct {
 	Type VolumeMountType `json:"type"`
-	// Source: the volume name (volume), the ConfigMap name (configMap), the node path (hostPath).
+	// Source: the volume name (volume), the ConfigMap name (configMap), the Secret name (secret),
+	// the node path (hostPath).
 	// +optional
 	Source string `json:"source,omitempty"`
 	// Target is the path in the container.
@@ -348,7 +375,7 @@ type VolumeMount struct {
 	// SizeLimit for tmpfs and emptyDir.
 	// +optional
 	SizeLimit *resource.Quantity `json:"sizeLimit,omitempty"`
-	// Items maps ConfigMap keys to relative paths (bind-mounted folders with subfolders).
+	// Items maps ConfigMap or Secret keys to relative paths (bind-mounted folders with subfolders).
 	// +optional
 	Items []KeyPath `json:"items,omitempty"`
 }

@@ -1,0 +1,292 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// APIVersion is the version prefix of every API path.
+const APIVersion = "v1"
+
+// DefaultMaxBody bounds a request body unless a route says otherwise.
+const DefaultMaxBody = 1 << 20
+
+// Authenticator finds who a bearer token belongs to (TokenStore).
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Identity, error)
+}
+
+// Handler serves the API. Build it with NewHandler.
+type Handler struct {
+	auth    Authenticator
+	tenancy *Tenancy
+	limiter *RateLimiter
+	maxBody int64
+	audit   *slog.Logger
+	version string
+	mux     *http.ServeMux
+}
+
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
+	Auth    Authenticator
+	Tenancy *Tenancy
+	// Limiter limits requests per token (nil: no limit).
+	Limiter *RateLimiter
+	// MaxBody bounds request bodies (0: DefaultMaxBody).
+	MaxBody int64
+	// Audit receives one line per request that reached the API: user, action, environment,
+	// status (never a token).
+	Audit *slog.Logger
+	// Version is the server's version, for GET /v1/version.
+	Version string
+}
+
+// NewHandler returns the API's handler.
+func NewHandler(o HandlerOptions) *Handler {
+	h := &Handler{auth: o.Auth, tenancy: o.Tenancy, limiter: o.Limiter, maxBody: o.MaxBody, audit: o.Audit, version: o.Version}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBody
+	}
+	if h.audit == nil {
+		h.audit = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"version": h.version, "api": APIVersion})
+	})
+	mux.Handle("GET /v1/whoami", h.action("whoami", h.whoami))
+	mux.Handle("GET /v1/envs", h.action("envs.list", h.listEnvs))
+	mux.Handle("DELETE /v1/envs/{name}", h.action("envs.delete", h.deleteEnv))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this server speaks /%s: see docs/server-api.md)", r.Method, r.URL.Path, APIVersion))
+	})
+	h.mux = mux
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// call is one authenticated request.
+type call struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	who  Identity
+	env  string // the environment acted on, for the audit line
+	note string // what went wrong, for the audit line
+}
+
+// apiError is an error with its HTTP status.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// action wraps an authenticated endpoint: body size limit, bearer token, rate limit per token,
+// then fn, then one audit line.
+func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		c := &call{w: rec, r: r}
+		defer func() {
+			user := c.who.User
+			if user == "" {
+				user = "-"
+			}
+			env := c.env
+			if env == "" {
+				env = "-"
+			}
+			attrs := []any{"user", user, "action", name, "env", env, "status", rec.status(), "remote", remoteHost(r), "ms", time.Since(start).Milliseconds()}
+			if c.note != "" {
+				attrs = append(attrs, "error", c.note)
+			}
+			h.audit.Info("audit", attrs...)
+		}()
+
+		if r.ContentLength > h.maxBody {
+			c.note = "body too large"
+			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, h.maxBody))
+			return
+		}
+		r.Body = http.MaxBytesReader(rec, r.Body, h.maxBody)
+
+		token, ok := bearer(r)
+		if !ok {
+			c.note = ErrNoToken.Error()
+			writeError(rec, http.StatusUnauthorized, ErrNoToken.Error())
+			return
+		}
+		who, err := h.auth.Authenticate(r.Context(), token)
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrNoToken), errors.Is(err, ErrUnknownToken), errors.Is(err, ErrRevoked), errors.Is(err, ErrExpired):
+				c.note = err.Error()
+				rec.Header().Set("WWW-Authenticate", `Bearer realm="ergomake"`)
+				writeError(rec, http.StatusUnauthorized, err.Error())
+			default:
+				c.note = err.Error()
+				writeError(rec, http.StatusServiceUnavailable, "the server cannot check tokens right now: try again")
+			}
+			return
+		}
+		c.who = who
+		if h.limiter != nil {
+			if ok, retry := h.limiter.Allow(who.TokenID); !ok {
+				secs := int(math.Ceil(retry.Seconds()))
+				rec.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+				c.note = "rate limited"
+				writeError(rec, http.StatusTooManyRequests, fmt.Sprintf("too many requests: try again in %ds", max(secs, 1)))
+				return
+			}
+		}
+		out, err := fn(c)
+		if err != nil {
+			var ae *apiError
+			var qe *QuotaError
+			var mbe *http.MaxBytesError
+			switch {
+			case errors.As(err, &ae):
+				c.note = ae.msg
+				writeError(rec, ae.status, ae.msg)
+			case errors.As(err, &mbe):
+				c.note = "body too large"
+				writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit))
+			case errors.Is(err, ErrNotFound):
+				c.note = err.Error()
+				writeError(rec, http.StatusNotFound, fmt.Sprintf("you have no environment %q", c.env))
+			case errors.As(err, &qe):
+				c.note = err.Error()
+				writeError(rec, http.StatusForbidden, err.Error())
+			default:
+				c.note = err.Error()
+				writeError(rec, http.StatusInternalServerError, err.Error())
+			}
+			return
+		}
+		writeJSON(rec, http.StatusOK, out)
+	})
+}
+
+// WhoAmI is GET /v1/whoami's answer.
+type WhoAmI struct {
+	User    string     `json:"user"`
+	TokenID string     `json:"tokenID"`
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+func (h *Handler) whoami(c *call) (any, error) {
+	return WhoAmI{User: c.who.User, TokenID: c.who.TokenID, Expires: c.who.Expires}, nil
+}
+
+// EnvList is GET /v1/envs's answer.
+type EnvList struct {
+	Environments []Env `json:"environments"`
+}
+
+func (h *Handler) listEnvs(c *call) (any, error) {
+	envs, err := h.tenancy.ListEnvs(c.r.Context(), c.who.User)
+	if err != nil {
+		return nil, err
+	}
+	return EnvList{Environments: envs}, nil
+}
+
+// Deleted is DELETE /v1/envs/{name}'s answer.
+type Deleted struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+}
+
+func (h *Handler) deleteEnv(c *call) (any, error) {
+	name := c.r.PathValue("name")
+	c.env = name
+	if name == "" || len(name) > 253 {
+		return nil, errorf(http.StatusBadRequest, "bad environment name %q", name)
+	}
+	ns, err := h.tenancy.DeleteEnv(c.r.Context(), c.who.User, name)
+	if err != nil {
+		return nil, err
+	}
+	return Deleted{Name: name, Namespace: ns}, nil
+}
+
+// ErrorBody is the body of every error answer: one line a CLI shows as it is.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines of streaming endpoints).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

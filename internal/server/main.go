@@ -1,0 +1,213 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ergomake/ergomake/internal/build"
+)
+
+// Command is the ergomake-operator subcommand that runs the server.
+const Command = "server"
+
+// DefaultPort is the port the server listens on in its pod (its Service serves 443).
+const DefaultPort = 8443
+
+// Timeouts against slow clients (the future streaming endpoints extend their own deadlines with
+// http.ResponseController).
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 2 * time.Minute
+	MaxHeaderBytes    = 64 << 10
+)
+
+// Options of Run.
+type Options struct {
+	Addr              string
+	CertFile, KeyFile string
+	Namespace         string
+	Config            *rest.Config
+	Rate              float64
+	Burst             int
+	MaxBody           int64
+	TokenCache        time.Duration
+	Log               io.Writer
+	// Listener, when set, is served instead of listening on Addr (tests).
+	Listener net.Listener
+	// Ready, when set, is called once the server listens.
+	Ready func(addr net.Addr)
+}
+
+// Main runs `ergomake-operator server` with its arguments and returns its exit code.
+func Main(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ergomake-operator server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "ergomake-system"
+	}
+	opts := Options{Log: stderr}
+	var kubeconfig string
+	fs.StringVar(&opts.Addr, "addr", fmt.Sprintf(":%d", DefaultPort), "address to serve HTTPS on")
+	fs.StringVar(&opts.CertFile, "tls-cert", "/etc/ergomake/tls/tls.crt", "serving certificate chain (PEM); re-read when it changes")
+	fs.StringVar(&opts.KeyFile, "tls-key", "/etc/ergomake/tls/tls.key", "serving certificate's key (PEM)")
+	fs.StringVar(&opts.Namespace, "namespace", ns, "the server's namespace: its tokens, configuration and the cluster settings (default: $POD_NAMESPACE)")
+	fs.Float64Var(&opts.Rate, "rate", 10, "requests per second allowed per token (each replica)")
+	fs.IntVar(&opts.Burst, "burst", 40, "burst of requests allowed per token")
+	fs.Int64Var(&opts.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
+	fs.DurationVar(&opts.TokenCache, "token-cache", 5*time.Second, "how long a checked token is trusted before it is read again (the delay of a revocation)")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		fmt.Fprintf(stderr, "ergomake server: %v\n", err)
+		return 1
+	}
+	opts.Config = cfg
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, opts); err != nil {
+		fmt.Fprintf(stderr, "ergomake server: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+}
+
+// Run serves the API until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	cfg := rest.CopyConfig(opts.Config)
+	cfg.UserAgent = "ergomake-server"
+	cfg.QPS, cfg.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	certs := &certLoader{certFile: opts.CertFile, keyFile: opts.KeyFile}
+	if _, err := certs.get(nil); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(opts.Log, nil))
+	h := NewHandler(HandlerOptions{
+		Auth:    &TokenStore{Client: cs, Namespace: opts.Namespace, CacheTTL: opts.TokenCache},
+		Tenancy: &Tenancy{Kube: cs, Dynamic: dyn, Namespace: opts.Namespace},
+		Limiter: &RateLimiter{Rate: rate.Limit(opts.Rate), Burst: opts.Burst},
+		MaxBody: opts.MaxBody,
+		Audit:   log,
+		Version: build.Get().Version,
+	})
+	srv := NewHTTPServer(h, certs.get)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
+			return err
+		}
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "namespace", opts.Namespace, "version", build.Get().Version)
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	log.Info("shutting down")
+	return srv.Shutdown(shutdown)
+}
+
+// NewHTTPServer is the server's http.Server: TLS 1.2+, with the timeouts and header limit against
+// slow or greedy clients.
+func NewHTTPServer(h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: getCert},
+	}
+}
+
+// certLoader serves the certificate of two files, re-read when they change (a renewed Secret
+// reaches the pod's volume without a restart).
+type certLoader struct {
+	certFile, keyFile string
+	mu                sync.Mutex
+	cert              *tls.Certificate
+	mod               time.Time
+	checked           time.Time
+}
+
+func (l *certLoader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cert != nil && time.Since(l.checked) < 30*time.Second {
+		return l.cert, nil
+	}
+	l.checked = time.Now()
+	st, err := os.Stat(l.certFile)
+	if err == nil && l.cert != nil && st.ModTime().Equal(l.mod) {
+		return l.cert, nil
+	}
+	c, lerr := tls.LoadX509KeyPair(l.certFile, l.keyFile)
+	if lerr != nil {
+		if l.cert != nil {
+			return l.cert, nil // keep serving the last good one
+		}
+		return nil, fmt.Errorf("serving certificate: %w", lerr)
+	}
+	l.cert = &c
+	if err == nil {
+		l.mod = st.ModTime()
+	}
+	return l.cert, nil
+}
