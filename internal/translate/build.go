@@ -9,8 +9,8 @@ import (
 )
 
 // build gives a service that has build: its image: the one Options.Builds names for it (what the
-// builder planned, or built: then by digest), else DefaultImage. Build keys the builder does not
-// honour are warned about; the builder (internal/imagebuild) takes the others.
+// builder planned, or built: then by digest), else DefaultImage. The build: keys are the
+// builder's (internal/imagebuild): its plan warns about those it does not honour.
 func (t *translator) build(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 	b := t.opts.Builds[s.Name]
 	if b.Image == "" {
@@ -19,19 +19,6 @@ func (t *translator) build(out *v1alpha1.ServiceSpec, s types.ServiceConfig) {
 	out.Build = &b
 	out.Image = ImageRef(b)
 
-	w := func(cond bool, key, msg string) {
-		if cond {
-			t.warn(s.Name, "build."+key, "%s", msg)
-		}
-	}
-	bc := s.Build
-	w(bc.Isolation != "", "isolation", "Windows only; ignored")
-	w(bc.Privileged, "privileged", "the builder runs no privileged build steps; ignored")
-	w(len(bc.Entitlements) > 0, "entitlements", "the builder grants no entitlements; ignored")
-	w(len(bc.Ulimits) > 0, "ulimits", "not supported by the builder; ignored")
-	w(bc.Provenance != "", "provenance", "no attestations are attached to built images; ignored")
-	w(bc.SBOM != "", "sbom", "no attestations are attached to built images; ignored")
-	w(len(bc.NoCacheFilter) > 0, "no_cache_filter", "not supported: the whole build uses the cache (no_cache or --no-cache turns it off); ignored")
 }
 
 // DefaultImage is the name of a built service's image when the builder has not planned it (a
