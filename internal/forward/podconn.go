@@ -1,0 +1,252 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// ErrNoReadyPod is wrapped by PodDialer.ReadyPod when no pod matching the
+// selector is ready.
+var ErrNoReadyPod = errors.New("no ready pod")
+
+// PodDialer opens single connections to a port of a pod, as net.Conns, over
+// the same tunnels as the Forwarder (pods/portforward through the API
+// server: WebSocket first, SPDY as fallback). It is for clients that dial
+// a service of the cluster themselves (BuildKit's client talking to
+// buildkitd on the loopback of its pod): no local listener, no exposure.
+// Each connection has its own tunnel, closed with the connection. A
+// PodDialer is safe for concurrent use.
+type PodDialer struct {
+	client    kubernetes.Interface
+	namespace string
+	dial      func(ctx context.Context, pod string) (tunnel, error)
+}
+
+// NewPodDialer returns a PodDialer for the pods of namespace.
+func NewPodDialer(cfg *rest.Config, namespace string) (*PodDialer, error) {
+	if cfg == nil {
+		return nil, errors.New("forward: no cluster configuration")
+	}
+	if namespace == "" {
+		return nil, errors.New("forward: no namespace")
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	base, err := url.Parse(client.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").URL().String())
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	return &PodDialer{client: client, namespace: namespace, dial: newAPIDialer(cfg, base).dial}, nil
+}
+
+// ReadyPod returns the name of the pod new connections for selector (a
+// label selector, "app.kubernetes.io/name=ergomake-builder") should reach:
+// among the matching pods that are running, ready and not being deleted,
+// the newest. When there is none the error wraps ErrNoReadyPod and says
+// how many pods match and why the newest is not ready.
+func (d *PodDialer) ReadyPod(ctx context.Context, selector string) (string, error) {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return "", fmt.Errorf("forward: selector %q: %w", selector, err)
+	}
+	list, err := d.client.CoreV1().Pods(d.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return "", fmt.Errorf("forward: listing pods %s in %s: %w", selector, d.namespace, err)
+	}
+	pods := make([]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		pods[i] = &list.Items[i]
+	}
+	if p := pickPod(pods, sel); p != nil {
+		return p.Name, nil
+	}
+	if len(pods) == 0 {
+		return "", fmt.Errorf("%w: no pod matches %s in namespace %s", ErrNoReadyPod, selector, d.namespace)
+	}
+	var newest *corev1.Pod
+	for _, p := range pods {
+		if newest == nil || newer(p, newest) {
+			newest = p
+		}
+	}
+	return "", fmt.Errorf("%w: %d pod(s) match %s in namespace %s; the newest, %s, is %s",
+		ErrNoReadyPod, len(pods), selector, d.namespace, newest.Name, notReadyReason(newest))
+}
+
+// notReadyReason says in a few words why p is not ready.
+func notReadyReason(p *corev1.Pod) string {
+	if p.DeletionTimestamp != nil {
+		return "being deleted"
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" {
+			if w.Message != "" {
+				return fmt.Sprintf("%s (%s: %s)", strings.ToLower(string(p.Status.Phase)), w.Reason, w.Message)
+			}
+			return fmt.Sprintf("%s (%s)", strings.ToLower(string(p.Status.Phase)), w.Reason)
+		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Status != corev1.ConditionTrue && c.Message != "" {
+			return fmt.Sprintf("%s (%s)", strings.ToLower(string(p.Status.Phase)), c.Message)
+		}
+	}
+	return fmt.Sprintf("%s, not ready", strings.ToLower(string(p.Status.Phase)))
+}
+
+// DialPod opens one connection to port of the named pod. ctx bounds the
+// dial only, not the connection. The connection is a *PodConn.
+//
+// The pod side's refusal (nothing listens on port) arrives after the dial:
+// the first Read then fails with an error saying so.
+func (d *PodDialer) DialPod(ctx context.Context, pod string, port int32) (net.Conn, error) {
+	t, err := d.dial(ctx, pod)
+	if err != nil {
+		return nil, fmt.Errorf("forward: pod %s/%s: %w", d.namespace, pod, err)
+	}
+	var wg sync.WaitGroup
+	t.start(&wg, func() {})
+	app, local := net.Pipe()
+	c := &PodConn{Conn: app, t: t, local: local, pod: pod, port: port, ended: make(chan struct{})}
+	events, err := t.open(ctx, local, port, &c.st)
+	if err != nil {
+		t.kill()
+		_ = app.Close()
+		_ = local.Close()
+		return nil, fmt.Errorf("forward: pod %s/%s port %d: %w", d.namespace, pod, port, err)
+	}
+	go c.watch(events)
+	return c, nil
+}
+
+// Dial opens one connection to port of the pod ReadyPod picks for
+// selector.
+func (d *PodDialer) Dial(ctx context.Context, selector string, port int32) (net.Conn, error) {
+	pod, err := d.ReadyPod(ctx, selector)
+	if err != nil {
+		return nil, err
+	}
+	return d.DialPod(ctx, pod, port)
+}
+
+// PodConn is a connection to a port of a pod, from PodDialer.
+type PodConn struct {
+	net.Conn // the application's end of an in-memory pipe; the tunnel carries the other end
+
+	t          tunnel
+	local      net.Conn
+	pod        string
+	port       int32
+	st         counters
+	ended      chan struct{} // closed once the tunnel is done with the connection
+	mu         sync.Mutex
+	err        error // why the pod side ended the connection, when not cleanly
+	closeOnce  sync.Once
+	closeError error
+}
+
+// watch follows the connection's events: the pod side's end of the data,
+// an error it reports, a broken stream or a dead tunnel end the pipe. Once
+// the connection is over the tunnel is closed.
+func (c *PodConn) watch(events <-chan event) {
+	defer close(c.ended)
+	var s connState
+	closed := c.t.done()
+	for !s.settled() && !s.abort {
+		select {
+		case ev := <-events:
+			s.during(ev)
+			switch {
+			case s.podErr != "":
+				msg := s.podErr
+				if strings.Contains(msg, "connection refused") {
+					msg = fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", c.port)
+				}
+				c.fail(fmt.Errorf("forward: pod %s port %d: %s", c.pod, c.port, msg))
+			case ev.kind == broken:
+				c.fail(fmt.Errorf("forward: pod %s port %d: the connection was reset", c.pod, c.port))
+			case ev.kind == podEnd && ev.err != nil:
+				c.fail(fmt.Errorf("forward: pod %s port %d: %w", c.pod, c.port, ev.err))
+			}
+			if ev.kind == podEnd {
+				// No half-close on a pipe: the pod side's end is the end.
+				_ = c.local.Close()
+			}
+		case <-closed:
+			c.fail(fmt.Errorf("forward: pod %s port %d: %w", c.pod, c.port, errTunnelClosed))
+			s.abort = true
+			closed = nil
+		}
+	}
+	_ = c.local.Close()
+	c.t.kill()
+	// The tunnel is dead: the remaining events arrive at once.
+	for !s.settled() {
+		ev := <-events
+		s.after(ev)
+	}
+	c.t.release(false)
+}
+
+func (c *PodConn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	_ = c.local.Close()
+}
+
+// Read reads what the pod side sent. When the pod side ended the
+// connection in error (nothing listening on the port, a dead tunnel) the
+// error says so instead of io.EOF.
+func (c *PodConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err == io.EOF || errors.Is(err, io.ErrClosedPipe) {
+		c.mu.Lock()
+		if c.err != nil {
+			err = c.err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// Close closes the connection and its tunnel.
+func (c *PodConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeError = c.Conn.Close()
+		c.t.kill()
+	})
+	return c.closeError
+}
+
+// RemoteAddr names the pod and port.
+func (c *PodConn) RemoteAddr() net.Addr { return podAddr{c.pod, c.port} }
+
+// Sent returns the bytes written to the pod so far; Received those read
+// from it.
+func (c *PodConn) Sent() int64     { return c.st.toPod.Load() }
+func (c *PodConn) Received() int64 { return c.st.fromPod.Load() }
+
+type podAddr struct {
+	pod  string
+	port int32
+}
+
+func (a podAddr) Network() string { return "portforward" }
+func (a podAddr) String() string  { return fmt.Sprintf("pod/%s:%d", a.pod, a.port) }
