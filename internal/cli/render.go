@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/internal/config"
+	"github.com/ergomake/ergomake/internal/imagebuild"
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/internal/session"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -30,7 +34,13 @@ type RenderOptions struct {
 	Namespace string
 	// Output is "yaml" or "json".
 	Output string
+	// Registry is where built images would go (--registry); empty: DefaultRegistry.
+	Registry string
 }
+
+// DefaultRegistry is where `render` shows built images going when no --registry names one: the
+// cluster's registry as nodes pull from it, where `ergomake install` puts it.
+const DefaultRegistry = "127.0.0.1:5100"
 
 // NewCmdRender returns `ergomake render`.
 func NewCmdRender(f *Factory, runF func(*RenderOptions) error) *cobra.Command {
@@ -45,7 +55,12 @@ stream, or with -o json as one JSON List.
 
 Compose keys that ergomake translates only approximately, or not at all, are reported on stderr,
 one "warning: " line each. Secret values appear in the Secrets, base64-encoded, as Kubernetes
-stores them.`,
+stores them.
+
+Services with build: run the image they would be built into: the registry (the cluster's,
+` + DefaultRegistry + `, or --registry), the project and the service, tagged with the content key
+of the build (its context after .dockerignore, Dockerfile, args, target, platforms). A stderr
+line names each; nothing is built.`,
 		Example: `  ergomake render
   ergomake render -f compose.yaml --profile debug -o json
   ergomake render | kubectl apply --dry-run=client -f -`,
@@ -61,6 +76,8 @@ stores them.`,
 	addOutputFlag(cmd, &opts.Output, outputYAML, outputJSON)
 	addProjectFlags(cmd, &opts.Project)
 	addNamespaceFlag(cmd, &opts.Namespace)
+	cmd.Flags().StringVar(&opts.Registry, "registry", "", "registry built images would go to (default: the cluster's, "+DefaultRegistry+")")
+	config.MarkSetting(cmd.Flags(), "registry")
 	return cmd
 }
 
@@ -73,7 +90,10 @@ func renderRun(opts *RenderOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := translate.Translate(project, translate.Options{Namespace: opts.Namespace})
+	builds := planBuilds(project, opts.Registry, func(format string, args ...any) {
+		fmt.Fprintf(opts.IO.ErrOut, format+"\n", args...)
+	})
+	res, err := translate.Translate(project, translate.Options{Namespace: opts.Namespace, Builds: builds})
 	if err != nil {
 		return err
 	}
@@ -96,6 +116,34 @@ func renderRun(opts *RenderOptions) error {
 		items = append(items, o)
 	}
 	return printObjects(opts.IO.Out, opts.Output, items)
+}
+
+// planBuilds says where the image of each build: service goes, with no cluster: registry, or
+// DefaultRegistry. A build that cannot be planned (a missing context folder, a git context) is a
+// warning: render shows the project anyway, and up and build report it.
+func planBuilds(project *types.Project, registry string, printf func(format string, args ...any)) map[string]v1alpha1.BuildSpec {
+	if registry == "" {
+		registry = DefaultRegistry
+	}
+	services, _ := session.BuiltServices(project, nil)
+	builds := map[string]v1alpha1.BuildSpec{}
+	for _, name := range services {
+		plans, err := imagebuild.Plan(project, []string{name}, imagebuild.Registry{Push: registry, Pull: registry}, imagebuild.PlanOptions{Lenient: true})
+		if err != nil {
+			printf("warning: %v", err)
+			continue
+		}
+		for _, p := range plans {
+			if p.Service == name {
+				for _, w := range p.Warnings {
+					printf("warning: %s", w.String())
+				}
+				builds[name] = v1alpha1.BuildSpec{Key: p.Key, Image: p.PullRef}
+				printf("build: %s → %s", name, p.PullRef)
+			}
+		}
+	}
+	return builds
 }
 
 // withKind sets apiVersion and kind where the object lacks them.

@@ -32,6 +32,9 @@ type UpOptions struct {
 	// TTL is how long the environment survives without a CLI attached; 0 chooses (10m attached,
 	// 24h detached).
 	TTL time.Duration
+
+	// Images of build: services: how they are built and where they go.
+	Images ImageOptions
 }
 
 // NewCmdUp returns `ergomake up`.
@@ -47,10 +50,18 @@ The environment lives in its own namespace (default ergomake-<project>). Press C
 down; with --keep, Ctrl-C only stops forwarding. With -d/--detach, ergomake returns once the
 environment is ready and leaves it running: "ergomake forward" forwards its ports later and
 "ergomake down" removes it. An environment left without a CLI attached is deleted by the operator
-after --ttl.`,
+after --ttl.
+
+Services with build: are built first, in the cluster's builder (BuildKit, installed by "ergomake
+install"), from the project's folders: .dockerignore applies before anything leaves this machine,
+and no Docker is needed here. The images go to the cluster's registry, or with --registry to
+yours (pushed with your docker credentials; pods pull with a pull secret made of them). An image
+whose context, Dockerfile, args, target and platform are unchanged is not built again (--build
+builds it anyway). Nothing is applied unless every build succeeded.`,
 		Example: `  ergomake up
   ergomake up -f compose.yaml -f compose.dev.yaml --profile debug
-  ergomake up -d --context staging -n my-feature`,
+  ergomake up -d --context staging -n my-feature
+  ergomake up --build --registry registry.example.com/team`,
 		Args: wrapArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
@@ -59,6 +70,9 @@ after --ttl.`,
 			}
 			if opts.TTL < 0 {
 				return FlagErrorf("--ttl must not be negative, got %s", opts.TTL)
+			}
+			if err := opts.Images.check(); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)
@@ -72,6 +86,9 @@ after --ttl.`,
 	fs.DurationVar(&opts.WaitTimeout, "wait-timeout", 10*time.Minute, "how long to wait for the environment to become ready")
 	fs.DurationVar(&opts.TTL, "ttl", 0, "delete the environment after it has been left without a CLI attached this long (0: 10m, or 24h with --detach)")
 	config.MarkSetting(fs, "wait-timeout", "ttl") // ERGOMAKE_WAIT_TIMEOUT, ERGOMAKE_TTL, config file
+	fs.BoolVar(&opts.Images.Force, "build", false, "build every image of a build: service, even when unchanged")
+	fs.BoolVar(&opts.Images.NoBuild, "no-build", false, "build nothing: fail when a build: service's image was never built")
+	addImageFlags(cmd, &opts.Images)
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
 	return cmd
@@ -129,5 +146,6 @@ func upRun(opts *UpOptions) error {
 		WaitTimeout: opts.WaitTimeout,
 		Owner:       ownerName(opts.Factory),
 		DownCommand: downCommand(opts.Cluster, project.Name, res.Env.Namespace),
+		Build:       opts.Images.buildOptions(project, nil),
 	}, res)
 }

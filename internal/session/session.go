@@ -81,6 +81,8 @@ type Options struct {
 	// DownCommand is the command line that removes the environment, for the messages that
 	// tell the user how to finish a job the session could not.
 	DownCommand string
+	// Build builds the project's images before anything is applied (build.go).
+	Build BuildOptions
 }
 
 // Timings of a session.
@@ -144,6 +146,10 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 
 	// 1. The cluster answers, accepts the credentials and serves ErgomakeEnvs.
 	if err := s.connect(ctx); err != nil {
+		return err
+	}
+	// 1b. The images of build: services, built and pushed; nothing is applied unless they are.
+	if err := s.build(ctx, res); err != nil {
 		return err
 	}
 	// 2. An environment of this project already there is attached to; one being deleted is
