@@ -1,6 +1,7 @@
 // Package config embeds the manifests ergomake installs: the generated CustomResourceDefinition
 // (crd/), the operator's generated ClusterRole (rbac/) and its ServiceAccount, binding and
-// Deployment (operator/), and the in-cluster registry with its node relay (registry/).
+// Deployment (operator/), the in-cluster registry with its node relay (registry/), and the
+// in-cluster builder, BuildKit (builder/).
 package config
 
 import "embed"
@@ -20,8 +21,20 @@ var RBAC []byte
 //go:embed operator/*.yaml
 var Operator embed.FS
 
+// DNS holds the environment DNS's ServiceAccount, ClusterRole and binding, Deployment and
+// PodDisruptionBudget (the ergomake-dns Service is with the operator's manifests).
+//
+//go:embed dns/*.yaml
+var DNS embed.FS
+
 // Registry holds the in-cluster registry's ConfigMap, PersistentVolumeClaim, Service and
 // Deployment, and the DaemonSet of its node relay.
 //
 //go:embed registry/*.yaml
 var Registry embed.FS
+
+// Builder holds the in-cluster builder's (BuildKit's) ConfigMap, PersistentVolumeClaim and
+// Deployment.
+//
+//go:embed builder/*.yaml
+var Builder embed.FS

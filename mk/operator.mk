@@ -22,11 +22,12 @@ OPERATOR_IMAGE_KEY = $(ERGOMAKE_CLUSTER_DIR)/images/$(subst :,_,$(subst /,_,$(OP
 operator-image: cluster-start
 	@hack/cluster/image.sh --no-shell $(OPERATOR_IMAGE) ./cmd/ergomake-operator
 
-# It installs the in-cluster registry too (mk/registry.mk).
-operator-install: operator-image registry-image
+# It installs the in-cluster registry (mk/registry.mk) and the builder (mk/builder.mk) too.
+operator-install: operator-image registry-image builder-image
 	@KUBECONFIG=$(CLUSTER_KUBECONFIG) $(GO) run -ldflags "$(LDFLAGS)" ./cmd/ergomake install \
 		--image $(OPERATOR_IMAGE) --revision "$$(cat $(OPERATOR_IMAGE_KEY))" \
-		--registry-image $(REGISTRY_IMAGE) --registry-revision "$$(cat $(REGISTRY_IMAGE_KEY))" --relay-port $(RELAY_PORT)
+		--registry-image $(REGISTRY_IMAGE) --registry-revision "$$(cat $(REGISTRY_IMAGE_KEY))" --relay-port $(RELAY_PORT) \
+		--builder-image $(BUILDER_IMAGE) --builder-revision "$$(cat $(BUILDER_IMAGE_KEY))" $(addprefix --builder-mirror ,$(BUILDER_MIRRORS))
 
 # operator-run: the operator in this process against the local cluster (Ctrl-C stops it).
 operator-run:

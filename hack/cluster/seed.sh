@@ -3,6 +3,9 @@
 # in-cluster registry through the node relay on 127.0.0.1:$RELAY_PORT, so that builds work with no
 # network: the test image as ergomake.test/testapp:latest and a busybox image (the host's static
 # /bin/busybox with every applet linked) as busybox:latest, i.e. docker.io/library/busybox.
+# The builder's mirrors (make operator-install: --builder-mirror docker.io --builder-mirror
+# ergomake.test) look for FROM busybox as library/busybox and for ergomake.test/testapp as
+# ergomake.test/testapp, the paths pushed here.
 # Idempotent and quick: blobs the registry has are not sent again. The registry must be installed
 # (make operator-install).
 PROG=cluster-seed

@@ -53,7 +53,7 @@ if [ "$BUILD_ONLY" = 0 ] && [ "$(cat "$D/bin/.stamp" 2>/dev/null)" = "$K8S_KEY" 
 fi
 
 # ---------- 0. host packages ----------
-PKGS=(containerd runc containernetworking-plugins iptables conntrack busybox-static socat curl openssl iproute2 util-linux)
+PKGS=(containerd runc containernetworking-plugins iptables conntrack busybox-static socat curl openssl iproute2 util-linux libseccomp-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -31,6 +31,13 @@ type InstallOptions struct {
 	RegistryImage    string
 	RegistryRevision string
 	RelayPort        int
+	// PodSecurity is the security ceiling of environments (--pod-security).
+	PodSecurity string
+	// The builder: its image (default by mode), revision, mode and registry mirrors.
+	BuilderImage    string
+	BuilderRevision string
+	BuilderMode     string
+	BuilderMirrors  []string
 }
 
 // NewCmdInstall returns `ergomake install`.
@@ -43,10 +50,16 @@ func NewCmdInstall(f *Factory, runF func(*InstallOptions) error) *cobra.Command 
 operator's ClusterRole, ServiceAccount and binding, and its Deployment; and the in-cluster registry
 (a Deployment and Service, its images on a PersistentVolumeClaim when the cluster has a default
 StorageClass, else on an emptyDir) with its node relay, a DaemonSet that lets every node pull
-127.0.0.1:<relay-port>/NAME from it. Waits until they are available. Running it again updates what
-it installed (server-side apply).`,
+127.0.0.1:<relay-port>/NAME from it; and the builder, BuildKit's daemon, which builds the images of
+services with build: (privileged by default; --builder-mode rootless where only privileged pods are
+refused; its cache on a PersistentVolumeClaim or an emptyDir, as the registry's). It also
+writes the settings the CLI reads (ConfigMap ergomake-settings, readable by every authenticated
+user). Waits until they are available. Running it again updates what it installed (server-side
+apply).`,
 		Example: `  ergomake install
-  ergomake install --image ergomake.test/ergomake-operator:dev --registry-image ergomake.test/ergomake-registry:dev`,
+  ergomake install --builder-mode rootless
+  ergomake install --image ergomake.test/ergomake-operator:dev --registry-image ergomake.test/ergomake-registry:dev \
+    --builder-image ergomake.test/ergomake-builder:dev --builder-mirror docker.io --builder-mirror ergomake.test`,
 		Args: wrapArgs(cobra.NoArgs),
 		RunE: opts.runE(runF, installRun),
 	}
@@ -56,6 +69,11 @@ it installed (server-side apply).`,
 	cmd.Flags().StringVar(&opts.RegistryImage, "registry-image", install.DefaultRegistryImage(), "image of the in-cluster registry")
 	cmd.Flags().StringVar(&opts.RegistryRevision, "registry-revision", "", "value recorded on the registry's pod; a new value restarts it (for an image rebuilt under the same tag)")
 	cmd.Flags().IntVar(&opts.RelayPort, "relay-port", install.DefaultRelayPort, "port on each node's 127.0.0.1 where the node relay serves the registry")
+	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling of environments, a Pod Security Standards level: baseline, restricted or privileged (namespaces ergomake creates enforce it; up and the operator refuse what exceeds it)")
+	cmd.Flags().StringVar(&opts.BuilderMode, "builder-mode", string(install.BuilderPrivileged), "how the builder runs: privileged, rootless (for clusters whose policy refuses privileged pods; it needs seccomp and AppArmor Unconfined, which Pod Security baseline refuses too) or none (no builder: services with build: cannot be built)")
+	cmd.Flags().StringVar(&opts.BuilderImage, "builder-image", "", "image of the builder (default "+install.DefaultBuilderImage+", with --builder-mode rootless "+install.DefaultRootlessBuilderImage+")")
+	cmd.Flags().StringVar(&opts.BuilderRevision, "builder-revision", "", "value recorded on the builder's pod; a new value restarts it (for an image rebuilt under the same tag)")
+	cmd.Flags().StringArrayVar(&opts.BuilderMirrors, "builder-mirror", nil, "registry host whose images the builder looks for in the in-cluster registry first (docker.io: at its root; others under HOST/); repeatable")
 	return cmd
 }
 
@@ -67,8 +85,8 @@ func NewCmdUninstall(f *Factory, runF func(*InstallOptions) error) *cobra.Comman
 		Short: "Remove the ergomake operator from the cluster",
 		Long: `Remove what "ergomake install" installed: the ErgomakeEnv CustomResourceDefinition (and with it
 every environment on the cluster, and everything they own), the operator and its RBAC, the registry
-(and the images in it) and its node relay, and its namespace when ergomake created it. Waits until
-they are gone.`,
+(and the images in it) and its node relay, the builder (and its cache), the settings, and its
+namespace when ergomake created it. Waits until they are gone.`,
 		Example: `  ergomake uninstall`,
 		Args:    wrapArgs(cobra.NoArgs),
 		RunE:    opts.runE(runF, uninstallRun),
@@ -118,15 +136,38 @@ func (opts *InstallOptions) finish(cmd *cobra.Command) error {
 	if cmd.Flags().Lookup("registry-image") != nil && opts.RegistryImage == "" {
 		return FlagErrorf("--registry-image must not be empty")
 	}
+	if f := cmd.Flags().Lookup("pod-security"); f != nil {
+		switch opts.PodSecurity {
+		case "baseline", "restricted", "privileged":
+		default:
+			return FlagErrorf("--pod-security must be baseline, restricted or privileged, got %q", opts.PodSecurity)
+		}
+	}
 	if cmd.Flags().Lookup("relay-port") != nil && (opts.RelayPort < 1 || opts.RelayPort > 65535) {
 		return FlagErrorf("--relay-port must be a TCP port (1-65535), got %d", opts.RelayPort)
+	}
+	if cmd.Flags().Lookup("builder-mode") != nil {
+		switch install.BuilderMode(opts.BuilderMode) {
+		case install.BuilderPrivileged, install.BuilderRootless, install.BuilderNone:
+		default:
+			return FlagErrorf("--builder-mode must be privileged, rootless or none, got %q", opts.BuilderMode)
+		}
+		if opts.BuilderMode == string(install.BuilderNone) && (opts.BuilderImage != "" || len(opts.BuilderMirrors) > 0) {
+			return FlagErrorf("--builder-image and --builder-mirror make no sense with --builder-mode none")
+		}
+		for _, m := range opts.BuilderMirrors {
+			if err := install.ValidMirrorHost(m); err != nil {
+				return FlagErrorf("--builder-mirror: %v", err)
+			}
+		}
 	}
 	return nil
 }
 
 func (opts *InstallOptions) install() install.Options {
 	return install.Options{Image: opts.Image, Namespace: opts.Namespace, Revision: opts.Revision, Timeout: opts.Timeout, Out: opts.IO.ErrOut, DryRun: opts.DryRun,
-		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort}
+		RegistryImage: opts.RegistryImage, RegistryRevision: opts.RegistryRevision, RelayPort: opts.RelayPort,
+		BuilderMode: install.BuilderMode(opts.BuilderMode), BuilderImage: opts.BuilderImage, BuilderRevision: opts.BuilderRevision, BuilderMirrors: opts.BuilderMirrors, PodSecurity: opts.PodSecurity}
 }
 
 func installRun(opts *InstallOptions) error {
@@ -134,7 +175,15 @@ func installRun(opts *InstallOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s) and registry (%s) on %s\n", opts.Image, opts.RegistryImage, c)
+	builder := "no builder"
+	if opts.BuilderMode != string(install.BuilderNone) {
+		img := opts.BuilderImage
+		if img == "" {
+			img = install.DefaultBuilderImageFor(install.BuilderMode(opts.BuilderMode))
+		}
+		builder = fmt.Sprintf("builder (%s, %s)", img, opts.BuilderMode)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "installing the ergomake operator (%s), registry (%s) and %s on %s\n", opts.Image, opts.RegistryImage, builder, c)
 	if err := install.Install(opts.Context, c.Config, opts.install()); err != nil {
 		return c.Explain(err)
 	}

@@ -37,7 +37,31 @@ func TestInstallOptions(t *testing.T) {
 	if o := got.install(); o.RegistryImage != "ergomake.test/ergomake-registry:dev" || o.RelayPort != 5200 {
 		t.Errorf("install options %+v", o)
 	}
-	for _, bad := range []string{"--relay-port 0", "--relay-port 65536", "--registry-image="} {
+	if got.PodSecurity != "baseline" || got.install().PodSecurity != "baseline" {
+		t.Errorf("default pod security %q", got.PodSecurity)
+	}
+	if err := parse(t, f, NewCmdInstall(f, capture), "--pod-security restricted"); err != nil || got.install().PodSecurity != "restricted" {
+		t.Errorf("--pod-security restricted: %v %+v", err, got)
+	}
+	for _, bad := range []string{"--relay-port 0", "--relay-port 65536", "--registry-image=", "--pod-security root", "--pod-security="} {
+		if err := parse(t, f, NewCmdInstall(f, capture), bad); err == nil {
+			t.Errorf("install accepted %s", bad)
+		}
+	}
+	if err := parse(t, f, NewCmdInstall(f, capture), ""); err != nil {
+		t.Fatal(err)
+	}
+	if o := got.install(); o.BuilderMode != install.BuilderPrivileged || o.BuilderImage != "" || len(o.BuilderMirrors) != 0 {
+		t.Errorf("builder defaults: %+v", o)
+	}
+	if err := parse(t, f, NewCmdInstall(f, capture), "--builder-mode rootless --builder-image b:1 --builder-revision r2 --builder-mirror docker.io --builder-mirror ergomake.test"); err != nil {
+		t.Fatal(err)
+	}
+	if o := got.install(); o.BuilderMode != install.BuilderRootless || o.BuilderImage != "b:1" || o.BuilderRevision != "r2" ||
+		len(o.BuilderMirrors) != 2 || o.BuilderMirrors[1] != "ergomake.test" {
+		t.Errorf("builder options %+v", o)
+	}
+	for _, bad := range []string{"--builder-mode sudo", "--builder-mirror https://docker.io", "--builder-mode none --builder-image b:1", "--builder-mode none --builder-mirror docker.io"} {
 		if err := parse(t, f, NewCmdInstall(f, capture), bad); err == nil {
 			t.Errorf("install accepted %s", bad)
 		}

@@ -56,7 +56,7 @@ operator then leaves alone.`,
 	fs.StringVar(&opts.Instance, "instance", "", "handle only environments labelled "+operator.LabelInstance+"=<instance> (default: those without the label)")
 	fs.StringSliceVar(&opts.Namespaces, "watch-namespace", nil, "handle only environments in these namespaces (default: all)")
 	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", "", "serve /healthz and /readyz on this address (default: off)")
-	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", "0", `serve metrics on this address ("0": off)`)
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", "0", `serve metrics on this loopback address, e.g. 127.0.0.1:8080 ("0": off)`)
 	fs.StringVar(&opts.DNSAddr, "dns-addr", "", `serve the environment DNS on this address, UDP and TCP (default: off; pods use the installed operator's ergomake-dns)`)
 	fs.StringVar(&opts.DNSUpstream, "dns-upstream", "", "cluster DNS the environment DNS passes queries to, IP or IP:port (default: the kube-dns Service)")
 	fs.StringVar(&opts.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")

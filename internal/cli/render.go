@@ -17,6 +17,7 @@ import (
 	"github.com/ergomake/ergomake/internal/config"
 	"github.com/ergomake/ergomake/internal/imagebuild"
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/policy"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/session"
 	"github.com/ergomake/ergomake/internal/translate"
@@ -34,6 +35,8 @@ type RenderOptions struct {
 	Namespace string
 	// Output is "yaml" or "json".
 	Output string
+	// PodSecurity is the security ceiling the project is checked against (--pod-security).
+	PodSecurity string
 	// Registry is where built images would go (--registry); empty: DefaultRegistry.
 	Registry string
 }
@@ -54,7 +57,9 @@ makes of it (PersistentVolumeClaims, Services, Deployments and Jobs), as a multi
 stream, or with -o json as one JSON List.
 
 Compose keys that ergomake translates only approximately, or not at all, are reported on stderr,
-one "warning: " line each. Secret values appear in the Secrets, base64-encoded, as Kubernetes
+one "warning: " line each, and so are settings beyond the security ceiling (--pod-security, the
+cluster's as "ergomake install --pod-security" set it), which "ergomake up" refuses; under the
+restricted ceiling the pods are shown hardened as the operator makes them. Secret values appear in the Secrets, base64-encoded, as Kubernetes
 stores them.
 
 Services with build: run the image they would be built into: the registry (the cluster's,
@@ -76,12 +81,17 @@ line names each; nothing is built.`,
 	addOutputFlag(cmd, &opts.Output, outputYAML, outputJSON)
 	addProjectFlags(cmd, &opts.Project)
 	addNamespaceFlag(cmd, &opts.Namespace)
+	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling to check the project against: baseline, restricted or privileged")
 	cmd.Flags().StringVar(&opts.Registry, "registry", "", "registry built images would go to (default: the cluster's, "+DefaultRegistry+")")
 	config.MarkSetting(cmd.Flags(), "registry")
 	return cmd
 }
 
 func renderRun(opts *RenderOptions) error {
+	level, err := policy.ParseLevel(opts.PodSecurity)
+	if err != nil || opts.PodSecurity == "" {
+		return FlagErrorf("--pod-security must be baseline, restricted or privileged, got %q", opts.PodSecurity)
+	}
 	copts, err := opts.Project.composeOptions(opts.Factory)
 	if err != nil {
 		return err
@@ -100,10 +110,14 @@ func renderRun(opts *RenderOptions) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(opts.IO.ErrOut, "warning: "+w.String())
 	}
+	for _, v := range policy.Check(project, &res.Env.Spec, level) {
+		fmt.Fprintln(opts.IO.ErrOut, "warning: "+v.String())
+	}
 	objs, err := render.Render(res.Env, render.Options{})
 	if err != nil {
 		return err
 	}
+	policy.Harden(objs, level)
 
 	items := []runtime.Object{withKind(res.Env, v1alpha1.GroupVersion.String(), v1alpha1.Kind)}
 	for _, s := range res.Secrets {

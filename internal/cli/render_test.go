@@ -48,6 +48,7 @@ func TestRenderGolden(t *testing.T) {
 		{name: "hello-json", args: []string{"-f", filepath.Join("testdata", "project", "compose.yaml"), "render", "-o", "json", "-n", "team-a"}},
 		{name: "webapp", args: []string{"render", "-f", filepath.Join(td, "webapp", "compose.yaml")}, outline: true},
 		{name: "migrations-env", args: []string{"render"}, env: []string{"COMPOSE_FILE=" + filepath.Join(td, "migrations", "compose.yaml"), "COMPOSE_PROJECT_NAME=shop", "ERGOMAKE_NAMESPACE=from-env"}, outline: true},
+		{name: "ceiling-restricted", args: []string{"render", "--pod-security", "restricted", "-f", filepath.Join("testdata", "ceiling", "compose.yaml")}},
 		{name: "bad-unknown-key", args: []string{"render", "-f", filepath.Join(td, "bad", "unknown-key", "compose.yaml")}, code: 1},
 	}
 	for _, tt := range tests {
@@ -57,7 +58,13 @@ func TestRenderGolden(t *testing.T) {
 			if code != tt.code {
 				t.Fatalf("exit code %d, want %d; stderr:\n%s", code, tt.code, stderr)
 			}
-			clean := func(s string) string { return strings.ReplaceAll(s, td, "<testdata>") }
+			wd, err := os.Getwd()
+			if err != nil {
+				t.Fatal(err)
+			}
+			clean := func(s string) string {
+				return strings.ReplaceAll(strings.ReplaceAll(s, td, "<testdata>"), wd+string(filepath.Separator), "")
+			}
 			var b strings.Builder
 			fmt.Fprintf(&b, "# ergomake %s\n# exit code %d\n# stderr:\n", clean(strings.Join(tt.args, " ")), code)
 			for _, line := range strings.SplitAfter(clean(stderr.String()), "\n") {

@@ -146,6 +146,7 @@ func upRun(opts *UpOptions) error {
 		WaitTimeout: opts.WaitTimeout,
 		Owner:       ownerName(opts.Factory),
 		DownCommand: downCommand(opts.Cluster, project.Name, res.Env.Namespace),
+		Project:     project,
 		Build:       opts.Images.buildOptions(project, nil),
 	}, res)
 }

@@ -82,13 +82,24 @@ func (f *Forwarder) forward(ctx context.Context, tr *tracker, bp *boundPort, loc
 			reset(local)
 			return false
 		}
-		t := p.get()
-		if t != nil {
+		t, dial, err := p.take(ctx, deadline)
+		switch {
+		case t != nil:
 			f.stats.reused.Add(1)
-		} else {
-			var err error
+		case errors.Is(err, errRetired):
+			continue // the pod went away meanwhile: pick again
+		case err != nil:
+			if ctx.Err() == nil {
+				f.logf("forward: %s: pod %s: %v; closing the connection from %s",
+					bp.port.Service, pod.Name, err, local.RemoteAddr())
+			}
+			reset(local)
+			return false
+		case dial:
 			t, err = p.dial(ctx)
-			if err == nil && !p.adopt(t) {
+			if err != nil {
+				p.unreserve()
+			} else if !p.adopt(t, true) {
 				t.kill()
 				continue // the pod went away meanwhile: pick again
 			}
@@ -139,9 +150,14 @@ func (f *Forwarder) forward(ctx context.Context, tr *tracker, bp *boundPort, loc
 // reset and closes the tunnel. A clean end waits up to settleTimeout for the
 // pod side's closing word before the tunnel is reused.
 func (f *Forwarder) pipe(ctx context.Context, p *pool, bp *boundPort, pod *corev1.Pod, local net.Conn, t tunnel) outcome {
+	asked := time.Now()
 	events, err := t.open(ctx, local, bp.port.RemotePort, &f.stats)
 	if err != nil {
 		p.put(t, false)
+		if errors.Is(err, errHalfOpen) {
+			f.stats.halfOpen.Add(1)
+			p.dropQuiet(asked)
+		}
 		if ctx.Err() != nil {
 			reset(local)
 			return failed
@@ -223,10 +239,25 @@ func (f *Forwarder) pipe(ctx context.Context, p *pool, bp *boundPort, pod *corev
 	}
 	t.release(reusable)
 	p.put(t, reusable)
-	if s.abort || s.podErr != "" {
+	if s.cut {
+		f.logCut(bp, pod)
+	}
+	if s.abort || s.podErr != "" || s.cut {
 		return failed
 	}
 	return done
+}
+
+// logCut tells about a connection whose upload did not reach the pod whole.
+func (f *Forwarder) logCut(bp *boundPort, pod *corev1.Pod) {
+	line := fmt.Sprintf("forward: %s: localhost:%d → pod %s port %d: the pod side ended the connection before it took all the data sent to it",
+		bp.port.Service, bp.local, pod.Name, bp.port.RemotePort)
+	if n, ok := f.quiet.allow(line, time.Now()); ok {
+		if n > 0 {
+			line += fmt.Sprintf(" (and %d more like it)", n)
+		}
+		f.logf("%s", line)
+	}
 }
 
 // connState is where one forwarded connection stands, as its events arrive.
@@ -234,6 +265,7 @@ type connState struct {
 	fromDone, toDone, errDone bool   // the pod's data, local's data, the error stream ended
 	abort                     bool   // the connection ends in a reset and its tunnel is closed
 	podErr                    string // what the pod side wrote on the error stream
+	cut                       bool   // the upload ended in error once the connection was over: data read from local never reached the pod
 }
 
 // over says the connection is done with, cleanly or not: the pod's data
@@ -275,6 +307,12 @@ func (s *connState) after(ev event) (logged string, spoiled bool) {
 		s.fromDone = true
 	case localEnd:
 		s.toDone = true
+		// Closing local is how this side stops an upload the pod side
+		// no longer takes; one that ends otherwise (a failed write to the
+		// tunnel, a send window that never opened) had data in hand that
+		// never reached the pod: not a clean connection.
+		s.cut = ev.err != nil && !errors.Is(ev.err, net.ErrClosed)
+		spoiled = s.cut
 	case errEnd:
 		s.errDone = true
 		msg := strings.TrimSpace(string(ev.msg))
@@ -340,8 +378,15 @@ func (r *repeats) allow(line string, now time.Time) (suppressed int, ok bool) {
 	return n, true
 }
 
+// writeError is a failed write of a copy: what was read was not passed on.
+// It does not unwrap, so that a write to a closed connection is never
+// taken for this side's closing of the source (net.ErrClosed).
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return "write: " + e.err.Error() }
+
 // copyBuf copies src to dst with pooled buffers, counting bytes. It returns
-// nil at src's EOF.
+// nil at src's EOF, a writeError when dst fails.
 func copyBuf(dst io.Writer, src io.Reader, count *atomic.Int64) error {
 	bp, pool := smallPool.Get().(*[]byte), &smallPool
 	defer func() { pool.Put(bp) }()
@@ -350,7 +395,7 @@ func copyBuf(dst io.Writer, src io.Reader, count *atomic.Int64) error {
 		n, err := src.Read(buf)
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
+				return writeError{werr}
 			}
 			count.Add(int64(n))
 			if n == len(buf) && pool == &smallPool {

@@ -11,7 +11,6 @@ import (
 	constants "k8s.io/apimachinery/pkg/util/portforward"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
-	"k8s.io/client-go/transport/spdy"
 	"k8s.io/client-go/transport/websocket"
 	"k8s.io/streaming/pkg/httpstream"
 )
@@ -28,7 +27,8 @@ type DialFunc func(ctx context.Context, pod string) (httpstream.Connection, erro
 // (spdy.NewDialerForStreaming) when the WebSocket upgrade is refused or a
 // proxy cannot carry it — the fallback rule of kubectl. On the WebSocket
 // tunnel the forwarder speaks the port-forward protocol itself (frameTunnel);
-// on a SPDY one it uses client-go's stream connection (streamTunnel).
+// and on a SPDY one too (the upgrade itself: spdyupgrade.go), so that
+// both get the same liveness checks and flow control.
 //
 // client-go's round trippers keep the connection of their last round trip
 // in themselves, so one must not serve two dials at once: they are kept in
@@ -42,12 +42,12 @@ type apiDialer struct {
 }
 
 type dialerSet struct {
-	ctx      atomic.Pointer[context.Context] // the context of the dial in progress
-	cfg      *rest.Config
-	ws       http.RoundTripper
-	holder   websocket.ConnectionHolder
-	spdy     http.RoundTripper
-	upgrader spdy.Upgrader
+	ctx    atomic.Pointer[context.Context] // the context of the dial in progress
+	cfg    *rest.Config
+	ws     http.RoundTripper
+	holder websocket.ConnectionHolder
+	spdy   *http.Client // upgrades to SPDY through up
+	up     *spdyUpgrade
 }
 
 func newAPIDialer(cfg *rest.Config, base *url.URL) *apiDialer {
@@ -85,9 +85,14 @@ func (d *apiDialer) get() (*dialerSet, error) {
 	if s.ws, s.holder, err = websocket.RoundTripperFor(cfg); err != nil {
 		return nil, err
 	}
-	if s.spdy, s.upgrader, err = spdy.RoundTripperFor(cfg); err != nil {
+	if s.up, err = newSPDYUpgrade(d.cfg); err != nil {
 		return nil, err
 	}
+	rt, err := rest.HTTPWrappersForConfig(d.cfg, s.up) // credentials, impersonation, user agent
+	if err != nil {
+		return nil, err
+	}
+	s.spdy = &http.Client{Transport: rt}
 	return s, nil
 }
 
@@ -122,17 +127,7 @@ func (d *apiDialer) dial(ctx context.Context, pod string) (tunnel, error) {
 	if !httpstream.IsUpgradeFailure(err) && !httpstream.IsHTTPSProxyError(err) {
 		return nil, err
 	}
-	conn, proto, err := spdy.NewDialerForStreaming(s.upgrader, &http.Client{Transport: s.spdy}, http.MethodPost, &u).
-		Dial(portforward.PortForwardProtocolV1Name)
-	if err != nil {
-		return nil, err
-	}
-	if proto != portforward.PortForwardProtocolV1Name {
-		_ = conn.Close()
-		return nil, fmt.Errorf("unable to negotiate protocol: client supports %q, server returned %q",
-			portforward.PortForwardProtocolV1Name, proto)
-	}
-	return newStreamTunnel(conn), nil
+	return s.dialSPDY(ctx, &u)
 }
 
 func (s *dialerSet) dialWebSocket(ctx context.Context, u *url.URL) (tunnel, error) {

@@ -79,10 +79,20 @@ type Options struct {
 	// pod. 0: 2. Negative: none (every connection without a reusable tunnel
 	// dials one).
 	PrewarmTunnels int
+	// MaxTunnelsPerPod caps the tunnels (so the connections carried at
+	// once) to one pod; a connection beyond it waits for one to free up,
+	// within PodWaitTimeout. Each tunnel is a connection to the API server
+	// and a stream pair on the kubelet: the cap keeps a client opening
+	// connections in a loop from exhausting either. 0: 128; negative: no
+	// cap.
+	MaxTunnelsPerPod int
 	// PodWaitTimeout bounds how long a new connection waits for a ready pod
 	// (or for a working tunnel). 0: 30s.
 	PodWaitTimeout time.Duration
 }
+
+// DefaultMaxTunnelsPerPod is Options.MaxTunnelsPerPod's default.
+const DefaultMaxTunnelsPerPod = 128
 
 // Stats are the forwarder's counters.
 type Stats struct {
@@ -95,6 +105,7 @@ type Stats struct {
 	Redials      int64 // dials or stream set-ups repeated after a failure or a dead tunnel
 	Reused       int64 // connections carried by a tunnel dialled ahead or reused
 	PodsLost     int64 // connections ended because their pod went away
+	HalfOpen     int64 // tunnels found half-open when taken for a connection (the connection went to another)
 	BytesToPod   int64
 	BytesFromPod int64
 }
@@ -102,6 +113,7 @@ type Stats struct {
 type counters struct {
 	accepted, succeeded, failed, active        atomic.Int64
 	dials, dialFailures, redials, reused, lost atomic.Int64
+	halfOpen                                   atomic.Int64
 	toPod, fromPod                             atomic.Int64
 }
 
@@ -114,6 +126,7 @@ type Forwarder struct {
 	listen      listenFunc
 	prewarm     int
 	maxIdle     int
+	maxTunnels  int // per pod; 0: no cap
 	podWait     time.Duration
 	dialTimeout time.Duration
 
@@ -172,6 +185,12 @@ func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
 		f.prewarm = 0
 	}
 	f.maxIdle = f.prewarm + 2
+	switch {
+	case opts.MaxTunnelsPerPod == 0:
+		f.maxTunnels = DefaultMaxTunnelsPerPod
+	case opts.MaxTunnelsPerPod > 0:
+		f.maxTunnels = opts.MaxTunnelsPerPod
+	}
 	if f.podWait <= 0 {
 		f.podWait = 30 * time.Second
 	}
@@ -343,7 +362,7 @@ func (f *Forwarder) Stats() Stats {
 	return Stats{
 		Accepted: c.accepted.Load(), Succeeded: c.succeeded.Load(), Failed: c.failed.Load(),
 		Active: c.active.Load(), Dials: c.dials.Load(), DialFailures: c.dialFailures.Load(),
-		Redials: c.redials.Load(), Reused: c.reused.Load(), PodsLost: c.lost.Load(),
+		Redials: c.redials.Load(), Reused: c.reused.Load(), PodsLost: c.lost.Load(), HalfOpen: c.halfOpen.Load(),
 		BytesToPod: c.toPod.Load(), BytesFromPod: c.fromPod.Load(),
 	}
 }

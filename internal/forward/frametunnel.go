@@ -28,10 +28,25 @@ import (
 //     per connection (the upload).
 //
 // Flow control is TCP's: a local reader that does not read blocks this
-// tunnel only.
+// tunnel only. SPDY/3.1's own (WINDOW_UPDATE, flowcontrol.go) is honoured
+// once the server shows it speaks it; the Kubernetes servers (spdystream)
+// never do.
+//
+// A tunnel can go half-open (a proxy or an API server that stops
+// forwarding without closing): an idle tunnel pings the server and is
+// closed when no reply comes within its deadline, and one taken for a new
+// connection after a silence sends a ping with its SYN_STREAMs and is given
+// up, nothing having been sent to the pod, when the server stays silent
+// (liveness.go).
 type frameTunnel struct {
-	nc  net.Conn // the WebSocket tunnel (portforward.TunnelingConnection)
+	nc  net.Conn // the WebSocket tunnel (portforward.TunnelingConnection) or the SPDY connection
 	raw net.Conn // its network connection, closed to end everything at once; may be nil
+
+	timing timing       // ping and probe intervals
+	heard  atomic.Int64 // when the last frame came from the server (UnixNano)
+	pingID atomic.Uint32
+	uses   atomic.Int64 // connections carried so far
+	fc     flowControl
 
 	wmu      sync.Mutex // one frame at a time on the wire
 	synSent  bool       // a SYN_STREAM went out: the header compression context is started
@@ -52,6 +67,9 @@ type frameConn struct {
 	replies       chan uint32 // SYN_REPLY stream IDs
 	events        chan event  // see tunnel.open: never more than cap, so sends never block
 	upErr         bool        // the upload ended in error: written before its localEnd
+	sendWin       int64       // the data stream's send window (fc.mu)
+	quit          chan struct{}
+	quitOnce      sync.Once
 
 	// The reader's alone.
 	replied   [2]bool // SYN_REPLY seen for the error, data stream
@@ -62,7 +80,19 @@ type frameConn struct {
 }
 
 func newFrameTunnel(nc, raw net.Conn) *frameTunnel {
-	return &frameTunnel{nc: nc, raw: raw, nextID: 1, closed: make(chan struct{})}
+	t := &frameTunnel{nc: nc, raw: raw, nextID: 1, closed: make(chan struct{}), timing: defaultTiming}
+	t.fc.init()
+	t.heard.Store(time.Now().UnixNano())
+	return t
+}
+
+// stop ends the connection's upload if it waits for a send window.
+func (c *frameConn) stop() {
+	c.quitOnce.Do(func() {
+		if c.quit != nil {
+			close(c.quit)
+		}
+	})
 }
 
 // start runs the reader and the keep-alive pinger; both end when the
@@ -99,28 +129,6 @@ func (t *frameTunnel) write(b []byte) error {
 	return err
 }
 
-// ping keeps an idle tunnel alive through anything that times idle
-// connections out, as client-go does every 10s.
-func (t *frameTunnel) ping() {
-	tick := time.NewTicker(10 * time.Second)
-	defer tick.Stop()
-	var id uint32 = 1
-	frame := make([]byte, 0, frameHeaderSize+4)
-	for {
-		select {
-		case <-t.closed:
-			return
-		case <-tick.C:
-		}
-		frame = appendPing(frame[:0], id)
-		id += 2
-		if err := t.write(frame); err != nil {
-			t.kill()
-			return
-		}
-	}
-}
-
 // Events of the reader: at most one of each kind per connection.
 
 func (c *frameConn) podEnd(err error) {
@@ -140,6 +148,7 @@ func (c *frameConn) errEnd(err error) {
 func (c *frameConn) fail() {
 	if !c.isBroken {
 		c.isBroken = true
+		c.stop()
 		c.events <- event{kind: broken}
 	}
 }
@@ -161,6 +170,7 @@ func (t *frameTunnel) read() {
 		if _, err := io.ReadFull(t.nc, hdr); err != nil {
 			return
 		}
+		t.heard.Store(time.Now().UnixNano())
 		h := parseFrameHeader(hdr)
 		if h.control {
 			if !t.control(h, hdr, buf) {
@@ -175,6 +185,9 @@ func (t *frameTunnel) read() {
 			err = t.streamData(c, h, buf, h.id == c.dataID)
 		default: // a stream already given up
 			_, err = io.CopyN(io.Discard, t.nc, int64(h.length))
+			if err == nil {
+				err = t.consumed(0, h.length)
+			}
 		}
 		if err != nil {
 			return
@@ -205,6 +218,13 @@ func (t *frameTunnel) streamData(c *frameConn, h frameHeader, buf []byte, data b
 		case !data && !ended && len(c.errMsg) < 64<<10:
 			c.errMsg = append(c.errMsg, buf[:k]...)
 		}
+	}
+	id := h.id
+	if ended {
+		id = 0
+	}
+	if err := t.consumed(id, h.length); err != nil {
+		return err
 	}
 	if h.flags&flagFin != 0 {
 		if data {
@@ -272,6 +292,10 @@ func (t *frameTunnel) control(h frameHeader, hdr, buf []byte) bool {
 		}
 	case typeGoAway:
 		return false
+	case typeSettings:
+		return t.settings(payload, c)
+	case typeWindowUpdate:
+		t.windowUpdate(payload, c)
 	}
 	return true
 }
@@ -280,7 +304,8 @@ func (t *frameTunnel) control(h frameHeader, hdr, buf []byte) bool {
 // both SYN_STREAM frames), waits for the server to accept them, closes the
 // error stream from this side as client-go does, and starts the upload.
 func (t *frameTunnel) open(ctx context.Context, local net.Conn, port int32, st *counters) (<-chan event, error) {
-	c := &frameConn{local: local, fromPod: &st.fromPod, replies: make(chan uint32, 2), events: make(chan event, 4)}
+	c := &frameConn{local: local, fromPod: &st.fromPod, replies: make(chan uint32, 2), events: make(chan event, 4),
+		quit: make(chan struct{})}
 	if err := t.openStreams(ctx, c, port); err != nil {
 		t.cur.Store(nil)
 		return nil, err
@@ -297,7 +322,19 @@ func (t *frameTunnel) openStreams(ctx context.Context, c *frameConn, port int32)
 	c.errID, c.dataID = t.nextID, t.nextID+2
 	t.nextID += 4
 	t.nextConn++
+	t.uses.Add(1)
+	t.fc.newStream(c)
 	t.cur.Store(c)
+	// A tunnel the server has been silent on for a while may be half-open:
+	// a ping goes with the SYN_STREAMs, and silence past the probe's
+	// deadline gives the tunnel up.
+	var probe <-chan time.Time
+	asked := time.Now()
+	if asked.Sub(t.lastHeard()) > t.timing.probeAfter {
+		pt := time.NewTimer(t.timing.probeTimeout)
+		defer pt.Stop()
+		probe = pt.C
+	}
 	p, id := strconv.Itoa(int(port)), strconv.Itoa(t.nextConn)
 	t.wmu.Lock()
 	b := t.synBuf[:0]
@@ -305,6 +342,9 @@ func (t *frameTunnel) openStreams(ctx context.Context, c *frameConn, port int32)
 		corev1.StreamType, corev1.StreamTypeError, corev1.PortHeader, p, corev1.PortForwardRequestIDHeader, id)
 	b = appendSynStream(b, c.dataID, false,
 		corev1.StreamType, corev1.StreamTypeData, corev1.PortHeader, p, corev1.PortForwardRequestIDHeader, id)
+	if probe != nil {
+		b = appendPing(b, t.nextPing())
+	}
 	t.synSent, t.synBuf = true, b
 	_, err := t.nc.Write(b)
 	t.wmu.Unlock()
@@ -332,6 +372,12 @@ func (t *frameTunnel) openStreams(ctx context.Context, c *frameConn, port int32)
 			return errTunnelClosed
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-probe:
+			if t.lastHeard().Before(asked) {
+				t.kill()
+				return errHalfOpen
+			}
+			probe = nil // the server is there, only slow
 		case <-timer.C:
 			return errors.New("timed out waiting for the server to accept the streams")
 		}
@@ -350,9 +396,19 @@ func (t *frameTunnel) upload(c *frameConn, count *atomic.Int64) error {
 		buf := *bp
 		n, err := c.local.Read(buf[frameHeaderSize:])
 		if n > 0 {
-			putDataHeader(buf, c.dataID, 0, n)
-			if werr := t.write(buf[:frameHeaderSize+n]); werr != nil {
-				return werr
+			// Within the send window, as few frames as it allows: a frame
+			// sent from offset off has its header written over the 8 bytes
+			// before it, already sent.
+			for off := 0; off < n; {
+				k, werr := t.fc.take(c, n-off, t.closed)
+				if werr != nil {
+					return writeError{werr}
+				}
+				putDataHeader(buf[off:], c.dataID, 0, k)
+				if werr := t.write(buf[off : off+frameHeaderSize+k]); werr != nil {
+					return writeError{werr}
+				}
+				off += k
 			}
 			count.Add(int64(n))
 			if n == len(buf)-frameHeaderSize && pool == &smallPool {
@@ -363,7 +419,10 @@ func (t *frameTunnel) upload(c *frameConn, count *atomic.Int64) error {
 		if err == io.EOF {
 			fin := buf[:frameHeaderSize]
 			putDataHeader(fin, c.dataID, flagFin, 0)
-			return t.write(fin)
+			if werr := t.write(fin); werr != nil {
+				return writeError{werr}
+			}
+			return nil
 		}
 		if err != nil {
 			return err
@@ -376,6 +435,9 @@ func (t *frameTunnel) upload(c *frameConn, count *atomic.Int64) error {
 // of its data stream open: a tunnel kept for reuse resets it.
 func (t *frameTunnel) release(reusable bool) {
 	c := t.cur.Load()
+	if c != nil {
+		c.stop()
+	}
 	if reusable && c != nil && c.upErr {
 		_ = t.write(appendRstStream(nil, c.dataID, rstCancel))
 	}

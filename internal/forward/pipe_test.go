@@ -80,7 +80,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) pipe(t *testing.T, tun tunnel) (*net.TCPConn, <-chan outcome) {
 	t.Helper()
 	app, local := tcpPair(t)
-	if !r.p.adopt(tun) {
+	if !r.p.adopt(tun, false) {
 		t.Fatal("pool retired")
 	}
 	out := make(chan outcome, 1)
@@ -356,9 +356,15 @@ func TestConnState(t *testing.T) {
 	if logged, _ := s.after(event{kind: errEnd, msg: []byte("second")}); logged != "" || s.podErr != "first" {
 		t.Errorf("a second error was logged: %q", logged)
 	}
+	// The upload's end: stopped by this side's closing of local, clean; cut
+	// (data read from local not passed on), not.
 	s = connState{fromDone: true, errDone: true}
-	if _, spoiled := s.after(event{kind: localEnd, err: boom}); spoiled || !s.settled() {
-		t.Errorf("the upload's end: spoiled %v, settled %v", spoiled, s.settled())
+	if _, spoiled := s.after(event{kind: localEnd, err: fmt.Errorf("read: %w", net.ErrClosed)}); spoiled || s.cut || !s.settled() {
+		t.Errorf("the upload stopped: spoiled %v, cut %v, settled %v", spoiled, s.cut, s.settled())
+	}
+	s = connState{fromDone: true, errDone: true}
+	if _, spoiled := s.after(event{kind: localEnd, err: writeError{fmt.Errorf("write: %w", net.ErrClosed)}}); !spoiled || !s.cut || !s.settled() {
+		t.Errorf("the upload cut: spoiled %v, cut %v, settled %v", spoiled, s.cut, s.settled())
 	}
 }
 

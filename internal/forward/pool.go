@@ -9,7 +9,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-var errRetired = errors.New("pod gone")
+var (
+	errRetired = errors.New("pod gone")
+	errTooMany = errors.New("no tunnel freed up in time (the pod has the most tunnels allowed)")
+)
 
 // pool holds the tunnels of one pod: idle ones dialled ahead of need and the
 // ones in use.
@@ -19,13 +22,15 @@ type pool struct {
 	uid  types.UID
 	kick chan struct{} // wakes the pre-dialler
 	done chan struct{} // closed when the pool is retired
+	room chan struct{} // a tunnel left: a connection waiting for room may dial
 
-	mu      sync.Mutex
-	idle    []tunnel
-	active  map[tunnel]struct{}
-	dialing int
-	warm    bool // keep f.prewarm idle tunnels dialled
-	retired bool
+	mu       sync.Mutex
+	idle     []tunnel
+	active   map[tunnel]struct{}
+	dialing  int  // by the pre-dialler
+	reserved int  // dials of connections under way
+	warm     bool // keep f.prewarm idle tunnels dialled
+	retired  bool
 }
 
 func newPool(f *Forwarder, pod string, uid types.UID) *pool {
@@ -35,6 +40,7 @@ func newPool(f *Forwarder, pod string, uid types.UID) *pool {
 		uid:    uid,
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		room:   make(chan struct{}, 1),
 		active: map[tunnel]struct{}{},
 	}
 }
@@ -44,6 +50,72 @@ func (p *pool) poke() {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// tunnels is how many tunnels the pod has or is getting. p.mu is held.
+func (p *pool) tunnels() int { return len(p.idle) + len(p.active) + p.dialing + p.reserved }
+
+func (p *pool) freed() {
+	select {
+	case p.room <- struct{}{}:
+	default:
+	}
+}
+
+// take returns an idle live tunnel, marked active; or, when there is none,
+// room for one more (dial: the caller dials it and adopts it, or calls
+// unreserve). A pod at the cap of tunnels (f.maxTunnels) has no room:
+// take waits for a tunnel to come back or go, until ctx is done or
+// deadline.
+func (p *pool) take(ctx context.Context, deadline time.Time) (t tunnel, dial bool, err error) {
+	var timer *time.Timer
+	logged := false
+	for {
+		if t := p.get(); t != nil {
+			return t, false, nil
+		}
+		p.mu.Lock()
+		switch {
+		case p.retired:
+			p.mu.Unlock()
+			return nil, false, errRetired
+		case p.f.maxTunnels <= 0 || p.tunnels() < p.f.maxTunnels:
+			p.reserved++
+			p.mu.Unlock()
+			return nil, true, nil
+		}
+		p.mu.Unlock()
+		if !logged {
+			logged = true
+			p.f.logf("forward: pod %s: %d tunnels open, the most per pod; the connection waits for one to free up",
+				p.pod, p.f.maxTunnels)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, false, errTooMany
+		}
+		if timer == nil {
+			timer = time.NewTimer(min(wait, time.Second))
+			defer timer.Stop()
+		} else {
+			timer.Reset(min(wait, time.Second)) // look again now and then: one signal wakes one waiter
+		}
+		select {
+		case <-p.room:
+		case <-timer.C:
+		case <-p.done:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+// unreserve gives back the room take made for a dial that failed.
+func (p *pool) unreserve() {
+	p.mu.Lock()
+	p.reserved--
+	p.mu.Unlock()
+	p.freed()
 }
 
 // get returns an idle live tunnel, marked active, or nil.
@@ -67,15 +139,23 @@ func (p *pool) get() tunnel {
 	for _, t := range lost {
 		t.kill()
 	}
+	if len(lost) > 0 {
+		p.freed()
+	}
 	p.poke()
 	return got
 }
 
-// adopt registers a freshly dialled tunnel as active. It returns false when
-// the pool was retired in the meantime (the caller closes the tunnel).
-func (p *pool) adopt(t tunnel) bool {
+// adopt registers a freshly dialled tunnel as active, in the room take
+// made for it (reserved: false for a tunnel dialled otherwise). It returns
+// false when the pool was retired in the meantime (the caller closes the
+// tunnel).
+func (p *pool) adopt(t tunnel, reserved bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if reserved {
+		p.reserved--
+	}
 	if p.retired {
 		return false
 	}
@@ -96,6 +176,7 @@ func (p *pool) put(t tunnel, reusable bool) {
 	if !keep {
 		t.kill()
 	}
+	p.freed()
 }
 
 // setWarm says whether this pod takes new connections. A pod that does not
@@ -126,7 +207,7 @@ func (p *pool) retire() int {
 	}
 	p.retired = true
 	p.warm = false
-	close(p.done)
+	close(p.done) // wakes the connections waiting for room too
 	drop := p.idle
 	p.idle = nil
 	n := len(p.active)
@@ -144,7 +225,7 @@ func (p *pool) retire() int {
 func (p *pool) empty() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return !p.warm && len(p.idle) == 0 && len(p.active) == 0 && p.dialing == 0
+	return !p.warm && p.tunnels() == 0
 }
 
 // dial opens a new tunnel to the pod.
@@ -161,6 +242,31 @@ func (p *pool) dial(ctx context.Context) (tunnel, error) {
 	return t, nil
 }
 
+// dropQuiet closes the idle tunnels the server has sent nothing on since
+// at: one tunnel of the pod was found half-open, and the others that went
+// as quiet meanwhile most likely share its fate (an API server that went
+// away). Connections then dial fresh tunnels instead of probing each.
+func (p *pool) dropQuiet(at time.Time) {
+	p.mu.Lock()
+	var drop []tunnel
+	keep := p.idle[:0]
+	for _, t := range p.idle {
+		if t.quietSince(at) {
+			drop = append(drop, t)
+		} else {
+			keep = append(keep, t)
+		}
+	}
+	p.idle = keep
+	p.mu.Unlock()
+	for _, t := range drop {
+		t.kill()
+	}
+	if len(drop) > 0 {
+		p.poke()
+	}
+}
+
 // forget drops a dead tunnel from the idle ones (it died while idle).
 func (p *pool) forget(t tunnel) {
 	p.mu.Lock()
@@ -171,6 +277,7 @@ func (p *pool) forget(t tunnel) {
 		}
 	}
 	p.mu.Unlock()
+	p.freed()
 	p.poke()
 }
 
@@ -189,7 +296,8 @@ func (p *pool) prewarm(ctx context.Context) {
 		}
 		for {
 			p.mu.Lock()
-			need := p.warm && !p.retired && len(p.idle)+p.dialing < p.f.prewarm
+			need := p.warm && !p.retired && len(p.idle)+p.dialing < p.f.prewarm &&
+				(p.f.maxTunnels <= 0 || p.tunnels() < p.f.maxTunnels)
 			if need {
 				p.dialing++
 			}

@@ -10,8 +10,8 @@ import (
 
 // The SPDY/3.1 framing of the port-forward protocol, as much of it as the frame tunnel
 // (frametunnel.go) needs: it carries one forwarded connection at a time, so it writes
-// SYN_STREAM, data, RST_STREAM and PING frames and reads SYN_REPLY, data, RST_STREAM, PING and
-// GOAWAY frames; anything else is skipped.
+// SYN_STREAM, data, RST_STREAM, PING and WINDOW_UPDATE frames and reads SYN_REPLY, data,
+// RST_STREAM, PING, GOAWAY, SETTINGS and WINDOW_UPDATE frames; anything else is skipped.
 
 const (
 	spdyVersion     = 3
@@ -68,6 +68,10 @@ func (h frameHeader) validControl() bool {
 		return h.length == 8
 	case typePing:
 		return h.length == 4
+	case typeWindowUpdate:
+		return h.length == 8
+	case typeSettings:
+		return h.length >= 4 && (h.length-4)%8 == 0
 	}
 	return true
 }

@@ -87,6 +87,7 @@ type readerModel struct {
 
 	errMsg                     []byte
 	dataFin, errFin, isBroken  bool
+	flowControl                bool // a SETTINGS or WINDOW_UPDATE came: data frames are answered with WINDOW_UPDATEs
 	replied                    [2]bool
 	localLimit, localDelivered int
 }
@@ -132,8 +133,9 @@ func (m *readerModel) walk(in []byte) {
 		if hdr[0]&0x80 != 0 {
 			version := int(hdr[0]&0x7f)<<8 | int(hdr[1])
 			typ := int(hdr[2])<<8 | int(hdr[3])
-			fixed := map[int]int{typeRstStream: 8, typeGoAway: 8, typePing: 4}
-			if n, ok := fixed[typ]; version != 3 || length > 1<<20 || ok && length != n || typ == typeSynReply && length < 4 {
+			fixed := map[int]int{typeRstStream: 8, typeGoAway: 8, typePing: 4, typeWindowUpdate: 8}
+			if n, ok := fixed[typ]; version != 3 || length > 1<<20 || ok && length != n || typ == typeSynReply && length < 4 ||
+				typ == typeSettings && (length < 4 || (length-4)%8 != 0) {
 				return // the framing is in doubt
 			}
 			if len(in) < length {
@@ -171,6 +173,13 @@ func (m *readerModel) walk(in []byte) {
 				}
 			case typeGoAway:
 				return
+			case typeSettings:
+				if int(binary.BigEndian.Uint32(payload))*8 != length-4 { // the count disagrees with the length
+					return
+				}
+				m.flowControl = true
+			case typeWindowUpdate:
+				m.flowControl = true
 			}
 			continue
 		}
@@ -180,6 +189,7 @@ func (m *readerModel) walk(in []byte) {
 				return
 			}
 			in = in[length:]
+			m.windowUpdate(0, length)
 			continue
 		}
 		data := id == dataID
@@ -206,9 +216,31 @@ func (m *readerModel) walk(in []byte) {
 				m.errMsg = append(m.errMsg, chunk...)
 			}
 		}
+		if ended {
+			m.windowUpdate(0, length)
+		} else {
+			m.windowUpdate(id, length)
+		}
 		if flags&flagFin != 0 {
 			m.end(data, false)
 		}
+	}
+}
+
+// windowUpdate is the answer to a data frame of n bytes on stream id (0: none of ours) once flow
+// control is on: WINDOW_UPDATE of the session, then of the stream.
+func (m *readerModel) windowUpdate(id uint32, n int) {
+	if !m.flowControl || n == 0 {
+		return
+	}
+	ids := []uint32{0}
+	if id != 0 {
+		ids = append(ids, id)
+	}
+	for _, s := range ids {
+		m.written = append(m.written, 0x80, 3, 0, typeWindowUpdate, 0, 0, 0, 8)
+		m.written = binary.BigEndian.AppendUint32(m.written, s)
+		m.written = binary.BigEndian.AppendUint32(m.written, uint32(n))
 	}
 }
 
@@ -275,6 +307,13 @@ func frameSeeds(tb testing.TB) [][]byte {
 			&spdy.WindowUpdateFrame{StreamId: 3, DeltaWindowSize: 4096},
 			&spdy.PingFrame{Id: 1},
 			&spdy.SynReplyFrame{StreamId: 3, Headers: http.Header{}}),
+		// flow control: settings and window updates, then data on both streams and another's
+		with(&spdy.SettingsFrame{FlagIdValues: []spdy.SettingsFlagIdValue{{Id: spdy.SettingsInitialWindowSize, Value: 1024}}},
+			&spdy.WindowUpdateFrame{StreamId: 0, DeltaWindowSize: 1 << 20},
+			&spdy.DataFrame{StreamId: 3, Data: []byte("window")},
+			&spdy.DataFrame{StreamId: 5, Data: []byte("other")},
+			&spdy.DataFrame{StreamId: 1, Data: []byte("err"), Flags: spdy.DataFlagFin},
+			&spdy.DataFrame{StreamId: 3, Flags: spdy.DataFlagFin}),
 		// resets, streams of another connection, GOAWAY
 		with(&spdy.DataFrame{StreamId: 5, Data: []byte("late")},
 			&spdy.RstStreamFrame{StreamId: 7, Status: spdy.Cancel},

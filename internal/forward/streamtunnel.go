@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/streaming/pkg/httpstream"
@@ -42,6 +43,9 @@ func (t *streamTunnel) start(wg *sync.WaitGroup, gone func()) {
 
 func (t *streamTunnel) done() <-chan struct{} { return t.closed }
 
+// quietSince: spdystream does not tell when it last heard the server.
+func (t *streamTunnel) quietSince(time.Time) bool { return false }
+
 // kill closes the tunnel. client-go's stream connection offers no way to
 // its network connection: Close resets the streams (their reads end as at
 // EOF) and closes it. The tunnel is dead from here on, so that the streams'
@@ -67,7 +71,7 @@ func (t *streamTunnel) connClosed() bool {
 }
 
 func (t *streamTunnel) open(ctx context.Context, local net.Conn, port int32, st *counters) (<-chan event, error) {
-	errStream, data, err := t.openStreams(port)
+	errStream, data, err := t.openStreams(ctx, port)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +93,9 @@ func (t *streamTunnel) open(ctx context.Context, local net.Conn, port int32, st 
 	}()
 	go func() {
 		err := copyBuf(data, local, &st.toPod)
-		_ = data.Close() // half-close: the pod sees EOF
+		if cerr := data.Close(); err == nil && cerr != nil { // half-close: the pod sees EOF
+			err = writeError{cerr}
+		}
 		events <- event{kind: localEnd, err: err}
 	}()
 	return events, nil
@@ -104,7 +110,13 @@ func (t *streamTunnel) release(bool) {
 // connection, as the port-forward protocol wants them: same port and request
 // ID, one of each type. The server pairs them by request ID whatever their
 // order, so both are created at once, saving a round trip.
-func (t *streamTunnel) openStreams(port int32) (errStream, data httpstream.Stream, err error) {
+//
+// client-go's CreateStream waits 30 s for the server's reply whatever
+// happens to the connection meanwhile: a tunnel that dies during the set-up
+// would hold the local connection that long. The wait here ends with the
+// tunnel (or ctx); the creations left behind end on their own and their
+// streams, if any, are reset.
+func (t *streamTunnel) openStreams(ctx context.Context, port int32) (errStream, data httpstream.Stream, err error) {
 	t.nextID++
 	id := strconv.Itoa(t.nextID)
 	p := strconv.Itoa(int(port))
@@ -116,27 +128,66 @@ func (t *streamTunnel) openStreams(port int32) (errStream, data httpstream.Strea
 		return h
 	}
 	type created struct {
-		s   httpstream.Stream
-		err error
+		data bool
+		s    httpstream.Stream
+		err  error
 	}
-	ec := make(chan created, 1)
-	go func() {
-		s, err := t.conn.CreateStream(header(corev1.StreamTypeError))
-		if err == nil {
-			_ = s.Close() // nothing is ever written to it
-		}
-		ec <- created{s, err}
-	}()
-	data, derr := t.conn.CreateStream(header(corev1.StreamTypeData))
-	e := <-ec
-	if derr != nil || e.err != nil {
-		for _, s := range []httpstream.Stream{data, e.s} {
+	results := make(chan created, 2)
+	for _, typ := range []string{corev1.StreamTypeError, corev1.StreamTypeData} {
+		go func() {
+			s, err := t.conn.CreateStream(header(typ))
+			if err == nil && typ == corev1.StreamTypeError {
+				_ = s.Close() // nothing is ever written to it
+			}
+			results <- created{typ == corev1.StreamTypeData, s, err}
+		}()
+	}
+	var errs []error
+	var got []httpstream.Stream
+	drop := func(ss ...httpstream.Stream) {
+		for _, s := range ss {
 			if s != nil {
 				_ = s.Reset()
 				t.conn.RemoveStreams(s)
 			}
 		}
-		return nil, nil, errors.Join(derr, e.err)
 	}
-	return e.s, data, nil
+	for n := 0; n < 2; n++ {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				errs = append(errs, r.err)
+				continue
+			}
+			got = append(got, r.s)
+			if r.data {
+				data = r.s
+			} else {
+				errStream = r.s
+			}
+		case <-t.conn.CloseChan():
+			err = errTunnelClosed
+		case <-t.closed:
+			err = errTunnelClosed
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			t.kill()
+			drop(got...)
+			go func(left int) { // the creations still waiting end within client-go's timeout
+				for range left {
+					if r := <-results; r.s != nil {
+						drop(r.s)
+					}
+				}
+			}(2 - n)
+			return nil, nil, err
+		}
+	}
+	if len(errs) > 0 {
+		drop(got...)
+		return nil, nil, errors.Join(errs...)
+	}
+	return errStream, data, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 // A tunnel is one upgraded pods/portforward connection. It carries one local
@@ -34,6 +35,9 @@ type tunnel interface {
 	done() <-chan struct{}
 	// kill closes the tunnel at once, ending whatever it carries.
 	kill()
+	// quietSince says whether the server has sent nothing since at (false
+	// when the tunnel cannot tell).
+	quietSince(at time.Time) bool
 }
 
 // dead reports whether t is dead.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/ergomake/ergomake/config"
 	"github.com/ergomake/ergomake/internal/build"
+	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -75,6 +76,20 @@ type Options struct {
 	RelayPort int
 	// RegistryStorage is where the registry keeps images (default StorageAuto).
 	RegistryStorage Storage
+	// BuilderMode is how the builder runs (default BuilderPrivileged; BuilderNone: no builder).
+	BuilderMode BuilderMode
+	// BuilderImage is the builder's image (default: DefaultBuilderImageFor(BuilderMode)).
+	BuilderImage string
+	// BuilderRevision, when set, is recorded on the builder's pod (AnnotationRevision).
+	BuilderRevision string
+	// BuilderMirrors are registry hosts (docker.io, ergomake.test) whose images the builder looks
+	// for in the in-cluster registry before their own registry (MirrorFor).
+	BuilderMirrors []string
+	// BuilderStorage is where the builder keeps its cache (default StorageAuto).
+	BuilderStorage Storage
+	// PodSecurity is the Pod Security Admission level of the namespaces ergomake creates, recorded
+	// in the cluster's settings (default baseline).
+	PodSecurity string
 }
 
 func (o *Options) verb(done string) string {
@@ -111,10 +126,35 @@ func (o *Options) defaults() error {
 	if o.RelayPort < 1 || o.RelayPort > 65535 {
 		return fmt.Errorf("relay port %d is not a TCP port", o.RelayPort)
 	}
-	switch o.RegistryStorage {
-	case StorageAuto, StoragePVC, StorageEmptyDir:
+	for what, st := range map[string]Storage{"registry": o.RegistryStorage, "builder": o.BuilderStorage} {
+		switch st {
+		case StorageAuto, StoragePVC, StorageEmptyDir:
+		default:
+			return fmt.Errorf("%s storage %q: want %q or %q", what, st, StoragePVC, StorageEmptyDir)
+		}
+	}
+	switch o.BuilderMode {
+	case "":
+		o.BuilderMode = BuilderPrivileged
+	case BuilderPrivileged, BuilderRootless, BuilderNone:
 	default:
-		return fmt.Errorf("registry storage %q: want %q or %q", o.RegistryStorage, StoragePVC, StorageEmptyDir)
+		return fmt.Errorf("builder mode %q: want %q, %q or %q", o.BuilderMode, BuilderPrivileged, BuilderRootless, BuilderNone)
+	}
+	if o.BuilderImage == "" {
+		o.BuilderImage = DefaultBuilderImageFor(o.BuilderMode)
+	}
+	for _, h := range o.BuilderMirrors {
+		if err := ValidMirrorHost(h); err != nil {
+			return err
+		}
+	}
+	switch o.PodSecurity {
+	case "":
+		o.PodSecurity = clustersettings.PodSecurityBaseline
+	case clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted:
+	default:
+		return fmt.Errorf("pod security %q: want %q, %q or %q", o.PodSecurity,
+			clustersettings.PodSecurityPrivileged, clustersettings.PodSecurityBaseline, clustersettings.PodSecurityRestricted)
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
@@ -132,9 +172,13 @@ func (o *Options) defaults() error {
 }
 
 // Objects are the objects Install applies, in order: the CRD, the ClusterRole, the namespace, the
-// ServiceAccount, the ClusterRoleBinding, the ergomake-dns Service and the operator's Deployment;
+// Role in it, the ServiceAccount, the ClusterRoleBinding and RoleBinding, the ergomake-dns Service
+// and the operator's Deployment; the environment DNS's ServiceAccount, ClusterRole,
+// ClusterRoleBinding, Deployment and PodDisruptionBudget (dns.go);
 // then the registry's ConfigMap, PersistentVolumeClaim (not with StorageEmptyDir), Service and
-// Deployment, and the relay's DaemonSet.
+// Deployment, and the relay's DaemonSet; the builder's ConfigMap, PersistentVolumeClaim (not with
+// StorageEmptyDir) and Deployment (none with BuilderNone); and the settings ConfigMap with the Role
+// and RoleBinding that let every authenticated user read it.
 func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
@@ -149,7 +193,15 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded RBAC: %w", err)
 	}
-	out = append(out, role...)
+	// The ClusterRole before the namespace, the Role (the operator's own namespace) in it.
+	var nsRoles []*unstructured.Unstructured
+	for _, r := range role {
+		if r.GetNamespace() != "" {
+			nsRoles = append(nsRoles, r)
+		} else {
+			out = append(out, r)
+		}
+	}
 
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
@@ -157,8 +209,9 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	ns.SetName(opts.Namespace)
 	ns.SetLabels(map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	out = append(out, ns)
+	out = append(out, nsRoles...)
 
-	objs, err := decodeFiles(config.Operator, "operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml")
+	objs, err := decodeFiles(config.Operator, "operator/serviceaccount.yaml", "operator/clusterrolebinding.yaml", "operator/rolebinding.yaml", "operator/service.yaml", "operator/deployment.yaml")
 	if err != nil {
 		return nil, err
 	}
@@ -170,33 +223,50 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 			}
 		}
 	}
+	dns, err := dnsObjects(opts)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, dns...)
 	reg, err := registryObjects(opts)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, reg...)
+	bld, err := builderObjects(opts)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, bld...)
+	set, err := settingsObjects(opts)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, set...)
 	for _, u := range out {
 		if u.GetNamespace() != "" {
 			u.SetNamespace(opts.Namespace)
 		}
 		switch u.GetKind() {
-		case "ClusterRoleBinding":
+		case "ClusterRoleBinding", "RoleBinding":
 			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
 			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok {
+				if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" {
 					m["namespace"] = opts.Namespace
 				}
 			}
 			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
 				return nil, err
 			}
-		case "ClusterRole":
+		case "ClusterRole", "Role":
 			labels := u.GetLabels()
 			if labels == nil {
 				labels = map[string]string{}
 			}
 			labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
-			labels["app.kubernetes.io/name"] = Name
+			if labels["app.kubernetes.io/name"] == "" {
+				labels["app.kubernetes.io/name"] = Name
+			}
 			u.SetLabels(labels)
 		}
 	}
@@ -321,11 +391,21 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.DryRun {
 		return nil
 	}
-	for _, w := range []workload{
-		{"operator", "Deployment", Name},
-		{"registry", "Deployment", RegistryName},
-		{"registry relay", "DaemonSet", RelayName},
-	} {
+	if opts.BuilderMode == BuilderNone {
+		if err := removeBuilder(ctx, c, opts); err != nil {
+			return err
+		}
+	}
+	workloads := []workload{
+		{what: "operator", kind: "Deployment", name: Name},
+		{what: "environment DNS", kind: "Deployment", name: DNSName},
+		{what: "registry", kind: "Deployment", name: RegistryName},
+		{what: "registry relay", kind: "DaemonSet", name: RelayName},
+	}
+	if opts.BuilderMode != BuilderNone {
+		workloads = append(workloads, workload{what: "builder", kind: "Deployment", name: BuilderName, hint: builderRefusedHint(opts.Namespace, opts.BuilderMode)})
+	}
+	for _, w := range workloads {
 		if err := waitAvailable(ctx, c, opts, w); err != nil {
 			return err
 		}
@@ -333,8 +413,35 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 	return nil
 }
 
-// workload is a Deployment or DaemonSet Install waits for; what names it in messages.
-type workload struct{ what, kind, name string }
+// removeBuilder deletes the builder a previous install left, for an install with BuilderNone.
+func removeBuilder(ctx context.Context, c client.Client, opts Options) error {
+	o := opts
+	o.BuilderMode, o.BuilderStorage = BuilderPrivileged, StoragePVC
+	objs, err := builderObjects(o)
+	if err != nil {
+		return err
+	}
+	for i := len(objs) - 1; i >= 0; i-- {
+		u := objs[i]
+		u.SetNamespace(opts.Namespace)
+		err := c.Delete(ctx, u, client.PropagationPolicy(metav1.DeletePropagationForeground))
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("removing the builder (--builder-mode none): deleting %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		fmt.Fprintf(opts.Out, "deleted %s %s (--builder-mode none)\n", u.GetKind(), qualifiedName(u))
+	}
+	return nil
+}
+
+// workload is a Deployment or DaemonSet Install waits for; what names it in messages; hint, when
+// set, says what to do when the cluster refuses to create its pods, given why.
+type workload struct {
+	what, kind, name string
+	hint             func(why string) string
+}
 
 func qualifiedName(u *unstructured.Unstructured) string {
 	if u.GetNamespace() != "" {
@@ -373,6 +480,7 @@ func waitAvailable(ctx context.Context, c client.Client, opts Options, w workloa
 	key := client.ObjectKey{Namespace: opts.Namespace, Name: w.name}
 	last := ""
 	var why string
+	var refused error
 	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		var done bool
 		var msg string
@@ -388,6 +496,10 @@ func waitAvailable(ctx context.Context, c client.Client, opts Options, w workloa
 				return false, client.IgnoreNotFound(err)
 			}
 			done, msg = rolledOut(&d)
+			if r := podsRefused(&d); r != "" {
+				refused = refusedError(w, r)
+				return false, refused
+			}
 		}
 		if !done {
 			if reason := podTrouble(ctx, c, opts.Namespace, w.name); reason != "" {
@@ -401,6 +513,9 @@ func waitAvailable(ctx context.Context, c client.Client, opts Options, w workloa
 		}
 		return done, nil
 	})
+	if refused != nil {
+		return refused
+	}
 	if err != nil {
 		if ctx.Err() != nil && why != "" {
 			return fmt.Errorf("the %s did not become available within %s (%s)", w.what, opts.Timeout, why)
@@ -423,6 +538,29 @@ func daemonSetRolledOut(ds *appsv1.DaemonSet) (bool, string) {
 		return false, fmt.Sprintf("%d of %d nodes available", st.NumberAvailable, st.DesiredNumberScheduled)
 	}
 	return true, "available"
+}
+
+// podsRefused is why the cluster refuses to create the Deployment's pods (Pod Security Admission,
+// an admission webhook, a quota), from its ReplicaFailure condition; "" when it does not.
+func podsRefused(d *appsv1.Deployment) string {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			if c.Message != "" {
+				return c.Message
+			}
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+// refusedError is the one line that says the cluster refuses the workload's pods, and what to do.
+func refusedError(w workload, why string) error {
+	msg := fmt.Sprintf("the cluster refuses to create the %s's pods: %s", w.what, why)
+	if w.hint != nil {
+		msg += ": " + w.hint(why)
+	}
+	return errors.New(msg)
 }
 
 // rolledOut is kubectl rollout status's test: the newest template is rolled out and available.
@@ -478,7 +616,9 @@ func podTrouble(ctx context.Context, c client.Client, namespace, name string) st
 // holds) and its relay, and the namespace when ergomake created it. Objects already gone are
 // skipped.
 func Uninstall(ctx context.Context, cfg *rest.Config, opts Options) error {
-	opts.RegistryStorage = StoragePVC // whichever storage Install chose, the PVC goes if it is there
+	// whichever storage and builder Install chose, the PVCs and the builder go if they are there
+	opts.RegistryStorage, opts.BuilderStorage = StoragePVC, StoragePVC
+	opts.BuilderMode = BuilderPrivileged
 	objs, c, err := prepare(ctx, cfg, &opts, nil)
 	if err != nil {
 		return err

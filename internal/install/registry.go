@@ -139,23 +139,35 @@ func setContainer(u *unstructured.Unstructured, name string, set func(map[string
 	return unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers")
 }
 
-// resolveStorage turns StorageAuto into StoragePVC when the cluster has a default StorageClass and
-// into StorageEmptyDir (with a warning on opts.Out) when it has none.
+// resolveStorage turns StorageAuto, for the registry's images and the builder's cache, into
+// StoragePVC when the cluster has a default StorageClass and into StorageEmptyDir (with a warning on
+// opts.Out) when it has none.
 func resolveStorage(ctx context.Context, c client.Client, opts *Options) error {
-	if opts.RegistryStorage != StorageAuto {
+	builder := opts.BuilderMode != BuilderNone && opts.BuilderStorage == StorageAuto
+	if opts.RegistryStorage != StorageAuto && !builder {
 		return nil
 	}
 	var classes storagev1.StorageClassList
 	if err := c.List(ctx, &classes); err != nil {
-		return fmt.Errorf("looking for a default StorageClass for the registry's storage: %w", err)
+		return fmt.Errorf("looking for a default StorageClass for the registry's and the builder's storage: %w", err)
 	}
+	st := StorageEmptyDir
 	for _, sc := range classes.Items {
 		if sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true" {
-			opts.RegistryStorage = StoragePVC
-			return nil
+			st = StoragePVC
 		}
 	}
-	opts.RegistryStorage = StorageEmptyDir
-	fmt.Fprintf(opts.Out, "warning: the cluster has no default StorageClass: the registry keeps its images in an emptyDir volume, lost when its pod is deleted or moved\n")
+	if opts.RegistryStorage == StorageAuto {
+		opts.RegistryStorage = st
+		if st == StorageEmptyDir {
+			fmt.Fprintf(opts.Out, "warning: the cluster has no default StorageClass: the registry keeps its images in an emptyDir volume, lost when its pod is deleted or moved\n")
+		}
+	}
+	if builder {
+		opts.BuilderStorage = st
+		if st == StorageEmptyDir {
+			fmt.Fprintf(opts.Out, "warning: the cluster has no default StorageClass: the builder keeps its cache in an emptyDir volume, lost when its pod is deleted or moved (builds then start cold)\n")
+		}
+	}
 	return nil
 }

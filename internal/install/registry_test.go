@@ -160,7 +160,7 @@ func TestRegistryEmptyDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range objs {
-		if o.GetKind() == "PersistentVolumeClaim" {
+		if o.GetKind() == "PersistentVolumeClaim" && o.GetName() == RegistryName {
 			t.Errorf("a PVC with emptyDir storage: %s", o.GetName())
 		}
 	}
@@ -207,6 +207,13 @@ func TestResolveStorage(t *testing.T) {
 			}
 			if opts.RegistryStorage != tc.want {
 				t.Errorf("storage %q, want %q", opts.RegistryStorage, tc.want)
+			}
+			wantBuilder := tc.want
+			if tc.given != StorageAuto {
+				wantBuilder = StoragePVC // the class is there: only the registry was told emptyDir
+			}
+			if opts.BuilderStorage != wantBuilder {
+				t.Errorf("builder storage %q, want %q", opts.BuilderStorage, wantBuilder)
 			}
 			if warned := strings.Contains(out.String(), "no default StorageClass"); warned != tc.warn {
 				t.Errorf("warning %v, want %v: %q", warned, tc.warn, out.String())

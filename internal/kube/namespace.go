@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -64,21 +65,49 @@ func IsOurNamespace(ns *corev1.Namespace) bool {
 	return ns.Labels[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue
 }
 
+// Pod Security Admission's namespace labels (Kubernetes Pod Security Standards).
+const (
+	LabelPodSecurityEnforce = "pod-security.kubernetes.io/enforce"
+	LabelPodSecurityWarn    = "pod-security.kubernetes.io/warn"
+	LabelPodSecurityAudit   = "pod-security.kubernetes.io/audit"
+)
+
+// PodSecurityLabels are the labels that make the API server enforce, warn about and audit level
+// (privileged, baseline or restricted) in a namespace, at the latest version of the standards.
+func PodSecurityLabels(level string) map[string]string {
+	out := map[string]string{}
+	for _, l := range []string{LabelPodSecurityEnforce, LabelPodSecurityWarn, LabelPodSecurityAudit} {
+		out[l] = level
+		out[l+"-version"] = "latest"
+	}
+	return out
+}
+
+// PodSecurity is the cluster's security ceiling, from ergomake's settings (the ConfigMap `ergomake
+// install` writes, see internal/clustersettings): privileged, baseline or restricted. A cluster
+// whose settings cannot be read (none written, no right to read them) has the default, baseline;
+// err says why, for a warning.
+func (c *Client) PodSecurity(ctx context.Context) (string, error) {
+	s, err := clustersettings.Read(ctx, c.Kube, "")
+	if err != nil {
+		return clustersettings.PodSecurityBaseline, err
+	}
+	return s.PodSecurity, nil
+}
+
 // EnsureNamespace makes sure the namespace exists, creating it labelled as ergomake's when it does
-// not. It returns whether ergomake owns it (created it now or earlier). A namespace that is still
+// not, with the Pod Security Admission labels of the cluster's ceiling (PodSecurity). It returns whether ergomake owns it (created it now or earlier). A namespace that is still
 // terminating (a previous `down`) is waited for and created anew.
 func (c *Client) EnsureNamespace(ctx context.Context, name, project string) (owned bool, err error) {
 	for {
 		ns, err := c.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-				Name: name,
-				Labels: map[string]string{
-					v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
-					v1alpha1.LabelPartOf:    project,
-				},
-			}}
+			level, _ := c.PodSecurity(ctx)
+			labels := PodSecurityLabels(level)
+			labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
+			labels[v1alpha1.LabelPartOf] = project
+			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 			_, err = c.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager})
 			if apierrors.IsAlreadyExists(err) {
 				continue

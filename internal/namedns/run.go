@@ -40,13 +40,16 @@ type Options struct {
 	// Drain is how long the server keeps answering once told to stop (0: DefaultDrain; negative:
 	// none).
 	Drain time.Duration
+	// MaxUpstream caps the queries to cluster DNS under way at once (see Handler.MaxUpstream).
+	MaxUpstream int
 }
 
 // DefaultDrain: a stopping server answers for this long, while its pod leaves the Service.
 const DefaultDrain = 3 * time.Second
 
-// Server runs the environment DNS inside the operator's manager (it is a manager.Runnable that
-// every replica runs, leader or not): its own read-only cache of every ErgomakeEnv (whichever
+// Server runs the environment DNS: on its own in the ergomake-dns Deployment (`ergomake-operator
+// dns`, Main), or inside an operator's manager (it is a manager.Runnable that every replica runs,
+// leader or not; `--dns-addr`). It keeps its own read-only cache of every ErgomakeEnv (whichever
 // operator instance handles it) and of the environments' Services and pods, and a Listener.
 type Server struct {
 	opts  Options
@@ -112,7 +115,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	children := labels.NewSelector().Add(*hasEnv)
 	copts := cache.Options{
-		Scheme: sch,
+		Scheme:           sch,
+		DefaultTransform: cache.TransformStripManagedFields(), // memory: managed fields are never read
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:     {Label: children},
 			&corev1.Service{}: {Label: children},
@@ -159,7 +163,8 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	h := &Handler{Table: &CacheTable{Reader: c}, Upstream: upstream, ClusterDomain: s.opts.ClusterDomain, Log: s.opts.Log}
+	h := &Handler{Table: &CacheTable{Reader: c}, Upstream: upstream, ClusterDomain: s.opts.ClusterDomain, Log: s.opts.Log,
+		MaxUpstream: s.opts.MaxUpstream}
 	l, err := Listen(s.opts.Addr, h)
 	if err != nil {
 		return err

@@ -18,6 +18,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -68,7 +70,53 @@ type Handler struct {
 	ClusterDomain string
 	// Log receives failures to reach Upstream (zero value: discarded).
 	Log logr.Logger
+	// MaxUpstream caps the exchanges with Upstream under way at once (0: DefaultMaxUpstream;
+	// negative: no cap). A query past it is answered SERVFAIL at once (the resolver asks
+	// again): a flood of queries for outside names cannot pile up goroutines and buffers, nor
+	// slow the answers for environment names, which need no upstream.
+	MaxUpstream int
+
+	semOnce sync.Once
+	sem     chan struct{}
+	busy    atomic.Int64
 }
+
+// DefaultMaxUpstream is Handler.MaxUpstream's default.
+const DefaultMaxUpstream = 256
+
+// errBusy: the cap of exchanges with cluster DNS is reached.
+var errBusy = errors.New("too many queries to cluster DNS under way")
+
+// Busy is how many queries were answered SERVFAIL because MaxUpstream exchanges were under way.
+func (h *Handler) Busy() int64 { return h.busy.Load() }
+
+// acquire takes a place among the exchanges with Upstream; release gives it back.
+func (h *Handler) acquire() (release func(), ok bool) {
+	h.semOnce.Do(func() {
+		n := h.MaxUpstream
+		if n == 0 {
+			n = DefaultMaxUpstream
+		}
+		if n > 0 {
+			h.sem = make(chan struct{}, n)
+		}
+	})
+	if h.sem == nil {
+		return func() {}, true
+	}
+	select {
+	case h.sem <- struct{}{}:
+		return func() { <-h.sem }, true
+	default:
+		if n := h.busy.Add(1); n == 1 || n%1000 == 0 {
+			h.Log.Info("too many queries to cluster DNS under way; answering SERVFAIL", "cap", cap(h.sem), "refused", n)
+		}
+		return nil, false
+	}
+}
+
+// replyBufs are the buffers replies from Upstream are read into.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
 
 var _ dns.Handler = (*Handler)(nil)
 
@@ -164,7 +212,9 @@ func (h *Handler) answer(ctx context.Context, req *dns.Msg, q dns.Question, t Ta
 			reply, err = h.exchange(ctx, raw, up.Id, "tcp")
 		}
 		if err != nil {
-			h.Log.Info("cluster DNS did not answer", "name", up.Question[0].Name, "error", err.Error())
+			if !errors.Is(err, errBusy) {
+				h.Log.Info("cluster DNS did not answer", "name", up.Question[0].Name, "error", err.Error())
+			}
 			resp.Rcode = dns.RcodeServerFailure
 			return resp
 		}
@@ -235,6 +285,10 @@ func (h *Handler) forward(ctx context.Context, w dns.ResponseWriter, req *dns.Ms
 		network = "udp"
 	}
 	reply, err := h.exchange(ctx, raw, req.Id, network)
+	if errors.Is(err, errBusy) {
+		fail(w, req, dns.RcodeServerFailure)
+		return
+	}
 	if err != nil && udp {
 		h.Log.V(1).Info("cluster DNS did not answer over UDP, trying TCP", "error", err.Error())
 		reply, err = h.exchange(ctx, raw, req.Id, "tcp")
@@ -283,6 +337,11 @@ func (h *Handler) exchange(ctx context.Context, query []byte, id uint16, network
 	if h.Upstream == "" {
 		return nil, errors.New("no upstream DNS server")
 	}
+	release, ok := h.acquire()
+	if !ok {
+		return nil, errBusy
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -298,7 +357,9 @@ func (h *Handler) exchange(ctx context.Context, query []byte, id uint16, network
 	if _, err := co.Write(query); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, dns.MaxMsgSize)
+	bp := replyBufs.Get().(*[]byte)
+	defer replyBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := co.Read(buf)
 		if err != nil {

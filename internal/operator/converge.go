@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ergomake/ergomake/internal/policy"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -20,6 +21,8 @@ type convergence struct {
 	o   *owned
 	// dnsServer is the environment DNS's address ("" without one), read once per pass.
 	dnsServer string
+	// ceiling is the cluster's security ceiling, read once per pass (policy.go).
+	ceiling policy.Level
 
 	// objs is the rendered environment: without ClusterIPs at first, then with them.
 	objs *render.Objects
@@ -62,8 +65,9 @@ type convergePhase func(ctx context.Context, c *convergence) (phaseResult, error
 // converge applies what may be applied, in phases, and returns the status that describes the
 // result:
 //
-//  1. checkSpec: render the spec without ClusterIPs; nothing is created for one that cannot be
-//     built (what an earlier spec built stays).
+//  1. checkSpec: render the spec without ClusterIPs and check it against the security ceiling;
+//     nothing is created for one that cannot be built or exceeds the ceiling (what an earlier
+//     spec built stays).
 //  2. applyNetwork: the claims and Services, whose ClusterIPs the pods need for hostAliases.
 //  3. renderWithClusterIPs: render again with the ClusterIPs and the environment DNS.
 //  4. applyHosts: the /etc/hosts ConfigMap for names nothing else resolves, or its removal.
@@ -74,7 +78,7 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, p 
 	if err != nil {
 		return nil, err
 	}
-	c := &convergence{env: env, p: p, o: o, dnsServer: r.DNS.ServerIP(ctx)}
+	c := &convergence{env: env, p: p, o: o, dnsServer: r.DNS.ServerIP(ctx), ceiling: r.Ceiling.Level(ctx)}
 	phases := []convergePhase{r.checkSpec, r.applyNetwork, r.renderWithClusterIPs, r.applyHosts, r.prune, r.applyWorkloads}
 	for _, phase := range phases {
 		res, err := phase(ctx, c)
@@ -88,10 +92,13 @@ func (r *Reconciler) converge(ctx context.Context, env *v1alpha1.ErgomakeEnv, p 
 	return r.status(ctx, env, o, c.workloads, c.gates, p, c.buildErr())
 }
 
-// checkSpec renders the spec without ClusterIPs: is it buildable at all, and which Services does
-// it have?
+// checkSpec renders the spec without ClusterIPs: is it buildable at all, within the security
+// ceiling, and which Services does it have?
 func (r *Reconciler) checkSpec(_ context.Context, c *convergence) (phaseResult, error) {
 	c.objs, c.renderErr = render.Render(c.env, render.Options{})
+	if c.renderErr == nil {
+		c.renderErr = checkCeiling(c.env, c.ceiling)
+	}
 	if c.renderErr != nil {
 		return phaseStop, nil
 	}
@@ -159,6 +166,7 @@ func (r *Reconciler) renderWithClusterIPs(_ context.Context, c *convergence) (ph
 	if c.renderErr != nil {
 		return phaseStop, nil
 	}
+	policy.Harden(c.objs, c.ceiling)
 	return phaseNext, nil
 }
 

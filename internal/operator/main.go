@@ -25,16 +25,19 @@ func Main(args []string, stderr io.Writer) int {
 		kubeconfig string
 		version    bool
 	)
-	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `address the metrics endpoint binds to ("0" turns it off)`)
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", "127.0.0.1:8080", `loopback address the metrics endpoint binds to, reached with kubectl port-forward ("0" turns it off)`)
 	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas, so that only one reconciles")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the operator's own)")
 	fs.StringVar(&opts.Instance, "instance", "", "handle only ErgomakeEnvs labelled "+LabelInstance+"=<instance> (default: those without the label)")
-	dnsAddr, clusterDomain := "", namedns.DefaultClusterDomain
+	clusterDomain := namedns.DefaultClusterDomain
 	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" { // in a pod
-		dnsAddr, clusterDomain = namedns.DefaultAddr, namedns.DetectClusterDomain()
+		clusterDomain = namedns.DetectClusterDomain()
 	}
-	fs.StringVar(&opts.DNSAddr, "dns-addr", dnsAddr, `address the environment DNS serves on, UDP and TCP ("": off; default `+namedns.DefaultAddr+` in a pod, off elsewhere)`)
+	// The installed environment DNS is a Deployment of its own (`ergomake-operator dns`), so that
+	// an operator restart never interrupts name resolution; an operator serves it too only when
+	// told to.
+	fs.StringVar(&opts.DNSAddr, "dns-addr", "", `serve the environment DNS in this process on this address, UDP and TCP (default: off; the installed one is the ergomake-dns Deployment, "ergomake-operator `+namedns.Command+`")`)
 	fs.StringVar(&opts.DNSUpstream, "dns-upstream", "", "cluster DNS the environment DNS passes queries to, IP or IP:port (default: the kube-dns Service in kube-system)")
 	fs.StringVar(&opts.ClusterDomain, "cluster-domain", clusterDomain, "the cluster's DNS domain (default in a pod: the one its /etc/resolv.conf searches)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")

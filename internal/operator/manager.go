@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -51,7 +52,10 @@ var setGlobalLogger sync.Once
 type Options struct {
 	// Config reaches the cluster.
 	Config *rest.Config
-	// MetricsAddr serves Prometheus metrics ("0" or "": off).
+	// MetricsAddr serves Prometheus metrics ("0" or "": off). It must be a loopback address
+	// (127.0.0.1:8080, [::1]:8080, localhost:8080): the endpoint has no authentication of its
+	// own, so it is reached only through `kubectl port-forward`, which the API server
+	// authenticates and authorizes (pods/portforward in the operator's namespace).
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz ("": off).
 	HealthAddr string
@@ -80,6 +84,10 @@ type Options struct {
 	// with names cluster DNS cannot answer resolve through (default: POD_NAMESPACE, else
 	// ergomake-system). Without that Service they keep cluster DNS.
 	DNSNamespace string
+	// SettingsNamespace is where the cluster settings (internal/clustersettings) are, whose
+	// security ceiling every environment is checked against (default: POD_NAMESPACE, else
+	// ergomake-system).
+	SettingsNamespace string
 }
 
 // NewScheme knows every type the operator reads or writes.
@@ -149,6 +157,9 @@ func NewManager(opts Options) (manager.Manager, error) {
 	if metricsAddr == "" {
 		metricsAddr = "0"
 	}
+	if err := checkLoopback(metricsAddr); err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        logger,
@@ -187,6 +198,7 @@ func NewManager(opts Options) (manager.Manager, error) {
 		Clock:         clk,
 		DNS:           &DNSServerLookup{Reader: mgr.GetAPIReader(), Key: dnsServiceKey(opts), Clock: clock.RealClock{}},
 		ClusterDomain: opts.ClusterDomain,
+		Ceiling:       &CeilingLookup{Reader: mgr.GetAPIReader(), Key: settingsKey(opts), Clock: clock.RealClock{}},
 	}
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {
@@ -253,4 +265,22 @@ func (r *Reconciler) podToEnv(ctx context.Context, obj client.Object) []reconcil
 		}
 	}
 	return out
+}
+
+// checkLoopback refuses a metrics address other than "0" (off) that is not on loopback.
+func checkLoopback(addr string) error {
+	if addr == "0" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("operator: metrics address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("operator: metrics address %q is not on loopback: the metrics endpoint has no authentication of its own, so it binds to 127.0.0.1 (reach it with kubectl port-forward)", addr)
 }

@@ -60,6 +60,8 @@ type Reconciler struct {
 	// answer resolve through (nil: none); ClusterDomain is the cluster's DNS domain.
 	DNS           *DNSServerLookup
 	ClusterDomain string
+	// Ceiling finds the cluster's security ceiling (nil: baseline).
+	Ceiling *CeilingLookup
 }
 
 // +kubebuilder:rbac:groups=ergomake.dev,resources=ergomakeenvs,verbs=get;list;watch;delete
@@ -69,10 +71,16 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;update;patch;delete,resourceNames=ergomake-hosts;ergomake-settings
 // +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
-// +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch
+
+// In the operator's own namespace only (install moves the Role there): the leader election Lease
+// and the events that announce a new leader.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create,namespace=ergomake-system
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;update,resourceNames=ergomake-operator.ergomake.dev,namespace=ergomake-system
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=ergomake-system
 
 // Reconcile brings one ErgomakeEnv's objects and status in line with its spec.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

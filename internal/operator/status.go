@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -85,6 +86,8 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 	for _, s := range env.Status.Services {
 		prev[s.Name] = s
 	}
+	var ceiling *ceilingError
+	errors.As(buildErr, &ceiling)
 	st := v1alpha1.EnvStatus{
 		ObservedGeneration: env.Generation,
 		Conditions:         append([]metav1.Condition(nil), env.Status.Conditions...),
@@ -122,6 +125,9 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 		case buildErr != nil:
 			ss.State, ss.Desired, ss.Reason = v1alpha1.StateWaiting, desiredReplicas(svc), CondReasonRenderFailed
 			ss.Message = "not created: the environment cannot be built"
+			if m := ceiling.byService(svc.Name); m != "" {
+				ss.State, ss.Reason, ss.Message = v1alpha1.StateFailed, CondReasonExceedsCeiling, m
+			}
 		case gated && !g.Open:
 			w := waitingAssessment(svc, g)
 			ss.State, ss.Desired, ss.Reason, ss.Message = w.State, w.Desired, w.Reason, w.Message
@@ -153,9 +159,13 @@ func buildStatus(env *v1alpha1.ErgomakeEnv, states map[string]assessment, gates 
 		st.Phase = v1alpha1.PhaseDegraded
 		// Joined errors (errors.Join) are one per line: one line, as every message.
 		st.Message = "cannot build the environment: " + oneLine(buildErr.Error())
-		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, CondReasonRenderFailed, st.Message)
-		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, CondReasonRenderFailed, "nothing is created until the spec is fixed")
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonRenderFailed, st.Message)
+		reason := CondReasonRenderFailed
+		if ceiling != nil {
+			reason = CondReasonExceedsCeiling
+		}
+		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, reason, st.Message)
+		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, "nothing is created until the spec is fixed")
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, st.Message)
 	case len(failed) > 0:
 		st.Phase = v1alpha1.PhaseDegraded
 		st.Message = strings.Join(failed, "; ")

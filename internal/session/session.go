@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/ergomake/ergomake/internal/forward"
@@ -81,6 +82,9 @@ type Options struct {
 	// DownCommand is the command line that removes the environment, for the messages that
 	// tell the user how to finish a job the session could not.
 	DownCommand string
+	// Project is the compose project the environment was translated from (nil: none), for
+	// the ceiling check (policy.go).
+	Project *types.Project
 	// Build builds the project's images before anything is applied (build.go).
 	Build BuildOptions
 }
@@ -148,7 +152,11 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
-	// 1b. The images of build: services, built and pushed; nothing is applied unless they are.
+	// 1b. Nothing exceeds the cluster's security ceiling (policy.go).
+	if err := s.checkCeiling(ctx, res); err != nil {
+		return err
+	}
+	// 1c. The images of build: services, built and pushed; nothing is applied unless they are.
 	if err := s.build(ctx, res); err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ func TestOperatorInstallDryRun(t *testing.T) {
 		"applied (dry run) Service ergomake-system/ergomake-registry",
 		"applied (dry run) Deployment ergomake-system/ergomake-registry",
 		"applied (dry run) DaemonSet ergomake-system/ergomake-registry-relay",
+		"applied (dry run) Deployment ergomake-system/ergomake-builder",
+		"applied (dry run) ConfigMap ergomake-system/ergomake-settings",
+		"applied (dry run) RoleBinding ergomake-system/ergomake-settings-reader",
 		"ergomake-system/ergomake-registry-relay", // deleted (dry run), or already gone
 		"deleted (dry run) CustomResourceDefinition ergomakeenvs.ergomake.dev",
 		"deleted (dry run) ClusterRole ergomake-operator",

@@ -1,0 +1,17 @@
+# The in-cluster builder (BuildKit) on the local cluster (mk/cluster.mk): its image built from
+# source by hack/cluster/buildkit (buildkitd, buildctl and a static runc, assembled with the
+# harness's image tooling), installed by operator-install (mk/operator.mk) with mirrors that send
+# docker.io and ergomake.test images to the in-cluster registry, so builds need no network.
+#   make builder-image    build the builder image (cold: about 6 min on 2 cores) and load it
+#   make buildctl         bin/buildctl, BuildKit's client, for builds by hand (hack/cluster/README.md)
+BUILDER_IMAGE ?= ergomake.test/ergomake-builder:dev
+BUILDER_IMAGE_KEY = $(ERGOMAKE_CLUSTER_DIR)/images/$(subst :,_,$(subst /,_,$(BUILDER_IMAGE))).key
+BUILDER_MIRRORS ?= docker.io ergomake.test
+
+.PHONY: builder-image buildctl
+
+builder-image: cluster-start
+	@hack/cluster/buildkit/image.sh $(BUILDER_IMAGE)
+
+buildctl:
+	cd hack/cluster/buildkit && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/buildctl github.com/moby/buildkit/cmd/buildctl
