@@ -110,7 +110,7 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 			return nil, err
 		}
 	}
-	if b.c.want("ttr") || b.c.want("scale") {
+	if b.c.want("ttr") || b.c.want("scale") || b.c.want("build") {
 		if err := b.ensureErgomake(ctx); err != nil {
 			return nil, err
 		}
@@ -122,6 +122,11 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 	}
 	if b.c.want("scale") {
 		if err := b.scale(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	if b.c.want("build") {
+		if err := b.builds(ctx, res); err != nil {
 			return nil, err
 		}
 	}

@@ -109,6 +109,19 @@ func TestUpOptions(t *testing.T) {
 			argv: "-d",
 			want: UpOptions{Detach: true, WaitTimeout: 10 * time.Minute},
 		},
+		{
+			name: "image flags",
+			argv: "--build --no-cache --registry registry.example.com/team",
+			want: UpOptions{WaitTimeout: 10 * time.Minute, Images: ImageOptions{Force: true, NoCache: true, Registry: "registry.example.com/team"}},
+		},
+		{
+			name:    "no build, registry from the environment",
+			argv:    "--no-build",
+			environ: []string{"ERGOMAKE_REGISTRY=registry.example.com"},
+			want:    UpOptions{WaitTimeout: 10 * time.Minute, Images: ImageOptions{NoBuild: true, Registry: "registry.example.com"}},
+		},
+		{name: "build and no build", argv: "--build --no-build", wantErr: "--build and --no-build cannot be used together"},
+		{name: "no cache and no build", argv: "--no-cache --no-build", wantErr: "--no-cache and --no-build cannot be used together"},
 		{name: "unknown flag", argv: "--nope", wantErr: "unknown flag: --nope"},
 		{name: "bad duration", argv: "--wait-timeout soon", wantErr: `invalid argument "soon" for "--wait-timeout" flag`},
 		{name: "zero wait timeout", argv: "--wait-timeout 0s", wantErr: "--wait-timeout must be positive, got 0s"},
@@ -291,6 +304,45 @@ func TestRenderOptions(t *testing.T) {
 	// render needs no cluster: it has no cluster flags.
 	if err := parse(t, f, NewCmdRender(f, nil), "--kubeconfig x"); err == nil {
 		t.Error("render accepted --kubeconfig")
+	}
+}
+
+func TestBuildOptions(t *testing.T) {
+	f, _, _ := testFactory(t, "ERGOMAKE_REGISTRY=from-env.example.com")
+	var got *BuildOptions
+	if err := parse(t, f, NewCmdBuild(f, func(o *BuildOptions) error { got = o; return nil }), "web api --no-cache -o json -f c.yaml -n ns"); err != nil {
+		t.Fatal(err)
+	}
+	want := BuildOptions{
+		Project:  ProjectOptions{Files: []string{"c.yaml"}},
+		Cluster:  ClusterOptions{Namespace: "ns"},
+		Images:   ImageOptions{NoCache: true, Registry: "from-env.example.com"},
+		Services: []string{"web", "api"},
+		Output:   "json",
+	}
+	got.Context, got.IO, got.Factory = nil, nil, nil
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("options:\n got %+v\nwant %+v", *got, want)
+	}
+	for _, argv := range []string{"--build", "--no-build", "-o yaml"} {
+		if err := parse(t, f, NewCmdBuild(f, nil), argv); err == nil {
+			t.Errorf("build accepted %s", argv)
+		}
+	}
+}
+
+func TestBuildWithoutBuiltServices(t *testing.T) {
+	f, stdout, stderr := testFactory(t)
+	f.KubeClient = func(ClusterOptions) (*kube.Client, error) { return nil, errors.New("no cluster needed") }
+	if code := Run(context.Background(), f, []string{"build", "-f", filepath.Join("testdata", "project", "compose.yaml"), "-o", "json"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if stdout.String() != "[]\n" || !strings.Contains(stderr.String(), "nothing to build") {
+		t.Errorf("stdout %q, stderr %q", stdout, stderr)
+	}
+	code := Run(context.Background(), f, []string{"build", "-f", filepath.Join("testdata", "project", "compose.yaml"), "nope"})
+	if code != 1 || !strings.Contains(stderr.String(), `no service "nope"`) {
+		t.Errorf("unknown service: exit %d, stderr %q", code, stderr)
 	}
 }
 
@@ -480,6 +532,7 @@ func scriptHead(s string) string {
 func TestCommandsOpenTheClusterThroughTheFactory(t *testing.T) {
 	for _, argv := range [][]string{
 		{"up", "-f", "testdata/project/compose.yaml"},
+		{"build", "-f", "../../testdata/build/compose.yaml"},
 		{"forward", "-p", "shop"},
 		{"ps", "-p", "shop"},
 		{"logs", "-p", "shop"},

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ type liveView struct {
 	waiting *envView              // the live table, while waiting
 	last    *v1alpha1.ErgomakeEnv // the environment as last reported
 	changes *changePrinter        // while attached
+
+	building string              // the build's title while the builder's display has the terminal
+	lines    *session.LineWriter // the builder's plain lines, elsewhere
 }
 
 var _ session.Reporter = (*liveView)(nil)
@@ -140,4 +144,33 @@ func printBindings(ios *iostreams.IOStreams, bindings []forward.Binding) {
 		}
 		fmt.Fprintln(ios.Out, line)
 	}
+}
+
+var _ session.BuildReporter = (*liveView)(nil)
+
+// BuildStart hands the terminal to the builder's progress display (one display, lines prefixed
+// with the service): on a terminal that animates it draws in place; elsewhere its plain lines
+// go out as they come, above nothing.
+func (v *liveView) BuildStart(title string) (io.Writer, bool) {
+	if v.ios.CanAnimate() && v.ios.ErrFile() != nil {
+		v.status.Logf("%s", title)
+		v.building = title
+		return v.ios.ErrFile(), true
+	}
+	v.status.Start(title)
+	v.lines = session.NewLineWriter(func(line string) { v.status.Logf("%s", line) })
+	return v.lines, false
+}
+
+// BuildEnd ends the builder's display with ✓ or ✗.
+func (v *liveView) BuildEnd(ok bool) {
+	if v.lines != nil {
+		v.lines.Flush()
+		v.lines = nil
+	}
+	if v.building != "" {
+		v.status.Start(v.building)
+		v.building = ""
+	}
+	v.status.End(ok)
 }

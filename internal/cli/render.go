@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,9 +15,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/internal/config"
+	"github.com/ergomake/ergomake/internal/imagebuild"
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/policy"
 	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/internal/session"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -34,7 +38,13 @@ type RenderOptions struct {
 	Output string
 	// PodSecurity is the security ceiling the project is checked against (--pod-security).
 	PodSecurity string
+	// Registry is where built images would go (--registry); empty: DefaultRegistry.
+	Registry string
 }
+
+// DefaultRegistry is where `render` shows built images going when no --registry names one: the
+// cluster's registry as nodes pull from it, where `ergomake install` puts it.
+const DefaultRegistry = "127.0.0.1:5100"
 
 // NewCmdRender returns `ergomake render`.
 func NewCmdRender(f *Factory, runF func(*RenderOptions) error) *cobra.Command {
@@ -53,7 +63,12 @@ cluster's as "ergomake install --pod-security" set it), which "ergomake up" refu
 restricted ceiling the pods are shown hardened as the operator makes them. Secret values
 (environment, env_file, compose secrets, private bind-mounted files) are never printed: each
 Secret lists its keys, every value replaced by "` + redacted + `", and carries the annotation
-` + annotationRedacted + `.`,
+` + annotationRedacted + `.
+
+Services with build: run the image they would be built into: the registry (the cluster's,
+` + DefaultRegistry + `, or --registry), the project and the service, tagged with the content key
+of the build (its context after .dockerignore, Dockerfile, args, target, platforms). A stderr
+line names each; nothing is built.`,
 		Example: `  ergomake render
   ergomake render -f compose.yaml --profile debug -o json
   ergomake render | kubectl apply --dry-run=client -f -`,
@@ -70,6 +85,8 @@ Secret lists its keys, every value replaced by "` + redacted + `", and carries t
 	addProjectFlags(cmd, &opts.Project)
 	addNamespaceFlag(cmd, &opts.Namespace)
 	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling to check the project against: baseline, restricted or privileged")
+	cmd.Flags().StringVar(&opts.Registry, "registry", "", "registry built images would go to (default: the cluster's, "+DefaultRegistry+")")
+	config.MarkSetting(cmd.Flags(), "registry")
 	return cmd
 }
 
@@ -86,7 +103,10 @@ func renderRun(opts *RenderOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := translate.Translate(project, translate.Options{Namespace: opts.Namespace})
+	builds := planBuilds(project, opts.Registry, func(format string, args ...any) {
+		fmt.Fprintf(opts.IO.ErrOut, format+"\n", args...)
+	})
+	res, err := translate.Translate(project, translate.Options{Namespace: opts.Namespace, Builds: builds})
 	if err != nil {
 		return err
 	}
@@ -138,6 +158,34 @@ func redactSecret(s *corev1.Secret) *corev1.Secret {
 	}
 	out.Annotations[annotationRedacted] = "values are not shown; ergomake up creates this Secret with them"
 	return out
+}
+
+// planBuilds says where the image of each build: service goes, with no cluster: registry, or
+// DefaultRegistry. A build that cannot be planned (a missing context folder, a git context) is a
+// warning: render shows the project anyway, and up and build report it.
+func planBuilds(project *types.Project, registry string, printf func(format string, args ...any)) map[string]v1alpha1.BuildSpec {
+	if registry == "" {
+		registry = DefaultRegistry
+	}
+	services, _ := session.BuiltServices(project, nil)
+	builds := map[string]v1alpha1.BuildSpec{}
+	for _, name := range services {
+		plans, err := imagebuild.Plan(project, []string{name}, imagebuild.Registry{Push: registry, Pull: registry}, imagebuild.PlanOptions{Lenient: true})
+		if err != nil {
+			printf("warning: %v", err)
+			continue
+		}
+		for _, p := range plans {
+			if p.Service == name {
+				for _, w := range p.Warnings {
+					printf("warning: %s", w.String())
+				}
+				builds[name] = v1alpha1.BuildSpec{Key: p.Key, Image: p.PullRef}
+				printf("build: %s → %s", name, p.PullRef)
+			}
+		}
+	}
+	return builds
 }
 
 // withKind sets apiVersion and kind where the object lacks them.

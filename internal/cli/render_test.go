@@ -246,3 +246,82 @@ func firstDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// TestRenderBuiltImages: render needs no cluster and shows where each built image goes (the
+// cluster's registry by default, --registry or $ERGOMAKE_REGISTRY otherwise), tagged with the
+// build's content key; a build that cannot be planned is a warning, and the project still renders.
+func TestRenderBuiltImages(t *testing.T) {
+	td := repoTestdata(t)
+	for _, tt := range []struct {
+		name, registry string
+		args           []string
+		env            []string
+	}{
+		{name: "default", registry: DefaultRegistry},
+		{name: "flag", registry: "registry.example.com/team", args: []string{"--registry", "registry.example.com/team"}},
+		{name: "environment", registry: "env.example.com", env: []string{"ERGOMAKE_REGISTRY=env.example.com"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, stdout, stderr := testFactory(t, tt.env...)
+			args := append([]string{"render", "-o", "json", "-f", filepath.Join(td, "build", "compose.yaml")}, tt.args...)
+			if code := Run(context.Background(), f, args); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var list struct {
+				Items []struct {
+					Kind string `json:"kind"`
+					Spec struct {
+						Services []struct {
+							Name  string `json:"name"`
+							Image string `json:"image"`
+							Build *struct {
+								Key   string `json:"key"`
+								Image string `json:"image"`
+							} `json:"build"`
+						} `json:"services"`
+					} `json:"spec"`
+				} `json:"items"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &list); err != nil || list.Items[0].Kind != "ErgomakeEnv" {
+				t.Fatalf("output: %v\n%s", err, stdout)
+			}
+			built := 0
+			for _, s := range list.Items[0].Spec.Services {
+				if s.Name == "cache" {
+					if s.Build != nil || s.Image != "ergomake.test/testapp:latest" {
+						t.Errorf("cache is pulled, not built: %+v", s)
+					}
+					continue
+				}
+				built++
+				want := tt.registry + "/build-example/" + s.Name + ":"
+				if s.Build == nil || s.Build.Key == "" || s.Image != want+s.Build.Key || s.Build.Image != s.Image {
+					t.Errorf("%s: image %q, build %+v; want %s<key>", s.Name, s.Image, s.Build, want)
+				}
+				if !strings.Contains(stderr.String(), "build: "+s.Name+" → "+s.Image+"\n") {
+					t.Errorf("stderr does not say where %s goes:\n%s", s.Name, stderr)
+				}
+			}
+			if built != 3 {
+				t.Errorf("%d built services, want web, api and jobs", built)
+			}
+		})
+	}
+
+	t.Run("missing context", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    build: ./nowhere\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, stdout, stderr := testFactory(t)
+		if code := Run(context.Background(), f, []string{"render", "-f", filepath.Join(dir, "compose.yaml")}); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.Contains(stderr.String(), "warning: ") || !strings.Contains(stderr.String(), "nowhere") {
+			t.Errorf("no warning naming the missing context:\n%s", stderr)
+		}
+		if !strings.Contains(stdout.String(), "kind: Deployment") {
+			t.Errorf("the project did not render:\n%s", stdout)
+		}
+	})
+}

@@ -14,16 +14,18 @@ const rootLong = `ergomake brings a docker compose project up on a Kubernetes cl
 
 Run "ergomake up" in a folder that holds a compose file: every service starts on the cluster,
 ergomake waits until they are ready and forwards every published port to localhost, exactly as
-"docker compose up" would. Ctrl-C tears it all down. "ergomake render" prints the Kubernetes
-objects a project becomes, without a cluster.
+"docker compose up" would; services with build: are built in the cluster first. Ctrl-C tears
+it all down. "ergomake render" prints the Kubernetes objects a project becomes, without a
+cluster.
 
 Configuration:
   Settings come from, in order: command-line flags; ERGOMAKE_<FLAG> environment variables
   (ERGOMAKE_NAMESPACE, ERGOMAKE_CONTEXT, ERGOMAKE_KUBECONFIG, ERGOMAKE_WAIT_TIMEOUT,
-  ERGOMAKE_TTL); the config file ($XDG_CONFIG_HOME/ergomake/config.yaml, default
-  ~/.config/ergomake/config.yaml, or --config / $ERGOMAKE_CONFIG) whose keys are the flag names
-  (namespace, context, kubeconfig, wait-timeout, ttl); then the defaults. The compose project
-  honours COMPOSE_FILE, COMPOSE_PROJECT_NAME and COMPOSE_PROFILES as docker compose does.
+  ERGOMAKE_TTL, ERGOMAKE_REGISTRY); the config file ($XDG_CONFIG_HOME/ergomake/config.yaml,
+  default ~/.config/ergomake/config.yaml, or --config / $ERGOMAKE_CONFIG) whose keys are the flag
+  names (namespace, context, kubeconfig, wait-timeout, ttl, registry); then the defaults. The
+  compose project honours COMPOSE_FILE, COMPOSE_PROJECT_NAME and COMPOSE_PROFILES as docker
+  compose does.
   Colour and spinners appear only on a terminal; NO_COLOR, TERM=dumb and CI turn them off.
 
 Exit codes:
@@ -75,6 +77,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	// Registration: one line per verb, in the list of its help group.
 	for _, c := range []*cobra.Command{
 		NewCmdUp(f, nil),
+		NewCmdBuild(f, nil),
 		NewCmdDown(f, nil),
 		NewCmdPs(f, nil),
 		NewCmdLogs(f, nil),

@@ -35,6 +35,9 @@ type UpOptions struct {
 	TTL time.Duration
 	// HeartbeatInterval is how often the session renews the heartbeat (hidden; tests).
 	HeartbeatInterval time.Duration
+
+	// Images of build: services: how they are built and where they go.
+	Images ImageOptions
 }
 
 // NewCmdUp returns `ergomake up`.
@@ -55,10 +58,18 @@ after --ttl (at least three heartbeats, 1m).
 An environment another live "ergomake up" is attached to is not taken over: up says who holds it,
 from which host and since when, and exits 3 ("ergomake forward" binds its ports without owning its
 teardown; -p brings up a separate copy). Ctrl-C removes only an environment this up created: one
-it re-attached to (left by "up -d", say) keeps running.`,
+it re-attached to (left by "up -d", say) keeps running.
+
+Services with build: are built first, in the cluster's builder (BuildKit, installed by "ergomake
+install"), from the project's folders: .dockerignore applies before anything leaves this machine,
+and no Docker is needed here. The images go to the cluster's registry, or with --registry to
+yours (pushed with your docker credentials; pods pull with a pull secret made of them). An image
+whose context, Dockerfile, args, target and platform are unchanged is not built again (--build
+builds it anyway). Nothing is applied unless every build succeeded.`,
 		Example: `  ergomake up
   ergomake up -f compose.yaml -f compose.dev.yaml --profile debug
-  ergomake up -d --context staging -n my-feature`,
+  ergomake up -d --context staging -n my-feature
+  ergomake up --build --registry registry.example.com/team`,
 		Args: wrapArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Context = cmd.Context()
@@ -66,6 +77,9 @@ it re-attached to (left by "up -d", say) keeps running.`,
 				return err
 			}
 			if err := checkTTL(opts.TTL, opts.HeartbeatInterval); err != nil {
+				return err
+			}
+			if err := opts.Images.check(); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -82,6 +96,9 @@ it re-attached to (left by "up -d", say) keeps running.`,
 	fs.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 0, "how often to renew the environment's heartbeat (0: 20s)")
 	_ = fs.MarkHidden("heartbeat-interval")
 	config.MarkSetting(fs, "wait-timeout", "ttl") // ERGOMAKE_WAIT_TIMEOUT, ERGOMAKE_TTL, config file
+	fs.BoolVar(&opts.Images.Force, "build", false, "build every image of a build: service, even when unchanged")
+	fs.BoolVar(&opts.Images.NoBuild, "no-build", false, "build nothing: fail when a build: service's image was never built")
+	addImageFlags(cmd, &opts.Images)
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
 	return cmd
@@ -157,6 +174,7 @@ func upRun(opts *UpOptions) error {
 		HeartbeatEvery: opts.HeartbeatInterval,
 		DownCommand:    downCommand(opts.Cluster, project.Name, res.Env.Namespace),
 		Project:        project,
+		Build:          opts.Images.buildOptions(project, nil),
 	}, res)
 	var inUse *session.InUseError
 	if errors.As(err, &inUse) {

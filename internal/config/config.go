@@ -55,6 +55,7 @@ var Keys = []Key{
 	{Name: "namespace", Help: "namespace of the environment"},
 	{Name: "wait-timeout", Help: "how long `up` waits for the environment to become ready"},
 	{Name: "ttl", Help: "how long an environment lives without the CLI attached"},
+	{Name: "registry", Help: "registry that built images are pushed to and pulled from"},
 }
 
 // SettingAnnotation marks the flags the environment and the config file may fill.

@@ -50,6 +50,9 @@ type Options struct {
 	// Force builds even when an image with the plan's key exists
 	// (--build).
 	Force bool
+	// NoBuild builds nothing: a plan whose image does not exist is an
+	// error (--no-build).
+	NoBuild bool
 	// Pull always pulls base images again (--pull).
 	Pull bool
 	// Out receives the one progress display of every build, each line
@@ -234,6 +237,10 @@ func Build(ctx context.Context, plans []Planned, opts Options) ([]Result, error)
 			if d, ok := existing[p.Service]; ok {
 				b.results[i] = Result{Service: p.Service, Image: repoOf(p.PullRef) + "@" + d.String(), Digest: d.String(), Reused: true}
 				b.note(p.Service, fmt.Sprintf("unchanged: reusing %s", p.PullRef))
+				return
+			}
+			if opts.NoBuild {
+				fail(fmt.Errorf("service %q: its image %s was never built, and --no-build builds nothing: run `ergomake build %s`", p.Service, p.PushRef, p.Service))
 				return
 			}
 			r, err := b.build(ctx, i)

@@ -68,6 +68,9 @@ func renderPod(env *v1alpha1.ErgomakeEnv, svc *v1alpha1.ServiceSpec, volumes map
 		pod.NodeSelector = platformSelector(name, svc.Platform, e)
 	}
 	pod.HostAliases = extraHosts(svc, e)
+	for _, name := range env.Spec.ImagePullSecrets { // validated by validateEnv
+		pod.ImagePullSecrets = append(pod.ImagePullSecrets, corev1.LocalObjectReference{Name: name})
+	}
 
 	c.SecurityContext, pod.SecurityContext = securityContexts(name, svc, e)
 

@@ -144,6 +144,8 @@ func TestRenderErrors(t *testing.T) {
 		{"bad secret object name", web(func(s *v1alpha1.ServiceSpec) {
 			s.Secrets = []v1alpha1.FileMount{{Name: "k", Object: "My_Secrets", Key: "k", Target: "/run/secrets/k"}}
 		}), "web", `secrets "k".object: "My_Secrets" is not a valid object name`},
+		{"bad pull secret name", func(env *v1alpha1.ErgomakeEnv) { env.Spec.ImagePullSecrets = []string{"Registry_Creds"} },
+			"", `spec.imagePullSecrets[0]: "Registry_Creds" is not a valid Secret name`},
 		{"no image", web(func(s *v1alpha1.ServiceSpec) { s.Image = "" }), "web", "image: the service has no image"},
 		{"bad pull policy", web(func(s *v1alpha1.ServiceSpec) { s.ImagePullPolicy = "missing" }), "web", `unknown pull policy "missing"`},
 		{"bad restart", web(func(s *v1alpha1.ServiceSpec) { s.Restart = "on-failure:3" }), "web", `restart: unknown restart policy "on-failure:3"`},

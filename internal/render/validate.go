@@ -25,6 +25,12 @@ func validateEnv(env *v1alpha1.ErgomakeEnv, e *errs) {
 		e.add("", "spec.services", "the environment has no services")
 	}
 
+	for i, name := range env.Spec.ImagePullSecrets {
+		if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+			e.add("", fmt.Sprintf("spec.imagePullSecrets[%d]", i), "%q is not a valid Secret name: %s", name, strings.Join(msgs, "; "))
+		}
+	}
+
 	// Volumes.
 	volNames := map[string]bool{}
 	claims := map[string]string{}

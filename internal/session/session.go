@@ -87,6 +87,8 @@ type Options struct {
 	// Project is the compose project the environment was translated from (nil: none), for
 	// the ceiling check (policy.go).
 	Project *types.Project
+	// Build builds the project's images before anything is applied (build.go).
+	Build BuildOptions
 }
 
 // Timings of a session.
@@ -167,6 +169,10 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 	// 1b. Nothing exceeds the cluster's security ceiling (policy.go).
 	if err := s.checkCeiling(ctx, res); err != nil {
 		return s.notApplied(ctx, err)
+	}
+	// 1c. The images of build: services, built and pushed; nothing is applied unless they are.
+	if err := s.build(ctx, res); err != nil {
+		return err
 	}
 	// 2. An environment of this project already there is attached to; one being deleted is
 	// waited for. Nothing is changed yet, so a failure here leaves nothing behind.

@@ -133,3 +133,42 @@ func diff(want, got string) string {
 	}
 	return b.String()
 }
+
+// TestFixturesWithBuildTranslate proves that build: is never a reason to refuse a project: every
+// fixture with a built service translates, or fails on a key other than build.
+func TestFixturesWithBuildTranslate(t *testing.T) {
+	dir, all := fixtures.Load(t)
+	built := 0
+	for _, f := range all {
+		opts := compose.Options{WorkingDir: filepath.Join(dir, f.Path), Files: f.Files, EnvFiles: f.EnvFiles, Environ: f.Environ()}
+		p, err := compose.Load(context.Background(), opts)
+		if err != nil {
+			continue
+		}
+		hasBuild := false
+		for _, s := range p.Services {
+			hasBuild = hasBuild || s.Build != nil
+		}
+		if !hasBuild {
+			continue
+		}
+		built++
+		res, err := Translate(p, Options{})
+		var ce *compose.Error
+		if errors.As(err, &ce) && strings.HasPrefix(ce.Key, "build") {
+			t.Errorf("%s: refused for build: %v", f.Path, err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		for _, s := range res.Env.Spec.Services {
+			if p.Services[s.Name].Build != nil && (s.Build == nil || s.Image == "") {
+				t.Errorf("%s: service %q has build: but the spec records no build (%+v, image %q)", f.Path, s.Name, s.Build, s.Image)
+			}
+		}
+	}
+	if built < 20 {
+		t.Fatalf("only %d fixtures with build: found; the fixtures changed?", built)
+	}
+}

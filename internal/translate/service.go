@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -34,29 +33,16 @@ func (t *translator) service(s types.ServiceConfig, taken map[string]string) (v1
 
 	// build and image
 	if s.Build != nil {
-		if s.Image == "" {
-			msg := "ergomake cannot build images yet: build the image, push it where the cluster can pull it, and set \"image:\""
-			var others []string
-			for _, n := range t.p.ServiceNames() {
-				if o := t.p.Services[n]; n != name && o.Build != nil && o.Image == "" {
-					others = append(others, fmt.Sprintf("%q", n))
-				}
-			}
-			if len(others) > 0 {
-				msg += fmt.Sprintf(" (%s too)", strings.Join(others, ", "))
-			}
-			return out, t.errorf(name, "build", "%s", msg)
-		}
-		t.warn(name, "build", "ergomake does not build images; %q is pulled instead", s.Image)
+		t.build(&out, s)
 	}
-	if s.Image == "" && s.Provider != nil {
+	if out.Image == "" && s.Provider != nil {
 		return out, t.errorf(name, "provider", "provider services (%s) are not supported", s.Provider.Type)
 	}
-	if s.Image == "" {
+	if out.Image == "" {
 		return out, t.errorf(name, "image", "no image to run")
 	}
 	if s.Dockerfile != "" {
-		t.warn(name, "dockerfile", "ignored: ergomake does not build images")
+		t.warn(name, "dockerfile", "ignored: the Dockerfile of a build is build.dockerfile")
 	}
 	out.ImagePullPolicy = t.pullPolicy(s)
 
@@ -147,8 +133,10 @@ func (t *translator) pullPolicy(s types.ServiceConfig) string {
 		return "Always"
 	case p == types.PullPolicyNever:
 		return "Never"
+	case p == types.PullPolicyBuild && s.Build != nil:
+		// built by ergomake, then run as any image
 	case p == types.PullPolicyBuild:
-		t.warn(s.Name, "pull_policy", "ergomake does not build images; the image is pulled when missing")
+		t.warn(s.Name, "pull_policy", "build, but the service has no build: section; the image is pulled when missing")
 	case p == "", p == types.PullPolicyMissing, p == types.PullPolicyIfNotPresent:
 	case p == types.PullPolicyRefresh, p == "daily", p == "weekly", strings.HasPrefix(p, "every_"):
 		t.warn(s.Name, "pull_policy", "%q: the image is pulled when missing (Kubernetes has no periodic refresh)", p)

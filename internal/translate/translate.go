@@ -9,7 +9,9 @@
 //
 // Every compose service key is either translated (see /work/shared/COMPOSE-MAPPING.md) or reported
 // as a Warning naming the file, the service and the key; nothing is dropped silently. Input that
-// cannot run at all (a service without an image, a bind mount too large to ship) is an error.
+// cannot run at all (a service without an image or build, a bind mount too large to ship) is an
+// error. Images are not built here: the caller plans them (internal/imagebuild) and passes where
+// each goes in Options.Builds.
 //
 // Values in the spec are literal: command, entrypoint and environment values hold exactly what the
 // container must see ($ is not escaped here; render escapes it for Kubernetes' $(VAR) expansion).
@@ -39,6 +41,9 @@ type Options struct {
 	// MaxConfigMapBytes caps the content of one ConfigMap made from a bind mount; zero means
 	// DefaultMaxConfigMapBytes.
 	MaxConfigMapBytes int64
+	// Builds are the images of the services that have build: (compose name → what the builder
+	// planned or built for it). A built service without an entry runs DefaultImage.
+	Builds map[string]v1alpha1.BuildSpec
 }
 
 // DefaultMaxConfigMapBytes is Kubernetes' limit for the data of one ConfigMap (1 MiB).

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
 func load(t *testing.T, dir string, environ ...string) *Result {
@@ -170,5 +171,78 @@ func TestInvalidNamespace(t *testing.T) {
 	_, err := loadErr(t, filepath.Join(projectsDir, "webapp"), Options{Namespace: "Team_A"})
 	if err == nil || !strings.Contains(err.Error(), `"Team_A" is not a valid namespace`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestBuiltServices(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"compose.yaml": `name: shop
+services:
+  web:
+    build: .
+    ports: ["8080"]
+  api:
+    image: example/api:2
+    build:
+      context: api
+      target: prod
+      args: {VERSION: "1"}
+    pull_policy: build
+    expose: ["9000"]
+  db:
+    image: postgres:16
+    expose: ["5432"]
+`,
+		"Dockerfile":     "FROM ergomake.test/testapp:latest\n",
+		"api/Dockerfile": "FROM ergomake.test/testapp:latest AS prod\n",
+	})
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	res, err := loadErr(t, dir, Options{Builds: map[string]v1alpha1.BuildSpec{
+		"web": {Key: "k1", Image: "127.0.0.1:5100/shop/web:k1", Digest: digest},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]v1alpha1.ServiceSpec{}
+	for _, s := range res.Env.Spec.Services {
+		got[s.Name] = s
+	}
+	// Built and pushed: run by digest, the build recorded.
+	if s := got["web"]; s.Image != "127.0.0.1:5100/shop/web@"+digest || s.Build == nil || *s.Build != (v1alpha1.BuildSpec{Key: "k1", Image: "127.0.0.1:5100/shop/web:k1", Digest: digest}) {
+		t.Errorf("web: image %q, build %+v", s.Image, s.Build)
+	}
+	// Not planned (no registry): image: names the build.
+	if s := got["api"]; s.Image != "example/api:2" || s.Build == nil || s.Build.Image != "example/api:2" || s.ImagePullPolicy != "IfNotPresent" {
+		t.Errorf("api: image %q, build %+v, pull policy %q", s.Image, s.Build, s.ImagePullPolicy)
+	}
+	if s := got["db"]; s.Build != nil || s.Image != "postgres:16" {
+		t.Errorf("db: image %q, build %+v", s.Image, s.Build)
+	}
+	if len(res.Warnings) != 0 {
+		t.Errorf("warnings %v: build keys are the builder's to warn about, pull_policy: build is honoured", res.Warnings)
+	}
+
+	// Without Builds, a build without image: gets docker compose's name.
+	res, err = loadErr(t, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Env.Spec.Services[2]; s.Name != "web" || s.Image != "shop-web" {
+		t.Errorf("unplanned web: %s image %q", s.Name, s.Image)
+	}
+}
+
+func TestImageRef(t *testing.T) {
+	d := "sha256:" + strings.Repeat("0", 64)
+	for _, c := range []struct{ image, digest, want string }{
+		{"127.0.0.1:5100/p/web:abc", d, "127.0.0.1:5100/p/web@" + d},
+		{"127.0.0.1:5100/p/web", d, "127.0.0.1:5100/p/web@" + d},
+		{"registry.example.com:443/team/app:v1@sha256:old", d, "registry.example.com:443/team/app@" + d},
+		{"app", d, "app@" + d},
+		{"127.0.0.1:5100/p/web:abc", "", "127.0.0.1:5100/p/web:abc"},
+	} {
+		if got := ImageRef(v1alpha1.BuildSpec{Image: c.image, Digest: c.digest}); got != c.want {
+			t.Errorf("ImageRef(%q, %q) = %q, want %q", c.image, c.digest, got, c.want)
+		}
 	}
 }

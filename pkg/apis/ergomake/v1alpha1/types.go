@@ -80,6 +80,12 @@ type EnvSpec struct {
 	// +listMapKey=name
 	// +optional
 	Volumes []VolumeSpec `json:"volumes,omitempty"`
+
+	// ImagePullSecrets are Secrets of type kubernetes.io/dockerconfigjson in the environment's
+	// namespace that every pod uses to pull its image (the user's registry, ergomake up
+	// --registry). The CLI creates them.
+	// +optional
+	ImagePullSecrets []string `json:"imagePullSecrets,omitempty"`
 }
 
 // Lifecycle says whether a service runs until stopped or runs once to completion.
@@ -123,9 +129,15 @@ type ServiceSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
 	// +kubebuilder:validation:MaxLength=63
 	ServiceName string `json:"serviceName"`
-	// Image is the container image.
+	// Image is the container image. For a built service (Build set) it is the built image by
+	// digest (registry/repository@sha256:...), or Build.Image while the digest is unknown
+	// (ergomake render).
 	// +kubebuilder:validation:MinLength=1
 	Image string `json:"image"`
+	// Build records the image ergomake built for this service from its compose build: section;
+	// nil when the image is pulled as named.
+	// +optional
+	Build *BuildSpec `json:"build,omitempty"`
 	// ImagePullPolicy: Always, IfNotPresent or Never (compose's pull_policy; unset = IfNotPresent).
 	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
 	// +optional
@@ -250,6 +262,20 @@ type ServiceSpec struct {
 	// environment changed.
 	// +optional
 	EnvSecretVersion string `json:"envSecretVersion,omitempty"`
+}
+
+// BuildSpec is what ergomake built for a service (compose build:).
+type BuildSpec struct {
+	// Key is the content key of the build: a hash of the context after .dockerignore, the
+	// Dockerfile, the args, the target and the platforms. An unchanged key reuses the image.
+	// +optional
+	Key string `json:"key,omitempty"`
+	// Image is the built image's name as the nodes pull it (registry/repository:tag).
+	// +kubebuilder:validation:MinLength=1
+	Image string `json:"image"`
+	// Digest is the digest of the pushed image (sha256:...); empty until it is built.
+	// +optional
+	Digest string `json:"digest,omitempty"`
 }
 
 // EnvVar is one environment variable: its literal value, or (SecretKey set) a key of the

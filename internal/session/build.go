@@ -1,0 +1,506 @@
+package session
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ergomake/ergomake/internal/clustersettings"
+	"github.com/ergomake/ergomake/internal/forward"
+	"github.com/ergomake/ergomake/internal/imagebuild"
+	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/translate"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// BuildOptions configure the building of a project's images: the build step of Up, and Build
+// (`ergomake build`).
+type BuildOptions struct {
+	// Project is the loaded compose project: its build: sections and folders. Nil: nothing to
+	// build.
+	Project *types.Project
+	// Services limits the build to these services; nil: every service that has build:.
+	Services []string
+	// Registry is the user's registry (--registry, host[:port][/prefix]): images are pushed there
+	// with the user's docker credentials, and pods pull them with an imagePullSecret made of the
+	// same credentials. Empty: the cluster's registry (ergomake install), else the one the cluster
+	// publishes (KEP-1755, kube-public/local-registry-hosting).
+	Registry string
+	// Force builds even an unchanged image (up --build); NoCache builds without the builder's
+	// cache (--no-cache); NoBuild builds nothing and fails when an image was never built
+	// (up --no-build).
+	Force, NoCache, NoBuild bool
+	// DockerConfig is the folder of the user's docker config.json (empty: $DOCKER_CONFIG, else
+	// ~/.docker).
+	DockerConfig string
+}
+
+// BuildReporter is a Reporter that shows the builder's progress display itself: BuildStart
+// returns where the display goes and whether that is a terminal, BuildEnd follows the display.
+// A Reporter without it gets the display's lines through Logf.
+type BuildReporter interface {
+	BuildStart(title string) (out io.Writer, tty bool)
+	BuildEnd(ok bool)
+}
+
+// Built is what a build made: per built service, what its spec records, and the pull secret of
+// the user's registry.
+type Built struct {
+	// Results are the builder's, one per built service, in build order.
+	Results []imagebuild.Result
+	// Specs are the services' spec.build, by compose name.
+	Specs map[string]v1alpha1.BuildSpec
+	// PullSecret, when not nil, lets pods pull from the user's registry.
+	PullSecret *corev1.Secret
+}
+
+// Apply makes res run what was built: each built service's image by digest, its build recorded,
+// and the pull secret among the environment's Secrets.
+func (b *Built) Apply(res *translate.Result) {
+	if b == nil {
+		return
+	}
+	for i := range res.Env.Spec.Services {
+		svc := &res.Env.Spec.Services[i]
+		spec, ok := b.Specs[svc.Name]
+		if !ok {
+			continue
+		}
+		svc.Build = &spec
+		svc.Image = translate.ImageRef(spec)
+	}
+	if b.PullSecret != nil {
+		s := b.PullSecret.DeepCopy()
+		s.Namespace = res.Env.Namespace
+		res.Secrets = append(res.Secrets, s)
+		res.Env.Spec.ImagePullSecrets = append(res.Env.Spec.ImagePullSecrets, s.Name)
+	}
+}
+
+// BuiltServices are the services of p that have build:, sorted, limited to only when not nil.
+// An unknown name in only, or one without build:, is an error.
+func BuiltServices(p *types.Project, only []string) ([]string, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if only != nil {
+		for _, n := range only {
+			s, ok := p.Services[n]
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("no service %q in project %s", n, p.Name)
+			case s.Build == nil:
+				return nil, fmt.Errorf("service %q has no build: section: its image %q is pulled, not built", n, s.Image)
+			}
+		}
+		out := append([]string{}, only...)
+		sort.Strings(out)
+		return out, nil
+	}
+	var out []string
+	for _, n := range p.ServiceNames() {
+		if p.Services[n].Build != nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// ErrNoBuilder is wrapped by the error of a build on a cluster without ergomake's builder.
+var ErrNoBuilder = errors.New("this cluster has no image builder: run `ergomake install` (or build the images elsewhere and set image:)")
+
+// Build builds the images of the project's build: services in the cluster's builder, pushes them
+// and returns what each service must run. Nothing is applied to the cluster, apart from the
+// builder's own work; the pull secret is returned, not created. Ctrl-C (ctx ending) cancels the
+// builds.
+func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOptions, namespace string) (*Built, error) {
+	services, err := BuiltServices(opts.Project, opts.Services)
+	if err != nil || len(services) == 0 {
+		return &Built{}, err
+	}
+	settings, err := clustersettings.Read(ctx, client.Kube, "")
+	switch {
+	case errors.Is(err, clustersettings.ErrNotInstalled):
+		return nil, ErrNoBuilder
+	case err != nil:
+		return nil, err
+	case settings.BuilderSelector == "" || settings.BuilderPort == 0:
+		return nil, ErrNoBuilder
+	}
+	reg, err := registryFor(ctx, client.Kube, settings, opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := imagebuild.Plan(opts.Project, services, reg, imagebuild.PlanOptions{Platforms: nodePlatforms(ctx, client.Kube)})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range plans {
+		for _, w := range p.Warnings {
+			rep.Warnf("%s", w.String())
+		}
+	}
+	built := &Built{Specs: map[string]v1alpha1.BuildSpec{}}
+	if opts.Registry != "" {
+		if built.PullSecret, err = pullSecret(opts.Registry, opts.DockerConfig); err != nil {
+			return nil, err
+		}
+	}
+
+	dialer, err := forward.NewPodDialer(client.Config, settings.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dialer.ReadyPod(ctx, settings.BuilderSelector); err != nil {
+		return nil, fmt.Errorf("the image builder in namespace %s is not ready (%w): `ergomake install` installs it", settings.Namespace, err)
+	}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		return dialer.Dial(ctx, settings.BuilderSelector, int32(settings.BuilderPort))
+	}
+
+	title := fmt.Sprintf("Building %s", plural(len(plans), "image"))
+	out, tty, end := buildDisplay(rep, title)
+	results, err := imagebuild.Build(ctx, plans, imagebuild.Options{
+		Dial: dial, Registry: reg, NoCache: opts.NoCache, Force: opts.Force, NoBuild: opts.NoBuild, Out: out, TTY: tty,
+		DockerConfig: opts.DockerConfig,
+	})
+	end(err == nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	byService := map[string]imagebuild.Planned{}
+	for _, p := range plans {
+		byService[p.Service] = p
+	}
+	for _, r := range results {
+		p := byService[r.Service]
+		built.Specs[r.Service] = v1alpha1.BuildSpec{Key: p.Key, Image: p.PullRef, Digest: r.Digest}
+	}
+	built.Results = results
+	return built, nil
+}
+
+// nodePlatforms are the platforms (os/arch) of the cluster's nodes, which built images are
+// built for; nil when the nodes cannot be listed (the builder's own platform then).
+func nodePlatforms(ctx context.Context, cs kubernetes.Interface) []string {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range nodes.Items {
+		goos, arch := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable]
+		if goos == "" || arch == "" {
+			goos, arch = n.Status.NodeInfo.OperatingSystem, n.Status.NodeInfo.Architecture
+		}
+		if p := goos + "/" + arch; goos != "" && arch != "" && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// build is Up's build step: after connect, before anything is applied. A failed build applies
+// nothing; Ctrl-C cancels the builds, applies nothing and ends the session with ErrCancel.
+func (s *session) build(ctx context.Context, res *translate.Result) error {
+	if s.opts.Build.Project == nil {
+		return nil
+	}
+	built, err := Build(ctx, s.client, s.rep, s.opts.Build, s.ns)
+	if err != nil {
+		if ctx.Err() != nil {
+			s.rep.Noticef("Interrupted: the build was cancelled and nothing was applied.")
+			return ErrCancel
+		}
+		return err
+	}
+	built.Apply(res)
+	return nil
+}
+
+// buildDisplay is where the builder's progress goes: the Reporter's own display when it has
+// one, else a line at a time through Logf. end follows the display.
+func buildDisplay(rep Reporter, title string) (out io.Writer, tty bool, end func(ok bool)) {
+	if br, ok := rep.(BuildReporter); ok {
+		out, tty = br.BuildStart(title)
+		return out, tty, br.BuildEnd
+	}
+	rep.Logf("%s", title)
+	lw := NewLineWriter(func(line string) { rep.Logf("%s", line) })
+	return lw, false, func(bool) { lw.Flush() }
+}
+
+// NewLineWriter returns a writer that calls emit for each complete line written to it (without
+// its line ending); Flush emits what is left.
+func NewLineWriter(emit func(line string)) *LineWriter {
+	return &LineWriter{emit: emit}
+}
+
+// LineWriter is NewLineWriter's writer. It is safe for concurrent use.
+type LineWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	emit func(string)
+}
+
+func (w *LineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		i := bytes.IndexByte(w.buf.Bytes(), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := strings.TrimRight(string(w.buf.Next(i+1)), "\r\n")
+		w.emit(line)
+	}
+}
+
+// Flush emits the last, unfinished line.
+func (w *LineWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.emit(w.buf.String())
+		w.buf.Reset()
+	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// The registry a cluster publishes for local development (KEP-1755: kind, k3d, minikube...).
+const (
+	localRegistryNamespace = "kube-public"
+	localRegistryConfigMap = "local-registry-hosting"
+	localRegistryKey       = "localRegistryHosting.v1"
+)
+
+// registryFor is where images go: the user's registry (--registry), else the cluster's registry
+// (ergomake install's settings), else the one the cluster publishes (KEP-1755).
+func registryFor(ctx context.Context, cs kubernetes.Interface, settings clustersettings.Settings, user string) (imagebuild.Registry, error) {
+	if user != "" {
+		ref := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(user, "https://"), "http://"), "/")
+		if ref == "" || strings.ContainsAny(ref, " @") || strings.Contains(ref, "//") {
+			return imagebuild.Registry{}, fmt.Errorf("--registry %q is not a registry reference (host[:port][/path])", user)
+		}
+		return imagebuild.Registry{Push: ref, Pull: ref}, nil
+	}
+	if settings.RegistryPush != "" {
+		pull := settings.RegistryPull
+		if pull == "" {
+			pull = settings.RegistryPush
+		}
+		return imagebuild.Registry{Push: settings.RegistryPush, Pull: pull, Insecure: true}, nil
+	}
+	if reg, ok := localRegistry(ctx, cs); ok {
+		return reg, nil
+	}
+	return imagebuild.Registry{}, errors.New("no registry for built images: `ergomake install` installs one in the cluster, or name yours with --registry")
+}
+
+// localRegistry reads the registry the cluster publishes (KEP-1755), if it does.
+func localRegistry(ctx context.Context, cs kubernetes.Interface) (imagebuild.Registry, bool) {
+	cm, err := cs.CoreV1().ConfigMaps(localRegistryNamespace).Get(ctx, localRegistryConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return imagebuild.Registry{}, false
+	}
+	var hosting struct {
+		Host                     string `json:"host"`
+		HostFromContainerRuntime string `json:"hostFromContainerRuntime"`
+		HostFromClusterNetwork   string `json:"hostFromClusterNetwork"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data[localRegistryKey]), &hosting); err != nil {
+		return imagebuild.Registry{}, false
+	}
+	push := firstNonEmpty(hosting.HostFromClusterNetwork, hosting.Host)
+	pull := firstNonEmpty(hosting.HostFromContainerRuntime, hosting.Host)
+	if push == "" || pull == "" {
+		return imagebuild.Registry{}, false
+	}
+	// These registries serve plain HTTP, which container runtimes accept for them by their
+	// configuration (the KEP's contract).
+	return imagebuild.Registry{Push: push, Pull: pull, Insecure: true}, true
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// registryHost is the host of a registry reference and the key docker's config.json files its
+// credentials under (Docker Hub's is its historical URL).
+func registryHost(ref string) (host, configKey string) {
+	first, _, _ := strings.Cut(ref, "/")
+	if !strings.ContainsAny(first, ".:") && first != "localhost" || first == "docker.io" || first == "index.docker.io" {
+		return "docker.io", "https://index.docker.io/v1/"
+	}
+	return first, first
+}
+
+// pullSecret is a kubernetes.io/dockerconfigjson Secret holding the user's credentials for the
+// registry of ref, from their docker config; nil when they have none (a public registry).
+func pullSecret(ref, dockerConfig string) (*corev1.Secret, error) {
+	host, key := registryHost(ref)
+	auth, err := dockerAuth(dockerConfig, key)
+	if err != nil || auth == nil {
+		return nil, err
+	}
+	data, err := json.Marshal(map[string]any{"auths": map[string]any{key: auth}})
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: pullSecretName(host)},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: data},
+	}, nil
+}
+
+// pullSecretName is the Secret name of a registry host's credentials.
+func pullSecretName(host string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(host) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	name := "ergomake-pull-" + strings.Trim(b.String(), "-.")
+	if len(name) > 253 {
+		name = name[:253]
+	}
+	return strings.TrimRight(name, "-.")
+}
+
+// dockerAuthEntry is one entry of a docker config's "auths", as kubelet reads it.
+type dockerAuthEntry struct {
+	Username      string `json:"username,omitempty"`
+	Password      string `json:"password,omitempty"`
+	Auth          string `json:"auth,omitempty"`
+	IdentityToken string `json:"identitytoken,omitempty"`
+}
+
+// dockerAuth finds the user's credentials for key (a registry host, or Docker Hub's URL) in
+// their docker config: its credential helper (credHelpers, else credsStore) when it names one,
+// else its "auths" entry. Nil: none.
+func dockerAuth(dir, key string) (*dockerAuthEntry, error) {
+	if dir == "" {
+		dir = os.Getenv("DOCKER_CONFIG")
+	}
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, nil
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	path := filepath.Join(dir, "config.json")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cfg struct {
+		Auths       map[string]dockerAuthEntry `json:"auths"`
+		CredsStore  string                     `json:"credsStore"`
+		CredHelpers map[string]string          `json:"credHelpers"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	helper := cfg.CredHelpers[key]
+	if helper == "" {
+		helper = cfg.CredsStore
+	}
+	if helper != "" {
+		return credentialHelper(helper, key)
+	}
+	a, ok := cfg.Auths[key]
+	if !ok {
+		return nil, nil
+	}
+	if a.Auth != "" && a.Username == "" {
+		if dec, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
+			a.Username, a.Password, _ = strings.Cut(string(dec), ":")
+		}
+	}
+	if a.Auth == "" && a.Username != "" {
+		a.Auth = base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password))
+	}
+	if a.Auth == "" && a.IdentityToken == "" {
+		return nil, nil
+	}
+	return &a, nil
+}
+
+// credentialHelper asks docker-credential-<helper> for the credentials of key.
+func credentialHelper(helper, key string) (*dockerAuthEntry, error) {
+	cmd := exec.Command("docker-credential-"+helper, "get")
+	cmd.Stdin = strings.NewReader(key)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(string(out) + stderr.String())
+		if strings.Contains(msg, "credentials not found") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("docker credential helper %q for %s: %v %s", helper, key, err, firstLine(msg))
+	}
+	var c struct{ Username, Secret string }
+	if err := json.Unmarshal(out, &c); err != nil {
+		return nil, fmt.Errorf("docker credential helper %q for %s: %w", helper, key, err)
+	}
+	if c.Username == "<token>" {
+		return &dockerAuthEntry{IdentityToken: c.Secret}, nil
+	}
+	return &dockerAuthEntry{Username: c.Username, Password: c.Secret,
+		Auth: base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Secret))}, nil
+}
+
+func firstLine(s string) string {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	if sc.Scan() {
+		return sc.Text()
+	}
+	return ""
+}
