@@ -545,8 +545,11 @@ func (pl *planner) plan(name string) (*Planned, error) {
 		in.Secrets = append(in.Secrets, id)
 	}
 
-	// ssh: agents or keys of this machine, through the session
-	for _, k := range b.SSH {
+	// ssh: agents or keys of this machine, through the session; compose-go's order of them is
+	// not stable (it comes from a map), and the content key must be
+	ssh := slices.Clone(b.SSH)
+	slices.SortFunc(ssh, func(a, b types.SSHKey) int { return strings.Compare(a.ID, b.ID) })
+	for _, k := range ssh {
 		ac := sshprovider.AgentConfig{ID: k.ID}
 		if k.Path != "" {
 			ac.Paths = []string{k.Path}
