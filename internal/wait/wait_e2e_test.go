@@ -86,6 +86,11 @@ func TestEnvLifecycle(t *testing.T) {
 	if applied.UID == "" || applied.Generation != 1 {
 		t.Fatalf("applied env: uid %q generation %d", applied.UID, applied.Generation)
 	}
+	// As up does: the namespace made for the environment is marked with its UID, which is what
+	// lets DeleteEnv remove the namespace with it.
+	if err := c.MarkNamespace(ctx, ns, applied.UID); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.ApplyData(ctx, ns, name, applied, []*corev1.Secret{secret("a")}, nil); err != nil {
 		t.Fatal(err)
 	}
