@@ -13,7 +13,7 @@ ERGOMAKE_CLUSTER_DIR ?= $(HOME)/.cache/ergomake/cluster
 export ERGOMAKE_CLUSTER_DIR
 CLUSTER_KUBECONFIG := $(ERGOMAKE_CLUSTER_DIR)/kubeconfig
 KUBECTL := $(ERGOMAKE_CLUSTER_DIR)/bin/kubectl
-E2E_FLAGS ?= -race -count=1 -timeout 20m
+E2E_FLAGS ?= -race -count=1 -timeout 45m
 DEMO_PROJECT ?= testdata/elasticsearch-kibana-testapp
 
 .PHONY: cluster-up cluster-start cluster-build cluster-down cluster-status cluster-image test-e2e demo
