@@ -291,6 +291,7 @@ func TestExecAndRestart(t *testing.T) {
 		if restartedAt == "" {
 			t.Fatalf("no %s annotation on web's pod template", kube.AnnotationRestartedAt)
 		}
+		envVersion := deployment().Spec.Template.Annotations[v1alpha1.AnnotationEnvSecretVersion]
 		changed := strings.Replace(execCompose, "SERVICE: web", "SERVICE: web-v2", 1)
 		if err := os.WriteFile(filepath.Join(p.dir, "compose.yaml"), []byte(changed), 0o644); err != nil {
 			t.Fatal(err)
@@ -298,14 +299,18 @@ func TestExecAndRestart(t *testing.T) {
 		if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
 			t.Fatalf("up -d with a change exited %d\n%s\n%s", code, stdout, stderr)
 		}
+		// The value lives in web's env Secret; a new value gives the pod template a new
+		// env-secret-version, which the operator applies.
 		cluster.Eventually(t, 2*time.Minute, time.Second, "the operator applying the change", func(ctx context.Context) (bool, string, error) {
-			d := deployment()
-			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-				if e.Name == "SERVICE" {
-					return e.Value == "web-v2", e.Value, nil
-				}
+			sec, err := p.cs.CoreV1().Secrets(p.ns).Get(ctx, "env-web", metav1.GetOptions{})
+			if err != nil {
+				return false, "", err
 			}
-			return false, "no SERVICE variable", nil
+			if got := string(sec.Data["SERVICE"]); got != "web-v2" {
+				return false, "SERVICE in env-web is " + got, nil
+			}
+			v := deployment().Spec.Template.Annotations[v1alpha1.AnnotationEnvSecretVersion]
+			return v != "" && v != envVersion, "env-secret-version " + v, nil
 		})
 		if got := deployment().Spec.Template.Annotations[kube.AnnotationRestartedAt]; got != restartedAt {
 			t.Errorf("after the operator applied a change, %s = %q, want %q", kube.AnnotationRestartedAt, got, restartedAt)
