@@ -227,7 +227,7 @@ type rendered struct {
 }
 
 func (b *bench) render(ctx context.Context, p *project, ns string) (*rendered, error) {
-	cmd := exec.CommandContext(ctx, b.c.ergomake, "render", "-f", "compose.yaml", "-n", ns)
+	cmd := exec.CommandContext(ctx, b.c.ergomake, "render", "--show-secrets", "-f", "compose.yaml", "-n", ns)
 	cmd.Dir, cmd.Env = p.dir, b.env()
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

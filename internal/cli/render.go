@@ -27,9 +27,11 @@ import (
 
 // RenderOptions are the options of `ergomake render`.
 type RenderOptions struct {
-	IO      *iostreams.IOStreams
-	Factory *Factory
-	Context context.Context
+	// ShowSecrets prints Secret values as they are instead of redacted (--show-secrets).
+	ShowSecrets bool
+	IO          *iostreams.IOStreams
+	Factory     *Factory
+	Context     context.Context
 
 	Project ProjectOptions
 	// Namespace of the environment; empty means ergomake-<project>.
@@ -84,6 +86,7 @@ line names each; nothing is built.`,
 	addOutputFlag(cmd, &opts.Output, outputYAML, outputJSON)
 	addProjectFlags(cmd, &opts.Project)
 	addNamespaceFlag(cmd, &opts.Namespace)
+	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "print Secret values (environment, env_file, secrets) instead of redacting them, e.g. to pipe into kubectl apply")
 	cmd.Flags().StringVar(&opts.PodSecurity, "pod-security", "baseline", "security ceiling to check the project against: baseline, restricted or privileged")
 	cmd.Flags().StringVar(&opts.Registry, "registry", "", "registry built images would go to (default: the cluster's, "+DefaultRegistry+")")
 	config.MarkSetting(cmd.Flags(), "registry")
@@ -124,7 +127,10 @@ func renderRun(opts *RenderOptions) error {
 
 	items := []runtime.Object{withKind(res.Env, v1alpha1.GroupVersion.String(), v1alpha1.Kind)}
 	for _, s := range res.Secrets {
-		items = append(items, withKind(redactSecret(s), "v1", "Secret"))
+		if !opts.ShowSecrets {
+			s = redactSecret(s)
+		}
+		items = append(items, withKind(s, "v1", "Secret"))
 	}
 	for _, c := range res.ConfigMaps {
 		items = append(items, withKind(c, "v1", "ConfigMap"))
