@@ -288,6 +288,10 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 	s.rep.Start("Applying environment " + s.ns + "/" + s.name)
 	own, err := s.client.EnsureNamespace(ctx, s.ns, s.name)
 	if err != nil {
+		// The create may have reached the API server before the failure (Ctrl-C while it was
+		// on its way): for a new environment, teardown removes the namespace if it is an
+		// unmarked ergomake namespace holding nothing (kube.DeleteEnv checks).
+		s.ownNamespace = existing == nil
 		s.rep.End(false)
 		return err
 	}
