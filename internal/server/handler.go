@@ -68,6 +68,7 @@ func NewHandler(o HandlerOptions) *Handler {
 	mux.Handle("GET /v1/whoami", h.action("whoami", h.whoami))
 	mux.Handle("GET /v1/envs", h.action("envs.list", h.listEnvs))
 	mux.Handle("DELETE /v1/envs/{name}", h.action("envs.delete", h.deleteEnv))
+	mux.Handle("GET /v1/builder", h.action("builder.info", h.builderInfo))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this server speaks /%s: see docs/server-api.md)", r.Method, r.URL.Path, APIVersion))
 	})

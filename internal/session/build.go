@@ -149,7 +149,24 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	if err != nil {
 		return nil, err
 	}
-	plans, err := imagebuild.Plan(opts.Project, services, reg, imagebuild.PlanOptions{Platforms: nodePlatforms(ctx, client.Kube)})
+	dialer, err := forward.NewPodDialer(client.Config, settings.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dialer.ReadyPod(ctx, settings.BuilderSelector); err != nil {
+		return nil, fmt.Errorf("the image builder in namespace %s is not ready (%w): `ergomake install` installs it", settings.Namespace, err)
+	}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		return dialer.Dial(ctx, settings.BuilderSelector, int32(settings.BuilderPort))
+	}
+	return buildWith(ctx, rep, opts, services, reg, nodePlatforms(ctx, client.Kube), dial)
+}
+
+// buildWith plans the builds of services for reg and the platforms, and runs them on the builder
+// dial reaches.
+func buildWith(ctx context.Context, rep Reporter, opts BuildOptions, services []string, reg imagebuild.Registry,
+	platforms []string, dial func(ctx context.Context) (net.Conn, error)) (*Built, error) {
+	plans, err := imagebuild.Plan(opts.Project, services, reg, imagebuild.PlanOptions{Platforms: platforms})
 	if err != nil {
 		return nil, err
 	}
@@ -163,17 +180,6 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 		if built.PullSecret, err = pullSecret(opts.Registry, opts.DockerConfig); err != nil {
 			return nil, err
 		}
-	}
-
-	dialer, err := forward.NewPodDialer(client.Config, settings.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dialer.ReadyPod(ctx, settings.BuilderSelector); err != nil {
-		return nil, fmt.Errorf("the image builder in namespace %s is not ready (%w): `ergomake install` installs it", settings.Namespace, err)
-	}
-	dial := func(ctx context.Context) (net.Conn, error) {
-		return dialer.Dial(ctx, settings.BuilderSelector, int32(settings.BuilderPort))
 	}
 
 	title := fmt.Sprintf("Building %s", plural(len(plans), "image"))
@@ -230,7 +236,7 @@ func (s *session) build(ctx context.Context, res *translate.Result) error {
 	if s.opts.Build.Project == nil {
 		return nil
 	}
-	built, err := Build(ctx, s.client, s.rep, s.opts.Build, s.ns)
+	built, err := s.be.build(ctx, s.rep, s.opts.Build, s.ns)
 	if err != nil {
 		if ctx.Err() != nil {
 			s.rep.Noticef("Interrupted: the build was cancelled and nothing was applied.")

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,7 +25,7 @@ const failingBeats = 3
 func (s *session) heartbeatEvery() time.Duration {
 	every := s.opts.HeartbeatEvery
 	if every <= 0 {
-		every = defaultHeartbeatEvery
+		every = s.be.heartbeatEvery()
 	}
 	if s.ttl > 0 && s.ttl/staleAfter < every {
 		every = s.ttl / staleAfter
@@ -45,7 +46,9 @@ func MinTTL(heartbeatEvery time.Duration) time.Duration {
 type heartbeat struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	gone   chan struct{} // closed when the environment is gone (deleted, reclaimed)
+	gone   chan struct{} // closed when the environment is gone (deleted, reclaimed), or refused is set
+	// refused: the server refused the session's token (revoked, expired): the session ends.
+	refused error
 }
 
 // startHeartbeat renews the heartbeat every heartbeatEvery until ctx ends or stop; now: the first
@@ -82,6 +85,10 @@ func (s *session) startHeartbeat(ctx context.Context, now bool) *heartbeat {
 			case apierrors.IsNotFound(err):
 				close(h.gone)
 				return
+			case isLoggedOut(err):
+				h.refused = err
+				close(h.gone)
+				return
 			default:
 				failed++
 				if failed == failingBeats {
@@ -108,6 +115,20 @@ func (h *heartbeat) stop() {
 	}
 	h.cancel()
 	<-h.done
+}
+
+// refusedErr is the server's refusal of the session's token that ended the heartbeat (nil:
+// none). It is set before gone closes.
+func (h *heartbeat) refusedErr() error {
+	if !h.isGone() {
+		return nil
+	}
+	return h.refused
+}
+
+func isLoggedOut(err error) bool {
+	var lo *LoggedOutError
+	return errors.As(err, &lo)
 }
 
 // isGone says whether the heartbeat found the environment gone.

@@ -127,7 +127,7 @@ func (s *session) claim(ctx context.Context, existing *v1alpha1.ErgomakeEnv) err
 			s.prevTTL = &ttl
 		}
 	}
-	me, err := s.client.WhoAmI(ctx)
+	me, err := s.be.whoAmI(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -19,7 +19,7 @@ var ErrCeiling = errors.New("the project exceeds the cluster's pod security ceil
 // file:line, service and compose key, and what the cluster admin can change. The ceiling comes
 // from the cluster's settings; a cluster without them has the default, baseline.
 func (s *session) checkCeiling(ctx context.Context, res *translate.Result) error {
-	name, err := s.client.PodSecurity(ctx)
+	name, err := s.be.podSecurity(ctx)
 	if err != nil && !errors.Is(err, clustersettings.ErrNotInstalled) && ctx.Err() == nil {
 		s.rep.Warnf("cannot read the cluster's security ceiling, checking against %s: %v", name, err)
 	}

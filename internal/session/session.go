@@ -20,6 +20,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/server"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/internal/wait"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -59,8 +60,10 @@ type Reporter interface {
 
 // Options configure a session.
 type Options struct {
-	// Client is the cluster.
+	// Client is the cluster, reached with a kubeconfig's credentials; or else
 	Client *kube.Client
+	// Server is the ergomake server, reached with a login's token (backend_server.go).
+	Server *server.Client
 	// Reporter is told what happens.
 	Reporter Reporter
 	// Now is the clock of heartbeats and TTLs (time.Now when nil).
@@ -89,6 +92,9 @@ type Options struct {
 	Project *types.Project
 	// Build builds the project's images before anything is applied (build.go).
 	Build BuildOptions
+	// Files are the contents of the files translating the project read (path → contents):
+	// through the server, they are sent with the project, which the server translates again.
+	Files map[string][]byte
 }
 
 // Timings of a session.
@@ -119,6 +125,7 @@ type session struct {
 	name    string
 	project string
 	sig     *signals
+	be      backend
 
 	// existed: an environment was there before this run; created: this run created the
 	// environment (so a failure or Ctrl-C removes it unless --keep); attached: this run has
@@ -144,8 +151,15 @@ func newSession(opts Options, ns, name, project string) *session {
 		now = time.Now
 	}
 	s := &session{opts: opts, rep: opts.Reporter, client: opts.Client, now: now, ns: ns, name: name, project: project}
-	if opts.Client != nil {
-		s.api = opts.Client
+	switch {
+	case opts.Server != nil:
+		sb := &serverBackend{c: opts.Server, s: s}
+		s.be, s.api = sb, sb
+	default:
+		s.be = kubeBackend{opts.Client}
+		if opts.Client != nil {
+			s.api = opts.Client
+		}
 	}
 	return s
 }
@@ -176,12 +190,12 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 	}
 	// 2. An environment of this project already there is attached to; one being deleted is
 	// waited for. Nothing is changed yet, so a failure here leaves nothing behind.
-	existing, err := s.findExisting(ctx)
+	existing, err := s.be.findExisting(ctx, s)
 	if err != nil {
 		return s.notApplied(ctx, err)
 	}
 	// 3. Namespace, data, environment. From here on a failure removes what this run made.
-	if err := s.apply(ctx, res, existing); err != nil {
+	if err := s.be.apply(ctx, s, res, existing); err != nil {
 		return s.failed(ctx, err)
 	}
 	// The heartbeat runs from here through the wait and while attached.
@@ -216,8 +230,8 @@ func Up(ctx context.Context, opts Options, res *translate.Result) error {
 
 // connect checks the cluster.
 func (s *session) connect(ctx context.Context) error {
-	s.rep.Start("Connecting to " + s.client.String())
-	if err := s.client.Check(ctx); err != nil {
+	s.rep.Start("Connecting to " + s.be.String())
+	if err := s.be.check(ctx); err != nil {
 		s.rep.End(false)
 		return err
 	}
@@ -372,7 +386,7 @@ func (s *session) bind(ctx context.Context, env *v1alpha1.ErgomakeEnv, only map[
 		go func() { <-fctx.Done(); f.errc <- nil }()
 		return f, nil
 	}
-	fwd, err := forward.New(s.client.Config, env.Namespace, forward.Options{
+	fwd, err := s.be.forwarder(env, forward.Options{
 		Logf: func(format string, args ...any) { s.rep.Logf("%s", shortenForwardError(fmt.Sprintf(format, args...))) },
 	})
 	if err != nil {
@@ -406,7 +420,7 @@ func (s *session) wait(ctx context.Context) (*v1alpha1.ErgomakeEnv, error) {
 			s.rep.Logf("The ergomake operator has not reported on the environment after %s: is it running? (`ergomake install` installs it)", operatorSilence)
 		}
 	})
-	ready, err := wait.Until(ctx, s.client, s.ns, s.name, wait.Options{Timeout: s.opts.WaitTimeout, OnUpdate: func(e *v1alpha1.ErgomakeEnv) {
+	ready, err := s.be.waitUntil(ctx, s.ns, s.name, wait.Options{Timeout: s.opts.WaitTimeout, OnUpdate: func(e *v1alpha1.ErgomakeEnv) {
 		if e.Status.ObservedGeneration > 0 {
 			observed.Store(true)
 		}
@@ -451,7 +465,7 @@ func (s *session) explainFailure(ctx context.Context, err error, env *v1alpha1.E
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		var lerr error
-		lines, lerr = s.client.TailLogs(lctx, s.ns, s.name, svc.Name, failureLogLines)
+		lines, lerr = s.be.tailLogs(lctx, s.ns, s.name, svc.Name, failureLogLines)
 		if lerr != nil || len(lines) == 0 {
 			return
 		}
@@ -495,6 +509,10 @@ func (s *session) attach(ctx context.Context, env *v1alpha1.ErgomakeEnv, fwd *fo
 	werr := fwd.wait()
 	stopWatch()
 	s.stopHeartbeat()
+	if err := s.beats.refusedErr(); err != nil {
+		<-watched
+		return fmt.Errorf("%w; the session ended, the environment is left to its TTL", err)
+	}
 	if s.beats.isGone() || errors.Is(<-watched, wait.ErrGone) {
 		return fmt.Errorf("environment %s/%s %w", s.ns, s.name, errDeleted)
 	}
@@ -511,7 +529,7 @@ func (s *session) stopHeartbeat() {
 func (s *session) watch(ctx context.Context, stop func()) <-chan error {
 	out := make(chan error, 1)
 	go func() {
-		err := wait.Watch(ctx, s.client, s.ns, s.name, s.rep.Env)
+		err := s.be.watch(ctx, s.ns, s.name, s.rep.Env)
 		if errors.Is(err, wait.ErrGone) {
 			stop()
 		}
@@ -524,7 +542,7 @@ func (s *session) watch(ctx context.Context, stop func()) <-chan error {
 // else ends it as is; forwarding that failed on its own is a failure; otherwise the user ended
 // it.
 func (s *session) end(ctx context.Context, err error) error {
-	if errors.Is(err, errDeleted) {
+	if errors.Is(err, errDeleted) || isLoggedOut(err) {
 		return err
 	}
 	if ctx.Err() == nil && err != nil {
