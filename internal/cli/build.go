@@ -100,6 +100,7 @@ pushed with your docker credentials (~/.docker/config.json, or $DOCKER_CONFIG).`
 	addOutputFlag(cmd, &opts.Output, outputText, outputJSON)
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	return cmd
 }
 
@@ -136,22 +137,37 @@ func buildRun(opts *BuildOptions) error {
 		}
 		return nil
 	}
-	client, err := opts.Factory.KubeClient(opts.Cluster)
+	srv, err := serverClient(opts.Factory, opts.Cluster)
 	if err != nil {
 		return err
 	}
 	rep := newLiveView(opts.IO, status, opts.Factory.Now)
-	status.Start("Connecting to " + client.String())
-	if err := client.Check(ctx); err != nil {
-		status.End(false)
-		return err
-	}
-	status.End(true)
 	// `ergomake build` always runs the builds (the builder's cache makes unchanged steps
 	// instant), as docker compose build does.
 	bopts := opts.Images.buildOptions(project, services)
 	bopts.Force = true
-	built, err := session.Build(ctx, client, rep, bopts, "")
+	var built *session.Built
+	if srv != nil {
+		status.Start("Connecting to the ergomake server " + srv.Host())
+		if _, err := srv.WhoAmI(ctx); err != nil {
+			status.End(false)
+			return serverError(srv, err)
+		}
+		status.End(true)
+		built, err = session.BuildThroughServer(ctx, srv, rep, bopts)
+	} else {
+		client, cerr := opts.Factory.KubeClient(opts.Cluster)
+		if cerr != nil {
+			return cerr
+		}
+		status.Start("Connecting to " + client.String())
+		if err := client.Check(ctx); err != nil {
+			status.End(false)
+			return err
+		}
+		status.End(true)
+		built, err = session.Build(ctx, client, rep, bopts, "")
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			status.Logf("Interrupted: the build was cancelled.")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/server"
 )
 
 // testFactory is a Factory around buffers, with a chosen environment and working directory.
@@ -46,7 +47,8 @@ func testFactory(t *testing.T, environ ...string) (*Factory, *bytes.Buffer, *byt
 		Environ:    func() []string { return env },
 		WorkingDir: func() (string, error) { return wd, nil },
 		Now:        func() time.Time { return time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC) },
-		KubeClient: newKubeClient,
+		KubeClient:   newKubeClient,
+		ServerClient: server.NewClient,
 	}, stdout, stderr
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/server"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -63,11 +65,19 @@ cluster authenticates your credentials) is removed only with --force; ergomake e
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "remove the environment even when another identity created it")
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	return cmd
 }
 
 func downRun(opts *DownOptions) error {
 	ctx := opts.Context
+	srv, err := serverClient(opts.Factory, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		return downServer(opts, srv)
+	}
 	project, client, err := openProject(ctx, opts.Factory, opts.Project, opts.Cluster)
 	if err != nil {
 		return err
@@ -119,6 +129,49 @@ func downRun(opts *DownOptions) error {
 	default:
 		fmt.Fprintf(opts.IO.Out, "Environment %s removed from namespace %s.\n", env.Name, env.Namespace)
 	}
+	return nil
+}
+
+// downServer removes the caller's environment of the project through the ergomake server and
+// waits until it is gone.
+func downServer(opts *DownOptions, srv *server.Client) error {
+	ctx := opts.Context
+	project, err := projectName(ctx, opts.Factory, opts.Project)
+	if err != nil {
+		return err
+	}
+	env, err := serverEnv(ctx, srv, project)
+	var nf *notFoundError
+	if errors.As(err, &nf) {
+		fmt.Fprintf(opts.IO.Out, "Nothing to do: %s.\n", nf.msg)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	status := ui.NewStatus(opts.IO, ui.StatusOptions{Now: opts.Factory.Now})
+	defer status.Stop()
+	dctx, cancel := context.WithTimeout(ctx, opts.WaitTimeout)
+	defer cancel()
+	status.Start(fmt.Sprintf("Deleting environment %s/%s", env.Namespace, env.Name))
+	d, err := srv.DeleteEnvWait(dctx, project)
+	if server.IsStatus(err, http.StatusNotFound) {
+		err = nil
+		d.Namespace = env.Namespace
+	}
+	if err != nil {
+		status.End(false)
+		if dctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("environment %s/%s not gone after %s (its objects are still being deleted; run down again to wait)",
+				env.Namespace, env.Name, opts.WaitTimeout)
+		}
+		return serverError(srv, err)
+	}
+	status.End(true)
+	if d.Namespace == "" {
+		d.Namespace = env.Namespace
+	}
+	fmt.Fprintf(opts.IO.Out, "Environment %s and namespace %s removed.\n", env.Name, d.Namespace)
 	return nil
 }
 

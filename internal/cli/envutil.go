@@ -14,6 +14,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/server"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -34,8 +35,10 @@ func connect(ctx context.Context, f *Factory, c ClusterOptions) (*kube.Client, e
 // its SERVICE arguments select (nil: all).
 type envTarget struct {
 	client *kube.Client
-	env    *v1alpha1.ErgomakeEnv
-	only   map[string]bool
+	// srv, instead of client: the environment was found through the ergomake server.
+	srv  *server.Client
+	env  *v1alpha1.ErgomakeEnv
+	only map[string]bool
 }
 
 // openProject names the project of the project flags and connects to the cluster of the cluster
@@ -55,6 +58,35 @@ func openProject(ctx context.Context, f *Factory, p ProjectOptions, c ClusterOpt
 // openEnv finds the environment of the project the flags name on their cluster, and checks the
 // SERVICE arguments against it.
 func openEnv(ctx context.Context, f *Factory, p ProjectOptions, c ClusterOptions, services []string) (*envTarget, error) {
+	return openEnvVia(ctx, f, p, c, services, false)
+}
+
+// openEnvVia is openEnv of a command that goes through the ergomake server when logged in
+// (viaServer: it has --server).
+func openEnvVia(ctx context.Context, f *Factory, p ProjectOptions, c ClusterOptions, services []string, viaServer bool) (*envTarget, error) {
+	var srv *server.Client
+	var err error
+	if viaServer {
+		srv, err = serverClient(f, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if srv != nil {
+		project, err := projectName(ctx, f, p)
+		if err != nil {
+			return nil, err
+		}
+		env, err := serverEnv(ctx, srv, project)
+		if err != nil {
+			return nil, err
+		}
+		only, err := serviceFilter(env, services)
+		if err != nil {
+			return nil, err
+		}
+		return &envTarget{srv: srv, env: env, only: only}, nil
+	}
 	project, client, err := openProject(ctx, f, p, c)
 	if err != nil {
 		return nil, err

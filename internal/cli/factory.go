@@ -7,6 +7,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
+	"github.com/ergomake/ergomake/internal/server"
 )
 
 // Factory holds what every command needs from the outside world. Main builds the real one;
@@ -25,6 +26,8 @@ type Factory struct {
 	// KubeClient opens the cluster the cluster flags name (kube.New for real). Every command
 	// that talks to the cluster gets its client here.
 	KubeClient func(ClusterOptions) (*kube.Client, error)
+	// ServerClient opens the ergomake server of stored credentials (server.NewClient for real).
+	ServerClient func(*server.Credentials) (*server.Client, error)
 }
 
 // NewFactory returns the Factory of the running process.
@@ -35,7 +38,8 @@ func NewFactory() *Factory {
 		Environ:    func() []string { return environ },
 		WorkingDir: os.Getwd,
 		Now:        time.Now,
-		KubeClient: newKubeClient,
+		KubeClient:   newKubeClient,
+		ServerClient: server.NewClient,
 	}
 }
 

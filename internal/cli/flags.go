@@ -74,6 +74,8 @@ type ClusterOptions struct {
 	Kubeconfig string
 	Context    string
 	Namespace  string
+	// Server is the ergomake server to go through (--server, where the command has it).
+	Server string
 }
 
 // addClusterFlags registers --kubeconfig, --context and -n/--namespace.

@@ -45,13 +45,14 @@ func NewCmdForward(f *Factory, runF func(*ForwardOptions) error) *cobra.Command 
 	}
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	cmd.ValidArgsFunction = completeServices(f, &opts.Project)
 	return cmd
 }
 
 func forwardRun(opts *ForwardOptions) error {
 	ctx := opts.Context
-	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services)
+	target, err := openEnvVia(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services, true)
 	if err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func forwardRun(opts *ForwardOptions) error {
 	defer status.Stop()
 	return session.Forward(ctx, session.Options{
 		Client:   target.client,
+		Server:   target.srv,
 		Reporter: newLiveView(opts.IO, status, opts.Factory.Now),
 		Now:      opts.Factory.Now,
 	}, target.env, target.only)

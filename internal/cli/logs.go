@@ -17,6 +17,7 @@ import (
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/internal/server"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -66,13 +67,14 @@ service's name, as "docker compose logs" prints them.`,
 	fs.BoolVarP(&opts.Timestamps, "timestamps", "t", false, "show timestamps")
 	addProjectFlags(cmd, &opts.Project) // -f is --follow here, as in docker compose logs
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	cmd.ValidArgsFunction = completeServices(f, &opts.Project)
 	return cmd
 }
 
 func logsRun(opts *LogsOptions) error {
 	ctx := opts.Context
-	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services)
+	target, err := openEnvVia(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services, true)
 	if err != nil {
 		return err
 	}
@@ -84,6 +86,9 @@ func logsRun(opts *LogsOptions) error {
 		}
 	}
 	m := newLogMux(opts.IO, names)
+	if target.srv != nil {
+		return m.runServer(ctx, target.srv, env, only, opts.Follow, opts.Tail, opts.Timestamps)
+	}
 	return m.run(ctx, client, env, only, opts.Follow, opts.Tail, opts.Timestamps)
 }
 
@@ -260,4 +265,60 @@ func (m *logMux) maybeStream(ctx context.Context, client *kube.Client, pod *core
 			}
 		}
 	}()
+}
+
+// runServer streams the logs through the ergomake server, which reads every pod of the services
+// (of all of them when only is nil), picking up the pods that start later when following.
+func (m *logMux) runServer(ctx context.Context, c *server.Client, env *v1alpha1.ErgomakeEnv, only map[string]bool,
+	follow bool, tail int64, timestamps bool) error {
+	services := []string{""}
+	if only != nil {
+		services = services[:0]
+		for _, s := range env.Spec.Services {
+			if only[s.Name] {
+				services = append(services, s.Name)
+			}
+		}
+	}
+	errs := make(chan error, len(services))
+	for _, svc := range services {
+		go func() {
+			err := c.Logs(ctx, env.Spec.Project, server.LogOptions{Service: svc, Follow: follow, Tail: tail, Timestamps: timestamps},
+				func(l server.LogLine) error {
+					name := m.podName(l.Service, l.Pod)
+					if l.Error != "" {
+						m.line(l.Service, name, fmt.Sprintf("(cannot read the log: %s)", l.Error))
+						return nil
+					}
+					m.line(l.Service, name, l.Line)
+					return nil
+				})
+			errs <- err
+		}()
+	}
+	var first error
+	for range services {
+		if err := <-errs; err != nil && first == nil && ctx.Err() == nil {
+			first = serverError(c, err)
+		}
+	}
+	return first // Ctrl-C ends following; not an error
+}
+
+// podName is the prefix of a pod's lines ("web-1"), the pods of each service numbered in the
+// order their first line comes.
+func (m *logMux) podName(service, pod string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.index[pod]
+	if !ok {
+		m.next[service]++
+		n = m.next[service]
+		m.index[pod] = n
+	}
+	name := fmt.Sprintf("%s-%d", service, n)
+	if len(name) > m.width {
+		m.width = len(name)
+	}
+	return name
 }

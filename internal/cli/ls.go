@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
+	"github.com/ergomake/ergomake/internal/server"
 	"github.com/ergomake/ergomake/internal/session"
 	"github.com/ergomake/ergomake/internal/ui"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -48,6 +49,7 @@ project, namespace, services ready/total, age and who brought it up.`,
 	}
 	addOutputFlag(cmd, &opts.Output, outputTable, outputJSON)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	cmd.Flags().Lookup("namespace").Usage = "list only the environments in this namespace (default: all namespaces)"
 	return cmd
 }
@@ -67,6 +69,13 @@ type lsEntry struct {
 
 func lsRun(opts *LsOptions) error {
 	ctx := opts.Context
+	srv, err := serverClient(opts.Factory, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		return lsServer(opts, srv)
+	}
 	client, err := connect(ctx, opts.Factory, opts.Cluster)
 	if err != nil {
 		return err
@@ -92,6 +101,33 @@ func lsRun(opts *LsOptions) error {
 			Owner: e.Annotations[v1alpha1.AnnotationOwner], Message: e.Status.Message,
 		})
 	}
+	return printLs(opts, entries, client.String())
+}
+
+// lsServer lists the caller's environments on the ergomake server.
+func lsServer(opts *LsOptions, srv *server.Client) error {
+	envs, err := srv.ListEnvs(opts.Context)
+	if err != nil {
+		return serverError(srv, err)
+	}
+	var owner string
+	if who, err := srv.WhoAmI(opts.Context); err == nil {
+		owner = who.User
+	}
+	entries := make([]lsEntry, 0, len(envs))
+	for _, e := range envs {
+		var ready, total int
+		if _, err := fmt.Sscanf(e.Summary, "%d/%d", &ready, &total); err != nil {
+			ready, total = 0, 0
+		}
+		entries = append(entries, lsEntry{Project: e.Name, Name: e.Name, Namespace: e.Namespace, Phase: e.Phase,
+			Ready: ready, Total: total, Created: e.Created.UTC(), Owner: owner, Message: e.Message})
+	}
+	return printLs(opts, entries, "the ergomake server "+srv.Host())
+}
+
+// printLs prints the environments found on where.
+func printLs(opts *LsOptions, entries []lsEntry, where string) error {
 	sort.Slice(entries, func(i, j int) bool {
 		if entries[i].Project != entries[j].Project {
 			return entries[i].Project < entries[j].Project
@@ -102,7 +138,7 @@ func lsRun(opts *LsOptions) error {
 		return printJSON(opts.IO.Out, entries)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintf(opts.IO.ErrOut, "No environments on %s.\n", client)
+		fmt.Fprintf(opts.IO.ErrOut, "No environments on %s.\n", where)
 		return nil
 	}
 	t := ui.NewTable(opts.IO, "PROJECT", "NAMESPACE", "PHASE", "SERVICES", "AGE", "OWNER")

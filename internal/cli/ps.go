@@ -50,6 +50,7 @@ ports, and the reason when a service is not ready.`,
 	addOutputFlag(cmd, &opts.Output, outputTable, outputJSON)
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	cmd.ValidArgsFunction = completeServices(f, &opts.Project)
 	return cmd
 }
@@ -77,7 +78,7 @@ type psEntry struct {
 
 func psRun(opts *PsOptions) error {
 	ctx := opts.Context
-	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services)
+	target, err := openEnvVia(ctx, opts.Factory, opts.Project, opts.Cluster, opts.Services, true)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -101,6 +100,7 @@ builds it anyway). Nothing is applied unless every build succeeded.`,
 	addImageFlags(cmd, &opts.Images)
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	return cmd
 }
 
@@ -158,12 +158,7 @@ func upRun(opts *UpOptions) error {
 	if _, err := render.Render(res.Env, render.Options{}); err != nil {
 		return err
 	}
-	client, err := opts.Factory.KubeClient(opts.Cluster)
-	if err != nil {
-		return err
-	}
-	err = session.Up(ctx, session.Options{
-		Client:         client,
+	sopts := session.Options{
 		Reporter:       newLiveView(opts.IO, status, opts.Factory.Now),
 		Now:            opts.Factory.Now,
 		Detach:         opts.Detach,
@@ -175,9 +170,23 @@ func upRun(opts *UpOptions) error {
 		DownCommand:    downCommand(opts.Cluster, project.Name, res.Env.Namespace),
 		Project:        project,
 		Build:          opts.Images.buildOptions(project, nil),
-	}, res)
-	var inUse *session.InUseError
-	if errors.As(err, &inUse) {
+	}
+	srv, err := serverClient(opts.Factory, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		// Through the server: it translates the project again, from the files read here.
+		if sopts.Files, err = recordFiles(project); err != nil {
+			return err
+		}
+		sopts.Server = srv
+		sopts.DownCommand = serverDownCommand(opts.Cluster, project.Name)
+	} else if sopts.Client, err = opts.Factory.KubeClient(opts.Cluster); err != nil {
+		return err
+	}
+	err = session.Up(ctx, sopts, res)
+	if session.IsInUse(err) {
 		return &ExitError{Code: ExitInUse, Err: err}
 	}
 	return err

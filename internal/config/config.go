@@ -56,6 +56,7 @@ var Keys = []Key{
 	{Name: "wait-timeout", Help: "how long `up` waits for the environment to become ready"},
 	{Name: "ttl", Help: "how long an environment lives without the CLI attached"},
 	{Name: "registry", Help: "registry that built images are pushed to and pulled from"},
+	{Name: "server", Help: "URL of the ergomake server to go through (logged in with `ergomake login`)"},
 }
 
 // SettingAnnotation marks the flags the environment and the config file may fill.

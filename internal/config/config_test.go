@@ -247,7 +247,7 @@ func TestErrors(t *testing.T) {
 		{"missing ERGOMAKE_CONFIG file", "", []string{"ERGOMAKE_CONFIG=" + filepath.Join(dir, "nope.yaml")},
 			"config file " + filepath.Join(dir, "nope.yaml") + ": no such file or directory"},
 		{"invalid yaml", bad, nil, "config file " + bad + ": yaml:"},
-		{"unknown key", unknown, nil, `config file ` + unknown + `: unknown key "namespcae" (known keys: kubeconfig, context, namespace, wait-timeout, ttl, registry)`},
+		{"unknown key", unknown, nil, `config file ` + unknown + `: unknown key "namespcae" (known keys: kubeconfig, context, namespace, wait-timeout, ttl, registry, server)`},
 		{"config key", selfRef, nil, `config file ` + selfRef + `: unknown key "config"`},
 		{"mapping", nested, nil, "config file " + nested + ": context: must be a single value, not a mapping"},
 		{"bad value in file", badValue, nil, "config file " + badValue + `: wait-timeout: time: invalid duration "soon"`},

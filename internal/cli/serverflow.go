@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/spf13/cobra"
+
+	"github.com/ergomake/ergomake/internal/config"
+	"github.com/ergomake/ergomake/internal/server"
+	"github.com/ergomake/ergomake/internal/session"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// Through the server (ARCHITECTURE.md decision 16): once logged in (`ergomake login`, login.json)
+// or with --server, up, down, ps, ls, logs, forward and build go through the ergomake server
+// instead of the cluster, unless --kubeconfig or --context is given.
+
+// addServerFlag registers --server (a setting: ERGOMAKE_SERVER, the config file).
+func addServerFlag(cmd *cobra.Command, c *ClusterOptions) {
+	fs := cmd.Flags()
+	defer groupNewFlags(fs, groupCluster)()
+	fs.StringVar(&c.Server, "server", "", "go through this ergomake server (its URL, logged in with `ergomake login`; default: the server you are logged in to, unless --kubeconfig or --context is given)")
+	config.MarkSetting(fs, "server")
+}
+
+// serverClient is the client of the ergomake server the command goes through; nil when it talks
+// to the cluster itself: --kubeconfig or --context given, or neither --server nor a login.
+func serverClient(f *Factory, c ClusterOptions) (*server.Client, error) {
+	if c.Kubeconfig != "" || c.Context != "" {
+		if c.Server != "" {
+			return nil, FlagErrorf("--server goes through the ergomake server, --kubeconfig and --context to the cluster: give one or the other")
+		}
+		return nil, nil
+	}
+	path, perr := credentialsPath(f)
+	if perr != nil && c.Server == "" {
+		return nil, nil
+	}
+	var creds *server.Credentials
+	var err error
+	if perr == nil {
+		creds, err = server.LoadCredentials(path)
+	} else {
+		err = perr
+	}
+	if c.Server == "" {
+		if errors.Is(err, server.ErrNotLoggedIn) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		u, uerr := server.NormalizeURL(c.Server)
+		if uerr != nil {
+			return nil, FlagErrorf("--server: %v", uerr)
+		}
+		if errors.Is(err, server.ErrNotLoggedIn) || (err == nil && creds.URL != u.String()) {
+			return nil, fmt.Errorf("not logged in to the ergomake server %s: run `ergomake login %s --token TOKEN`", u, u)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if c.Namespace != "" {
+		return nil, FlagErrorf("-n/--namespace cannot be chosen through the ergomake server: your environments live in namespaces of your own (ergomake-<user>-<project>); --kubeconfig or --context goes to the cluster instead")
+	}
+	return f.ServerClient(creds)
+}
+
+// serverError is what the command says of the server's answer: a refused token as one line
+// saying to log in again.
+func serverError(c *server.Client, err error) error {
+	var ae *server.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		return &session.LoggedOutError{Server: c.Host(), Err: ae}
+	}
+	return err
+}
+
+// serverEnv finds the caller's environment of project on the server.
+func serverEnv(ctx context.Context, c *server.Client, project string) (*v1alpha1.ErgomakeEnv, error) {
+	env, err := c.GetEnv(ctx, project)
+	if server.IsStatus(err, http.StatusNotFound) {
+		return nil, &notFoundError{msg: fmt.Sprintf("you have no environment of project %q on the ergomake server %s", project, c.Host())}
+	}
+	if err != nil {
+		return nil, serverError(c, err)
+	}
+	return env, nil
+}
+
+// serverDownCommand is the `ergomake down` command line that removes an environment through the
+// server.
+func serverDownCommand(c ClusterOptions, project string) string {
+	cmd := "ergomake down -p " + shellQuote(project)
+	if c.Server != "" {
+		cmd += " --server " + shellQuote(c.Server)
+	}
+	return cmd
+}
+
+// recordFiles reads the files translating the project reads (the compose files, the files of
+// secrets and configs, what bind mounts ship), path → contents, for the server, which translates
+// the project again from them.
+// TODO(issue 12): translate.Recorder records exactly what translate read; use it once it is in.
+func recordFiles(p *types.Project) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	add := func(path string) error {
+		if _, ok := files[path]; ok {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[path] = b
+		return nil
+	}
+	for _, f := range p.ComposeFiles {
+		if err := add(f); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range p.Secrets {
+		if d.File != "" {
+			_ = add(d.File) // translate says what is missing
+		}
+	}
+	for _, d := range p.Configs {
+		if d.File != "" {
+			_ = add(d.File)
+		}
+	}
+	for _, s := range p.Services {
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeBind || v.Source == "" {
+				continue
+			}
+			_ = filepath.WalkDir(v.Source, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return nil
+				}
+				if d.IsDir() && d.Name() == ".git" && path != v.Source {
+					return filepath.SkipDir
+				}
+				if d.Type().IsRegular() {
+					_ = add(path)
+				}
+				return nil
+			})
+		}
+	}
+	return files, nil
+}
