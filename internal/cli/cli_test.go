@@ -43,10 +43,10 @@ func testFactory(t *testing.T, environ ...string) (*Factory, *bytes.Buffer, *byt
 		t.Fatal(err)
 	}
 	return &Factory{
-		IOStreams:  ios,
-		Environ:    func() []string { return env },
-		WorkingDir: func() (string, error) { return wd, nil },
-		Now:        func() time.Time { return time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC) },
+		IOStreams:    ios,
+		Environ:      func() []string { return env },
+		WorkingDir:   func() (string, error) { return wd, nil },
+		Now:          func() time.Time { return time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC) },
 		KubeClient:   newKubeClient,
 		ServerClient: server.NewClient,
 	}, stdout, stderr

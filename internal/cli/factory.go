@@ -34,10 +34,10 @@ type Factory struct {
 func NewFactory() *Factory {
 	environ := os.Environ()
 	return &Factory{
-		IOStreams:  iostreams.System(environ),
-		Environ:    func() []string { return environ },
-		WorkingDir: os.Getwd,
-		Now:        time.Now,
+		IOStreams:    iostreams.System(environ),
+		Environ:      func() []string { return environ },
+		WorkingDir:   os.Getwd,
+		Now:          time.Now,
 		KubeClient:   newKubeClient,
 		ServerClient: server.NewClient,
 	}
