@@ -171,7 +171,7 @@ func (b *serverBackend) apply(ctx context.Context, s *session, res *translate.Re
 			// The server answered: it applied nothing, so there is nothing to tear down.
 			s.created = false
 			if ae.Status == http.StatusConflict {
-				return fmt.Errorf("environment %s/%s is in use: %s", s.ns, s.name, ae.Message)
+				return fmt.Errorf("environment %s/%s is in use: %w", s.ns, s.name, err)
 			}
 		}
 		return b.explain(err)
