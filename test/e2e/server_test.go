@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/operator"
@@ -51,24 +53,39 @@ func buildServerImage(t *testing.T) {
 // create), users log in at the node's address pinning the printed CA fingerprint, whoami answers
 // who they are, each user lists and deletes only their own environments, and a revoked token is
 // refused within seconds, with a reason that says to log in again.
-func TestServerLoginAndTenancy(t *testing.T) {
-	cfg := cluster.Config(t)
-	cs := cluster.Clientset(t, cfg)
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
+// serverSetup is the server installed from this tree, exposed as a NodePort and reached from the
+// host the way a developer reaches it, with the real binary.
+type serverSetup struct {
+	t         *testing.T
+	cfg       *rest.Config
+	cs        kubernetes.Interface
+	dyn       dynamic.Interface
+	kubecfg   string
+	bin       string
+	adminHome string
+	info      *install.ServerInfo
+	url       string
+	iopts     install.Options
+}
+
+// setupServer builds serverImage, installs the server exposed as a NodePort (uninstalled when the
+// test ends, unless ERGOMAKE_E2E_KEEP_SERVER=1) and checks it runs its 2 replicas.
+func setupServer(t *testing.T, ctx context.Context) *serverSetup {
+	t.Helper()
+	s := &serverSetup{t: t, cfg: cluster.Config(t), kubecfg: cluster.KubeconfigPath(t), adminHome: t.TempDir()}
+	s.cs = cluster.Clientset(t, s.cfg)
+	var err error
+	if s.dyn, err = dynamic.NewForConfig(s.cfg); err != nil {
 		t.Fatal(err)
 	}
-	kubecfg := cluster.KubeconfigPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	if err := operatorReady(cs); err != nil {
+	if err := operatorReady(s.cs); err != nil {
 		t.Fatal(err)
 	}
 	buildServerImage(t)
 
 	var out bytes.Buffer
-	iopts := install.Options{Namespace: install.DefaultNamespace, Image: serverImage, Revision: "e2e-" + rand.String(6), Timeout: 3 * time.Minute, Out: &out}
-	info, err := install.InstallServer(ctx, cfg, iopts, install.ServerOptions{Expose: install.ExposeNodePort})
+	s.iopts = install.Options{Namespace: install.DefaultNamespace, Image: serverImage, Revision: "e2e-" + rand.String(6), Timeout: 3 * time.Minute, Out: &out}
+	s.info, err = install.InstallServer(ctx, s.cfg, s.iopts, install.ServerOptions{Expose: install.ExposeNodePort})
 	if err != nil {
 		t.Fatalf("installing the server: %v\n%s", err, out.String())
 	}
@@ -77,27 +94,132 @@ func TestServerLoginAndTenancy(t *testing.T) {
 			return
 		}
 		var out bytes.Buffer
+		iopts := s.iopts
 		iopts.Out = &out
-		if err := install.UninstallServer(context.Background(), cfg, iopts, install.ServerOptions{}); err != nil {
+		if err := install.UninstallServer(context.Background(), s.cfg, iopts, install.ServerOptions{}); err != nil {
 			t.Errorf("uninstalling the server: %v\n%s", err, out.String())
 		}
 	})
 	t.Logf("install:\n%s", out.String())
-	if len(info.URLs) == 0 || !info.Generated || !strings.HasPrefix(info.Fingerprint, "sha256:") {
-		t.Fatalf("server info %+v", info)
+	if len(s.info.URLs) == 0 || !s.info.Generated || !strings.HasPrefix(s.info.Fingerprint, "sha256:") {
+		t.Fatalf("server info %+v", s.info)
 	}
-	d, err := cs.AppsV1().Deployments(install.DefaultNamespace).Get(ctx, server.ServiceName, metav1.GetOptions{})
+	d, err := s.cs.AppsV1().Deployments(install.DefaultNamespace).Get(ctx, server.ServiceName, metav1.GetOptions{})
 	if err != nil || d.Status.ReadyReplicas != 2 {
 		t.Fatalf("server Deployment: %v, ready %d of 2", err, d.Status.ReadyReplicas)
 	}
+	s.url = s.info.URLs[0]
+	s.bin = ergomakeBinary(t)
+	return s
+}
+
+// userEnv is the environment of ergomake run as a user: their own config directory, no kubeconfig.
+func userEnv(home string) []string {
+	return []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PATH=" + os.Getenv("PATH"), "NO_COLOR=1",
+		"KUBECONFIG=" + filepath.Join(home, "no-kubeconfig")}
+}
+
+// ergomake runs the binary as the admin (kubeconfig) or as a user (userEnv).
+func (s *serverSetup) ergomake(ctx context.Context, home string, admin bool, args ...string) (string, string, error) {
+	s.t.Helper()
+	cmd := exec.CommandContext(ctx, s.bin, args...)
+	cmd.Env = userEnv(home)
+	if admin {
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+s.kubecfg)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// serverUser is a developer with a token of their own, logged in from the host.
+type serverUser struct {
+	name, home, token string
+	client            *server.Client
+}
+
+// newUser has the admin create a token for name (ergomake server token create) and the user log
+// in with it at the node's address, pinning the printed CA fingerprint; whoami answers name.
+func (s *serverSetup) newUser(ctx context.Context, name string) *serverUser {
+	t := s.t
+	t.Helper()
+	stdout, stderr, err := s.ergomake(ctx, s.adminHome, true, "server", "token", "create", name, "--ttl", "1h")
+	if err != nil {
+		t.Fatalf("token create %s: %v\n%s", name, err, stderr)
+	}
+	u := &serverUser{name: name, home: t.TempDir(), token: strings.TrimSpace(stdout)}
+	stdout, stderr, err = s.ergomake(ctx, u.home, false, "login", s.url, "--token", u.token, "--ca-fingerprint", s.info.Fingerprint)
+	if err != nil || !strings.Contains(stdout, "logged in to "+s.url+" as "+name) {
+		t.Fatalf("login as %s: %v\nstdout: %s\nstderr: %s", name, err, stdout, stderr)
+	}
+	path := u.credentialsPath()
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials of %s: %v %v", name, err, st)
+	}
+	creds, err := server.LoadCredentials(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.client, err = server.NewClient(creds); err != nil {
+		t.Fatal(err)
+	}
+	who, err := u.client.WhoAmI(ctx)
+	if err != nil || who.User != name {
+		t.Fatalf("whoami of %s: %+v, %v", name, who, err)
+	}
+	return u
+}
+
+func (u *serverUser) credentialsPath() string {
+	return filepath.Join(u.home, ".config", "ergomake", server.CredentialsFile)
+}
+
+// revoke revokes the user's token (ergomake server token revoke).
+func (s *serverSetup) revoke(ctx context.Context, u *serverUser) {
+	s.t.Helper()
+	id := server.TokenID(u.token)
+	if stdout, stderr, err := s.ergomake(ctx, s.adminHome, true, "server", "token", "revoke", id); err != nil || !strings.Contains(stdout, "revoked token "+id) {
+		s.t.Fatalf("revoke: %v\n%s%s", err, stdout, stderr)
+	}
+}
+
+// serverLogs are the logs of the server's pods.
+func (s *serverSetup) serverLogs(ctx context.Context) string {
+	s.t.Helper()
+	pods, err := s.cs.CoreV1().Pods(install.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + server.ServiceName})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var logs strings.Builder
+	for _, p := range pods.Items {
+		b, err := s.cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			s.t.Fatalf("logs of %s: %v", p.Name, err)
+		}
+		logs.Write(b)
+	}
+	return logs.String()
+}
+
+// TestServerLoginAndTenancy installs the server exposed as a NodePort and uses it from the host
+// the way a developer does, with the real binary: the admin creates tokens (ergomake server token
+// create), users log in at the node's address pinning the printed CA fingerprint, whoami answers
+// who they are, each user lists and deletes only their own environments, and a revoked token is
+// refused within seconds, with a reason that says to log in again.
+func TestServerLoginAndTenancy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	s := setupServer(t, ctx)
+	cfg, cs, dyn, kubecfg, info, url, iopts := s.cfg, s.cs, s.dyn, s.kubecfg, s.info, s.url, s.iopts
 	// Installing again keeps the CA: the fingerprint users pinned stays valid.
 	again, err := install.InstallServer(ctx, cfg, iopts, install.ServerOptions{Expose: install.ExposeNodePort})
 	if err != nil || again.Fingerprint != info.Fingerprint {
 		t.Fatalf("second install: fingerprint %v, %v; want %s", again, err, info.Fingerprint)
 	}
-	url := info.URLs[0]
 
-	bin := ergomakeBinary(t)
+	bin := s.bin
 	// The install command's --server flags reach the same objects (a server-side dry run: the
 	// cluster's shared operator and its settings are left as they are).
 	dry := exec.CommandContext(ctx, bin, "install", "--dry-run", "--server", "--server-expose", "nodeport", "--image", serverImage)
@@ -106,59 +228,17 @@ func TestServerLoginAndTenancy(t *testing.T) {
 		!strings.Contains(string(b), "applied (dry run) Service ergomake-system/ergomake-server") {
 		t.Errorf("install --server --dry-run: %v\n%s", err, b)
 	}
-	// ergomake runs as the admin (kubeconfig) or as a user (its own config directory, no kubeconfig).
 	ergomake := func(home string, admin bool, args ...string) (string, string, error) {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PATH=" + os.Getenv("PATH"), "NO_COLOR=1"}
-		if admin {
-			env = append(env, "KUBECONFIG="+kubecfg)
-		} else {
-			env = append(env, "KUBECONFIG="+filepath.Join(home, "no-kubeconfig"))
-		}
-		cmd.Env = env
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		return stdout.String(), stderr.String(), err
+		return s.ergomake(ctx, home, admin, args...)
 	}
-	adminHome := t.TempDir()
 	suffix := rand.String(5)
 	alice, bob := "e2e-alice-"+suffix, "E2E.Bob@"+suffix // bob's name needs the collision-safe mapping
 
-	type user struct {
-		name, home, token string
-		client            *server.Client
-	}
+	type user = serverUser
 	users := map[string]*user{}
 	for _, name := range []string{alice, bob} {
-		stdout, stderr, err := ergomake(adminHome, true, "server", "token", "create", name, "--ttl", "1h")
-		if err != nil {
-			t.Fatalf("token create %s: %v\n%s", name, err, stderr)
-		}
-		u := &user{name: name, home: t.TempDir(), token: strings.TrimSpace(stdout)}
-		// The developer logs in from the host at the node's address, pinning the printed CA.
-		stdout, stderr, err = ergomake(u.home, false, "login", url, "--token", u.token, "--ca-fingerprint", info.Fingerprint)
-		if err != nil || !strings.Contains(stdout, "logged in to "+url+" as "+name) {
-			t.Fatalf("login as %s: %v\nstdout: %s\nstderr: %s", name, err, stdout, stderr)
-		}
-		path := filepath.Join(u.home, ".config", "ergomake", server.CredentialsFile)
-		st, err := os.Stat(path)
-		if err != nil || st.Mode().Perm() != 0o600 {
-			t.Fatalf("credentials of %s: %v %v", name, err, st)
-		}
-		creds, err := server.LoadCredentials(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u.client, err = server.NewClient(creds); err != nil {
-			t.Fatal(err)
-		}
-		who, err := u.client.WhoAmI(ctx)
-		if err != nil || who.User != name {
-			t.Fatalf("whoami of %s: %+v, %v", name, who, err)
-		}
-		users[name] = u
+		users[name] = s.newUser(ctx, name)
 	}
 	t.Cleanup(func() {
 		for _, name := range []string{alice, bob} {
@@ -240,13 +320,10 @@ func TestServerLoginAndTenancy(t *testing.T) {
 	}
 
 	// The admin revokes alice's token: within seconds every replica refuses it, saying why.
-	id := server.TokenID(users[alice].token)
-	if stdout, stderr, err := ergomake(adminHome, true, "server", "token", "revoke", id); err != nil || !strings.Contains(stdout, "revoked token "+id) {
-		t.Fatalf("revoke: %v\n%s%s", err, stdout, stderr)
-	}
+	s.revoke(ctx, users[alice])
 	// Each check on a new connection, so that the NodePort spreads them over both replicas.
 	credsOf := func(u *user) *server.Credentials {
-		c, err := server.LoadCredentials(filepath.Join(u.home, ".config", "ergomake", server.CredentialsFile))
+		c, err := server.LoadCredentials(u.credentialsPath())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,18 +365,8 @@ func TestServerLoginAndTenancy(t *testing.T) {
 	}
 
 	// The server's logs hold one audit line per action, and no token.
-	pods, err := cs.CoreV1().Pods(install.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + server.ServiceName})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs strings.Builder
-	for _, p := range pods.Items {
-		b, err := cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
-		if err != nil {
-			t.Fatalf("logs of %s: %v", p.Name, err)
-		}
-		logs.Write(b)
-	}
+	logs.WriteString(s.serverLogs(ctx))
 	for _, want := range []string{
 		"user=" + alice + " action=envs.delete env=shop status=200",
 		"user=" + alice + " action=envs.delete env=" + nss[bob] + " status=404",

@@ -1,0 +1,308 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/ergomake/ergomake/internal/install"
+	"github.com/ergomake/ergomake/internal/server"
+	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+)
+
+// serverFlowCompose is a small project: web answers on a published port as its user's, hello
+// runs once and logs a line.
+const serverFlowCompose = `
+services:
+  web:
+    image: ergomake.test/testapp:latest
+    environment:
+      SERVICE: web-${WHO}
+      PORTS: "8080"
+    ports:
+      - "${WEB_PORT}:8080"
+  hello:
+    image: ergomake.test/testapp:latest
+    command: ["exit", "0"]
+`
+
+// asUser makes the project's ergomake run as u: their config directory (their login), no
+// kubeconfig; named name, in the namespace the server gives u.
+func (p *upProject) asUser(u *serverUser, name string) {
+	p.name = name
+	p.ns = server.Namespace(u.name, name)
+	p.env = append(p.env, "HOME="+u.home, "XDG_CONFIG_HOME="+filepath.Join(u.home, ".config"),
+		"KUBECONFIG="+filepath.Join(u.home, "no-kubeconfig"), "COMPOSE_PROJECT_NAME="+name)
+}
+
+// heartbeatOf reads the heartbeat of the project's environment (with the admin's credentials).
+func (p *upProject) heartbeatOf() (time.Time, bool) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := p.dyn.Resource(v1alpha1.GroupVersionResource).Namespace(p.ns).Get(ctx, p.name, metav1.GetOptions{})
+	if err != nil {
+		return time.Time{}, false
+	}
+	return v1alpha1.EnvHeartbeat(&v1alpha1.ErgomakeEnv{ObjectMeta: metav1.ObjectMeta{Annotations: u.GetAnnotations()}})
+}
+
+// TestServerFlow runs up, ps, ls, logs, forward and down through the server with the real binary,
+// as two developers who hold no cluster credentials: they bring up the same project at once, each
+// in a namespace of their own, and each reaches their own ports on localhost; neither can list,
+// read the logs of, forward into or delete the other's; a server pod deleted during a transfer
+// costs that transfer only (the next connection works, the environment keeps its heartbeat); a
+// token revoked mid-session ends that session within seconds, saying to log in again.
+func TestServerFlow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	s := setupServer(t, ctx)
+	suffix := rand.String(5)
+	alice, bob := s.newUser(ctx, "e2e-flow-alice-"+suffix), s.newUser(ctx, "e2e-flow-bob-"+suffix)
+
+	name := "e2e-srv-" + suffix
+	type dev struct {
+		u    *serverUser
+		p    *upProject
+		port int
+		up   *upProc
+	}
+	devs := []*dev{{u: alice}, {u: bob}}
+	for _, d := range devs {
+		d.port = freePort(t)
+		who := strings.SplitN(d.u.name, "-", 4)[2] // alice, bob
+		d.p = newUpProject(t, "e2e-srv", serverFlowCompose, fmt.Sprintf("WEB_PORT=%d", d.port), "WHO="+who)
+		d.p.asUser(d.u, name)
+	}
+	// Both at once.
+	for _, d := range devs {
+		d.up = d.p.start("up", "--wait-timeout", "4m")
+	}
+	for _, d := range devs {
+		d.up.waitOutput("Environment ready. Remote services are now bound to localhost.", 5*time.Minute)
+		if !strings.Contains(d.up.stderr.String(), "Connecting to ergomake server") {
+			t.Errorf("%s's up did not go through the server:\n%s", d.u.name, d.up.stderr)
+		}
+	}
+	if devs[0].p.ns == devs[1].p.ns {
+		t.Fatalf("alice and bob share namespace %s", devs[0].p.ns)
+	}
+
+	t.Run("each reaches their own ports", func(t *testing.T) {
+		for _, d := range devs {
+			want := "web-" + strings.SplitN(d.u.name, "-", 4)[2]
+			if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", d.port)); r.Service != want {
+				t.Errorf("%s's port answered %+v, want %s", d.u.name, r, want)
+			}
+		}
+	})
+
+	t.Run("each lists, ps and logs their own only", func(t *testing.T) {
+		for _, d := range devs {
+			stdout, stderr, code := d.p.run(time.Minute, "ls", "-o", "json")
+			var ls []struct {
+				Project, Namespace string
+			}
+			if code != 0 || json.Unmarshal([]byte(stdout), &ls) != nil || len(ls) != 1 || ls[0].Namespace != d.p.ns || ls[0].Project != name {
+				t.Errorf("%s: ls = %d %s %s", d.u.name, code, stdout, stderr)
+			}
+			stdout, stderr, code = d.p.run(time.Minute, "ps")
+			if code != 0 || !strings.Contains(stdout, fmt.Sprintf("%d->8080/tcp", d.port)) {
+				t.Errorf("%s: ps = %d\n%s%s", d.u.name, code, stdout, stderr)
+			}
+			stdout, stderr, code = d.p.run(time.Minute, "logs", "hello")
+			if code != 0 || !strings.Contains(stdout, "hello-1 | exiting with 0") {
+				t.Errorf("%s: logs hello = %d\n%s%s", d.u.name, code, stdout, stderr)
+			}
+		}
+	})
+
+	t.Run("neither reaches the other's", func(t *testing.T) {
+		a, b := devs[0], devs[1]
+		// alice names bob's environment the only ways she can: by his namespace as a project name.
+		for _, args := range [][]string{{"ps", "-p", b.p.ns}, {"logs", "-p", b.p.ns}, {"forward", "-p", b.p.ns}} {
+			stdout, stderr, code := a.p.run(time.Minute, args...)
+			if code == 0 || !strings.Contains(stderr, "you have no environment") {
+				t.Errorf("alice: ergomake %s = %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+			}
+		}
+		if stdout, stderr, code := a.p.run(time.Minute, "down", "-p", b.p.ns); code != 0 || !strings.Contains(stdout, "Nothing to do") {
+			t.Errorf("alice: down -p %s = %d\n%s%s", b.p.ns, code, stdout, stderr)
+		}
+		// bob's is untouched.
+		if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", b.port)); r.Service != "web-bob" {
+			t.Errorf("bob's port after alice's attempts: %+v", r)
+		}
+	})
+
+	t.Run("forward binds the ports of a running environment", func(t *testing.T) {
+		a := devs[0]
+		port := freePort(t)
+		fp := newUpProject(t, "e2e-srv", serverFlowCompose, fmt.Sprintf("WEB_PORT=%d", port), "WHO=alice")
+		fp.asUser(a.u, name)
+		fwd := fp.start("forward", "web")
+		fwd.waitOutput("are now bound to localhost", time.Minute)
+		ports := fwd.localPorts()
+		if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", ports["web/8080"])); r.Service != "web-alice" {
+			t.Errorf("forwarded port answered %+v (table %v)", r, ports)
+		}
+		fwd.signal(syscall.SIGINT)
+		if code := fwd.wait(time.Minute); code != 0 {
+			t.Errorf("forward exited %d", code)
+		}
+	})
+
+	t.Run("a server pod deleted during a transfer", func(t *testing.T) {
+		a := devs[0]
+		before, _ := a.p.heartbeatOf()
+		// A long transfer, read slowly, through the server.
+		var wg sync.WaitGroup
+		var got int64
+		var terr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(fmt.Sprintf("http://localhost:%d/bytes?n=%d", a.port, 1<<30))
+			if err != nil {
+				terr = err
+				return
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := resp.Body.Read(buf)
+				got += int64(n)
+				if err != nil {
+					if err != io.EOF {
+						terr = err
+					}
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		time.Sleep(2 * time.Second)
+		pods, err := s.cs.CoreV1().Pods(install.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + server.ServiceName})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("server pods: %v", err)
+		}
+		deleted := time.Now()
+		for _, p := range pods.Items {
+			if err := s.cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wg.Wait()
+		if terr == nil && got == 1<<30 {
+			t.Errorf("the transfer went through a deleted server pod whole")
+		}
+		t.Logf("transfer cut after %d bytes: %v", got, terr)
+		// The next connection works (once a new server pod answers).
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			r, err := upGet(fmt.Sprintf("http://localhost:%d/", a.port))
+			if err == nil && r.Service == "web-alice" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no connection through the server 2m after its pods were deleted: %v", err)
+			}
+			time.Sleep(time.Second)
+		}
+		// The environment keeps its heartbeat.
+		for {
+			hb, ok := a.p.heartbeatOf()
+			if ok && hb.After(deleted) && hb.After(before) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("heartbeat %s (before %s), not renewed since the server pods were deleted at %s", hb, before, deleted)
+			}
+			time.Sleep(time.Second)
+		}
+		select {
+		case <-a.up.done:
+			t.Fatalf("alice's up ended (code %d) when the server's pods went", a.up.code)
+		default:
+		}
+	})
+
+	t.Run("a revoked token ends the session within seconds", func(t *testing.T) {
+		b := devs[1]
+		s.revoke(ctx, b.u)
+		start := time.Now()
+		code := b.up.wait(time.Minute)
+		took := time.Since(start)
+		if code == 0 || !strings.Contains(b.up.stderr.String(), "token revoked") || !strings.Contains(b.up.stderr.String(), "ergomake login") {
+			t.Errorf("bob's up after revocation: exit %d\n%s", code, b.up.stderr)
+		}
+		if took > 30*time.Second {
+			t.Errorf("bob's up ended %s after the revocation", took)
+		}
+		// Any command now says to log in again, in one line.
+		_, stderr, code := b.p.run(time.Minute, "ls")
+		if code == 0 || !strings.Contains(stderr, "ergomake login") {
+			t.Errorf("ls with a revoked token: %d %s", code, stderr)
+		}
+	})
+
+	t.Run("Ctrl-C tears alice's down", func(t *testing.T) {
+		a := devs[0]
+		a.up.signal(syscall.SIGINT)
+		if code := a.up.wait(3 * time.Minute); code != 0 {
+			t.Fatalf("alice's up exited %d after Ctrl-C\n%s", code, a.up.stderr)
+		}
+		if !a.p.namespaceGone() {
+			if ns, err := s.cs.CoreV1().Namespaces().Get(ctx, a.p.ns, metav1.GetOptions{}); err == nil && ns.DeletionTimestamp == nil {
+				t.Errorf("alice's namespace %s still there after teardown", a.p.ns)
+			}
+		}
+	})
+}
+
+// TestServerBuild runs `up` through the server on a project with a build: service: the context
+// goes from this machine through the server to the cluster's builder, and the built image answers.
+func TestServerBuild(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	s := setupServer(t, ctx)
+	u := s.newUser(ctx, "e2e-build-"+rand.String(5))
+	port := freePort(t)
+	p := newUpProject(t, "e2e-srvb", `
+services:
+  web:
+    build: ./web
+    ports: ["${WEB_PORT}:8080"]
+`, fmt.Sprintf("WEB_PORT=%d", port))
+	needBuilder(t, p)
+	p.asUser(u, p.name)
+	writeFiles(t, p.dir, map[string]string{
+		"web/Dockerfile": "FROM ergomake.test/testapp:latest\nCOPY index.html /srv/index.html\nENV SERVICE=built-through-server PORTS=8080\n",
+		"web/index.html": "<h1>server</h1>\n",
+	})
+	up := p.start("up", "--wait-timeout", "4m")
+	up.waitOutput("Environment ready. Remote services are now bound to localhost.", buildTimeout)
+	if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != "built-through-server" {
+		t.Errorf("the built service answered %+v", r)
+	}
+	if d := builtDigests(p.envSpec()); d["web"] == "" {
+		t.Errorf("web does not run its built image by digest")
+	}
+	up.signal(syscall.SIGINT)
+	if code := up.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("up exited %d after Ctrl-C\n%s", code, up.stderr)
+	}
+}
