@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 
-	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/ergomake/ergomake/internal/config"
@@ -105,58 +101,4 @@ func serverDownCommand(c ClusterOptions, project string) string {
 		cmd += " --server " + shellQuote(c.Server)
 	}
 	return cmd
-}
-
-// recordFiles reads the files translating the project reads (the compose files, the files of
-// secrets and configs, what bind mounts ship), path → contents, for the server, which translates
-// the project again from them.
-// TODO(issue 12): translate.Recorder records exactly what translate read; use it once it is in.
-func recordFiles(p *types.Project) (map[string][]byte, error) {
-	files := map[string][]byte{}
-	add := func(path string) error {
-		if _, ok := files[path]; ok {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files[path] = b
-		return nil
-	}
-	for _, f := range p.ComposeFiles {
-		if err := add(f); err != nil {
-			return nil, err
-		}
-	}
-	for _, d := range p.Secrets {
-		if d.File != "" {
-			_ = add(d.File) // translate says what is missing
-		}
-	}
-	for _, d := range p.Configs {
-		if d.File != "" {
-			_ = add(d.File)
-		}
-	}
-	for _, s := range p.Services {
-		for _, v := range s.Volumes {
-			if v.Type != types.VolumeTypeBind || v.Source == "" {
-				continue
-			}
-			_ = filepath.WalkDir(v.Source, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return nil
-				}
-				if d.IsDir() && d.Name() == ".git" && path != v.Source {
-					return filepath.SkipDir
-				}
-				if d.Type().IsRegular() {
-					_ = add(path)
-				}
-				return nil
-			})
-		}
-	}
-	return files, nil
 }

@@ -146,7 +146,18 @@ func upRun(opts *UpOptions) error {
 			ttl = defaultDetachedTTL
 		}
 	}
-	res, err := translate.Translate(project, translate.Options{Namespace: opts.Cluster.Namespace, TTL: ttl})
+	srv, err := serverClient(opts.Factory, opts.Cluster)
+	if err != nil {
+		return err
+	}
+	topts := translate.Options{Namespace: opts.Cluster.Namespace, TTL: ttl}
+	var rec *translate.Recorder
+	if srv != nil {
+		// Through the server, which translates the project again from the files read here.
+		rec = translate.NewRecorder()
+		topts.Files = rec
+	}
+	res, err := translate.Translate(project, topts)
 	if err != nil {
 		return err
 	}
@@ -171,15 +182,8 @@ func upRun(opts *UpOptions) error {
 		Project:        project,
 		Build:          opts.Images.buildOptions(project, nil),
 	}
-	srv, err := serverClient(opts.Factory, opts.Cluster)
-	if err != nil {
-		return err
-	}
 	if srv != nil {
-		// Through the server: it translates the project again, from the files read here.
-		if sopts.Files, err = recordFiles(project); err != nil {
-			return err
-		}
+		sopts.Files = rec.Files()
 		sopts.Server = srv
 		sopts.DownCommand = serverDownCommand(opts.Cluster, project.Name)
 	} else if sopts.Client, err = opts.Factory.KubeClient(opts.Cluster); err != nil {

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -146,7 +145,7 @@ func (b *serverBackend) findExisting(ctx context.Context, s *session) (*v1alpha1
 
 func (b *serverBackend) apply(ctx context.Context, s *session, res *translate.Result, existing *v1alpha1.ErgomakeEnv) error {
 	s.rep.Start("Applying environment " + s.ns + "/" + s.name)
-	project, err := json.Marshal(s.opts.Project)
+	project, err := translate.EncodeProject(s.opts.Project)
 	if err != nil {
 		s.rep.End(false)
 		return err

@@ -158,8 +158,8 @@ func (f *fakeServer) apply(w http.ResponseWriter, r *http.Request) {
 		writeJSONT(w, status, server.ErrorBody{Error: "held by another session of alice on host elsewhere"})
 		return
 	}
-	var p types.Project
-	if err := json.Unmarshal(req.Project, &p); err != nil {
+	p, err := translate.DecodeProject(req.Project)
+	if err != nil {
 		writeJSONT(w, 400, server.ErrorBody{Error: err.Error()})
 		return
 	}
@@ -228,7 +228,7 @@ func serverUp(t *testing.T, f *fakeServer, opts Options) (done chan error, sigs 
 	opts.Server, opts.Reporter, opts.Signals = f.client(t), rec, sigs
 	opts.DownCommand = "ergomake down -p shop"
 	opts.KeptTTL = time.Hour
-	opts.Project = &types.Project{Name: "shop", Services: types.Services{"web": {Name: "web"}}}
+	opts.Project = &types.Project{Name: "shop", WorkingDir: "/home/alice/shop", ComposeFiles: []string{"/home/alice/shop/compose.yaml"}, Services: types.Services{"web": {Name: "web"}}}
 	opts.Files = map[string][]byte{"/home/alice/shop/compose.yaml": []byte("services: {web: {image: nginx}}\n")}
 	env := testServerEnv("shop")
 	env.Namespace = "ergomake-shop" // what translate gives: the server chooses the user's namespace
@@ -258,7 +258,7 @@ func TestServerUpForwardsAndTearsDown(t *testing.T) {
 	var bound []string
 	lv := &bindRecorder{recorder: rec, bound: func(addrs []string) { bound = addrs }}
 	opts := Options{Server: f.client(t), Reporter: lv, Signals: sigs, DownCommand: "ergomake down -p shop", KeptTTL: time.Hour,
-		Project: &types.Project{Name: "shop", Services: types.Services{"web": {Name: "web"}}},
+		Project: &types.Project{Name: "shop", WorkingDir: "/home/alice/shop", ComposeFiles: []string{"/home/alice/shop/compose.yaml"}, Services: types.Services{"web": {Name: "web"}}},
 		Files:   map[string][]byte{"/home/alice/shop/compose.yaml": []byte("services: {web: {image: nginx}}\n")}}
 	env := testServerEnv("shop")
 	env.Namespace = "ergomake-shop"
