@@ -413,3 +413,24 @@ func TestServerUnauthorized(t *testing.T) {
 		t.Fatal("403 taken for a refused token")
 	}
 }
+
+func TestServerUpRevokedDuringWait(t *testing.T) {
+	f := newFakeServer(t)
+	f.ready = false // the environment never becomes ready: the session is waiting
+	f.beatStatus = http.StatusUnauthorized
+	done, _, rec := serverUp(t, f, Options{HeartbeatEvery: 50 * time.Millisecond})
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a revoked token did not end the wait\n%s", rec)
+	}
+	if !isLoggedOut(err) || !strings.Contains(err.Error(), "left to its TTL") {
+		t.Fatalf("err = %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deletes != 0 {
+		t.Fatalf("tried to delete with a refused token (%d)", f.deletes)
+	}
+}

@@ -398,7 +398,21 @@ func (s *session) wait(ctx context.Context) (*v1alpha1.ErgomakeEnv, error) {
 			s.rep.Logf("The ergomake operator has not reported on the environment after %s: is it running? (`ergomake install` installs it)", operatorSilence)
 		}
 	})
-	ready, err := s.be.waitUntil(ctx, s.ns, s.name, wait.Options{Timeout: s.opts.WaitTimeout, OnUpdate: func(e *v1alpha1.ErgomakeEnv) {
+	// A refused token (the heartbeat says) ends the wait too.
+	wctx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
+	if s.beats != nil {
+		go func() {
+			select {
+			case <-s.beats.gone:
+				if s.beats.refused != nil {
+					stopWait()
+				}
+			case <-wctx.Done():
+			}
+		}()
+	}
+	ready, err := s.be.waitUntil(wctx, s.ns, s.name, wait.Options{Timeout: s.opts.WaitTimeout, OnUpdate: func(e *v1alpha1.ErgomakeEnv) {
 		if e.Status.ObservedGeneration > 0 {
 			observed.Store(true)
 		}
@@ -406,6 +420,9 @@ func (s *session) wait(ctx context.Context) (*v1alpha1.ErgomakeEnv, error) {
 	}})
 	hint.Stop()
 	s.rep.WaitEnd(err == nil)
+	if rerr := s.beats.refusedErr(); rerr != nil {
+		return ready, rerr
+	}
 	if err != nil && ctx.Err() == nil {
 		s.explainFailure(ctx, err, ready)
 	}
@@ -533,6 +550,13 @@ func (s *session) end(ctx context.Context, err error) error {
 // environment is removed when this run created or attached to it, unless --keep.
 func (s *session) failed(ctx context.Context, err error) error {
 	s.stopHeartbeat()
+	if rerr := s.beats.refusedErr(); rerr != nil {
+		err = rerr
+	}
+	if isLoggedOut(err) && s.attached {
+		// Nothing more can be done with these credentials.
+		return fmt.Errorf("%w; the session ended, the environment is left to its TTL", err)
+	}
 	if ctx.Err() != nil && (s.created || s.attached) {
 		return s.interrupted(ctx)
 	}
