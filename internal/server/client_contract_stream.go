@@ -1,9 +1,8 @@
 package server
 
-// The client side of the session routes of CONTRACTS12 (POST /v1/envs, GET /v1/envs/{name},
-// watch, heartbeat, detach, DELETE ?wait=1, logs, dial, builder dial), written by the CLI's side
-// against the contract. The server side's own types and client methods (api_envs.go,
-// api_stream.go) replace this file when they land: keep the signatures exactly the contract's.
+// The client side of the stream routes of CONTRACTS12 (logs, dial, builder dial), written by the
+// CLI's side against the contract until the server side's own (api_stream.go) land: then this
+// file goes.
 
 import (
 	"bufio"
@@ -19,37 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-
-	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
-
-// ApplyRequest is POST /v1/envs's body.
-type ApplyRequest struct {
-	// Project is the compose-go *types.Project as JSON, loaded by the CLI.
-	Project json.RawMessage `json:"project"`
-	// Files: absolute path on the user's machine → contents of every file translate read.
-	Files map[string][]byte `json:"files"`
-	// TTL is a time.Duration string.
-	TTL string `json:"ttl,omitempty"`
-	// Builds are what the CLI built (image by digest).
-	Builds map[string]v1alpha1.BuildSpec `json:"builds,omitempty"`
-	// Session is the attaching session.
-	Session v1alpha1.Session `json:"session"`
-}
-
-// ApplyResponse is POST /v1/envs's answer.
-type ApplyResponse struct {
-	Env *v1alpha1.ErgomakeEnv `json:"env"`
-	// Created: this request created the environment (so its teardown deletes it).
-	Created  bool     `json:"created"`
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-// WatchEvent is one line of GET /v1/envs/{name}/watch.
-type WatchEvent struct {
-	Env     *v1alpha1.ErgomakeEnv `json:"env,omitempty"`
-	Deleted bool                  `json:"deleted,omitempty"`
-}
 
 // LogOptions select the lines of GET /v1/envs/{name}/logs.
 type LogOptions struct {
@@ -67,59 +36,6 @@ type LogLine struct {
 	Error   string `json:"error,omitempty"`
 }
 
-func envPath(name string, rest string) string {
-	return "/v1/envs/" + url.PathEscape(name) + rest
-}
-
-// Apply sends the loaded project to the server, which translates and applies it.
-func (c *Client) Apply(ctx context.Context, req ApplyRequest) (ApplyResponse, error) {
-	var out ApplyResponse
-	b, err := json.Marshal(req)
-	if err != nil {
-		return out, err
-	}
-	return out, c.do(ctx, http.MethodPost, "/v1/envs", bytes.NewReader(b), &out)
-}
-
-// GetEnv returns the caller's environment name (404 *APIError when they have none).
-func (c *Client) GetEnv(ctx context.Context, name string) (*v1alpha1.ErgomakeEnv, error) {
-	var env v1alpha1.ErgomakeEnv
-	if err := c.do(ctx, http.MethodGet, envPath(name, ""), nil, &env); err != nil {
-		return nil, err
-	}
-	return &env, nil
-}
-
-// WatchEnv calls fn with every state of the environment until fn errs (its error), ctx ends
-// (ctx's error), or the stream ends (nil; after a Deleted event, or the server went away).
-func (c *Client) WatchEnv(ctx context.Context, name string, fn func(WatchEvent) error) error {
-	return c.stream(ctx, envPath(name, "/watch"), func(line []byte) error {
-		var ev WatchEvent
-		if err := json.Unmarshal(line, &ev); err != nil {
-			return fmt.Errorf("the server's watch stream: %w", err)
-		}
-		return fn(ev)
-	})
-}
-
-// Heartbeat renews the heartbeat of the environment the session holds.
-func (c *Client) Heartbeat(ctx context.Context, name, sessionID string) error {
-	b, _ := json.Marshal(map[string]string{"session": sessionID})
-	return c.do(ctx, http.MethodPost, envPath(name, "/heartbeat"), bytes.NewReader(b), nil)
-}
-
-// Detach ends the session's attachment, leaving the environment to ttl.
-func (c *Client) Detach(ctx context.Context, name, sessionID string, ttl time.Duration) error {
-	b, _ := json.Marshal(map[string]string{"session": sessionID, "ttl": ttl.String()})
-	return c.do(ctx, http.MethodPost, envPath(name, "/detach"), bytes.NewReader(b), nil)
-}
-
-// DeleteEnvWait deletes the caller's environment and returns once it is gone.
-func (c *Client) DeleteEnvWait(ctx context.Context, name string) (Deleted, error) {
-	var d Deleted
-	return d, c.doStream(ctx, http.MethodDelete, envPath(name, "?wait=1"), &d)
-}
-
 // Logs calls fn with every log line of the environment's pods (of o.Service when set).
 func (c *Client) Logs(ctx context.Context, name string, o LogOptions, fn func(LogLine) error) error {
 	q := url.Values{}
@@ -135,7 +51,7 @@ func (c *Client) Logs(ctx context.Context, name string, o LogOptions, fn func(Lo
 	if o.Timestamps {
 		q.Set("timestamps", "1")
 	}
-	p := envPath(name, "/logs")
+	p := "/v1/envs/" + url.PathEscape(name) + "/logs"
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
@@ -151,24 +67,12 @@ func (c *Client) Logs(ctx context.Context, name string, o LogOptions, fn func(Lo
 // Dial opens a connection to port of a ready pod of the environment's service, through the server.
 func (c *Client) Dial(ctx context.Context, name, service string, port int32) (net.Conn, error) {
 	q := url.Values{"service": {service}, "port": {strconv.Itoa(int(port))}}
-	return c.upgrade(ctx, envPath(name, "/dial?"+q.Encode()))
+	return c.upgrade(ctx, "/v1/envs/"+url.PathEscape(name)+"/dial?"+q.Encode())
 }
 
 // DialBuilder opens a connection to the cluster's builder (BuildKit), through the server.
 func (c *Client) DialBuilder(ctx context.Context) (net.Conn, error) {
 	return c.upgrade(ctx, "/v1/builder/dial")
-}
-
-// streamClient is the client of answers that last: no overall timeout.
-func (c *Client) streamClient() *http.Client {
-	return &http.Client{Transport: c.http.Transport}
-}
-
-// doStream is do without the overall timeout (an answer that comes once the server is done).
-func (c *Client) doStream(ctx context.Context, method, path string, out any) error {
-	cp := *c
-	cp.http = c.streamClient()
-	return cp.do(ctx, method, path, nil, out)
 }
 
 // stream reads an NDJSON answer, a line at a time (blank lines are keep-alives).
@@ -181,7 +85,7 @@ func (c *Client) stream(ctx context.Context, path string, fn func([]byte) error)
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
-	resp, err := c.streamClient().Do(req)
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -210,16 +114,6 @@ func (c *Client) stream(ctx context.Context, path string, fn func([]byte) error)
 			return fmt.Errorf("the ergomake server %s: %w", c.base.Host, err)
 		}
 	}
-}
-
-// answerError is the *APIError of a non-2xx answer.
-func answerError(resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb ErrorBody
-	if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
-		return &APIError{Status: resp.StatusCode, Message: eb.Error}
-	}
-	return &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("the server answered %s", resp.Status)}
 }
 
 // UpgradeProtocol is the Upgrade token of the dial routes: raw bytes both ways after 101.
