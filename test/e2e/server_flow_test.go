@@ -23,8 +23,8 @@ import (
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
-// serverFlowCompose is a small project: web answers on a published port as its user's, hello
-// runs once and logs a line.
+// serverFlowCompose is a small project: web answers on a published port as its user's, after
+// hello ran once and logged a line.
 const serverFlowCompose = `
 services:
   web:
@@ -34,6 +34,9 @@ services:
       PORTS: "8080"
     ports:
       - "${WEB_PORT}:8080"
+    depends_on:
+      hello:
+        condition: service_completed_successfully
   hello:
     image: ergomake.test/testapp:latest
     command: ["exit", "0"]
@@ -150,9 +153,10 @@ func TestServerFlow(t *testing.T) {
 
 	t.Run("forward binds the ports of a running environment", func(t *testing.T) {
 		a := devs[0]
-		port := freePort(t)
-		fp := newUpProject(t, "e2e-srv", serverFlowCompose, fmt.Sprintf("WEB_PORT=%d", port), "WHO=alice")
-		fp.asUser(a.u, name)
+		// alice's project, asking for another local port (hers is held by her up).
+		fp := *a.p
+		fp.t = t
+		fp.env = append(append([]string{}, a.p.env...), fmt.Sprintf("WEB_PORT=%d", freePort(t)))
 		fwd := fp.start("forward", "web")
 		fwd.waitOutput("are now bound to localhost", time.Minute)
 		ports := fwd.localPorts()
