@@ -249,13 +249,7 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 		}
 		switch u.GetKind() {
 		case "ClusterRoleBinding", "RoleBinding":
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" {
-					m["namespace"] = opts.Namespace
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
+			if err := setSubjectsNamespace(u, opts.Namespace); err != nil {
 				return nil, err
 			}
 		case "ClusterRole", "Role":
@@ -271,6 +265,18 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 		}
 	}
 	return out, nil
+}
+
+// setSubjectsNamespace puts the ServiceAccount subjects of a binding u (a
+// ClusterRoleBinding or RoleBinding) in namespace ns, the one installed to.
+func setSubjectsNamespace(u *unstructured.Unstructured, ns string) error {
+	subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+	for _, s := range subjects {
+		if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" {
+			m["namespace"] = ns
+		}
+	}
+	return unstructured.SetNestedSlice(u.Object, subjects, "subjects")
 }
 
 // setOperatorDeployment sets the operator's image and revision.

@@ -98,13 +98,7 @@ func ServerObjects(opts Options, sopts ServerOptions) ([]*unstructured.Unstructu
 		}
 		switch u.GetKind() {
 		case "ClusterRoleBinding", "RoleBinding":
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok {
-					m["namespace"] = opts.Namespace
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
+			if err := setSubjectsNamespace(u, opts.Namespace); err != nil {
 				return nil, err
 			}
 		case "Service":
