@@ -13,12 +13,19 @@ import (
 	"k8s.io/streaming/pkg/httpstream"
 )
 
-// podDialerTo is a PodDialer whose tunnels reach a kubelet serving each
-// connection with serve.
-func podDialerTo(t *testing.T, kind string, serve func(httpstream.Stream) string) *PodDialer {
-	return &PodDialer{namespace: "ns", dial: func(context.Context, string) (tunnel, error) {
+// dialPod dials port 8080 of pod web-1 through a PodDialer whose tunnels
+// (of kind) reach a kubelet serving each connection with serve.
+func dialPod(t *testing.T, kind string, serve func(httpstream.Stream) string) *PodConn {
+	t.Helper()
+	d := &PodDialer{namespace: "ns", dial: func(context.Context, string) (tunnel, error) {
 		return tunnels[kind](t, serve), nil
 	}}
+	c, err := d.DialPod(context.Background(), "web-1", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c.(*PodConn)
 }
 
 // readAll reads c until it ends, within a bound.
@@ -46,21 +53,16 @@ func TestPodConnClean(t *testing.T) {
 	}
 	for kind := range tunnels {
 		t.Run(kind, func(t *testing.T) {
-			c, err := podDialerTo(t, kind, upper).DialPod(context.Background(), "web-1", 8080)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialPod(t, kind, upper)
 			if _, err := c.Write([]byte("hello")); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := readAll(t, c); got != "HELLO" || err != nil {
 				t.Fatalf("read %q, %v; want HELLO and a clean end", got, err)
 			}
-			pc := c.(*PodConn)
-			wait(t, pc.ended)
-			if pc.Sent() != 5 || pc.Received() != 5 || pc.RemoteAddr().String() != "pod/web-1:8080" {
-				t.Errorf("sent %d, received %d, remote %s", pc.Sent(), pc.Received(), pc.RemoteAddr())
+			wait(t, c.ended)
+			if c.Sent() != 5 || c.Received() != 5 || c.RemoteAddr().String() != "pod/web-1:8080" {
+				t.Errorf("sent %d, received %d, remote %s", c.Sent(), c.Received(), c.RemoteAddr())
 			}
 		})
 	}
@@ -71,12 +73,8 @@ func TestPodConnClean(t *testing.T) {
 func TestPodConnRefused(t *testing.T) {
 	for kind := range tunnels {
 		t.Run(kind, func(t *testing.T) {
-			c, err := podDialerTo(t, kind, refused).DialPod(context.Background(), "web-1", 8080)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			_, err = readAll(t, c)
+			c := dialPod(t, kind, refused)
+			_, err := readAll(t, c)
 			if err == nil || !strings.Contains(err.Error(), "forward: pod web-1 port 8080: connection refused: nothing listens on port 8080 inside the pod") {
 				t.Fatalf("read: %v; want the refusal", err)
 			}
@@ -95,11 +93,7 @@ func TestPodConnErrorAfterDataEnd(t *testing.T) {
 	}
 	for kind := range tunnels {
 		t.Run(kind, func(t *testing.T) {
-			c, err := podDialerTo(t, kind, late).DialPod(context.Background(), "web-1", 8080)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialPod(t, kind, late)
 			got, err := readAll(t, c)
 			if got != "partial" || err == nil || !strings.Contains(err.Error(), "forward: pod web-1 port 8080: error forwarding port 8080 to pod web-1: read: connection reset by peer") {
 				t.Fatalf("read %q, %v; want the data, then the pod side's error", got, err)
@@ -114,13 +108,9 @@ func TestPodConnTunnelDies(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			hold := make(chan struct{})
 			defer close(hold)
-			c, err := podDialerTo(t, kind, func(httpstream.Stream) string { <-hold; return "" }).DialPod(context.Background(), "web-1", 8080)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.(*PodConn).t.kill()
-			_, err = readAll(t, c)
+			c := dialPod(t, kind, func(httpstream.Stream) string { <-hold; return "" })
+			c.t.kill()
+			_, err := readAll(t, c)
 			if !errors.Is(err, errTunnelClosed) || !strings.Contains(err.Error(), "forward: pod web-1 port 8080: ") {
 				t.Fatalf("read: %v; want the tunnel's end", err)
 			}
