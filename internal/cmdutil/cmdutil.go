@@ -1,6 +1,6 @@
 // Package cmdutil is the frame the commands of the ergomake-operator binary share (the operator
 // itself, `ergomake-operator dns` and `ergomake-operator server`): their flags with --kubeconfig,
-// the cluster configuration, errors on stderr and the context SIGINT or SIGTERM ends.
+// the cluster configuration, and a run until SIGINT or SIGTERM with its errors on stderr.
 package cmdutil
 
 import (
@@ -66,13 +66,39 @@ func (c *Command) Config() (*rest.Config, error) {
 	return cfg, nil
 }
 
-// Fail says err on stderr, after the command's name, and returns code.
-func (c *Command) Fail(code int, err error) int {
-	fmt.Fprintf(c.Stderr, "%s: %v\n", c.Name, err)
-	return code
+// Serve runs run with the cluster's configuration (Config) and a context that SIGINT or SIGTERM
+// ends, and returns the command's exit code: 0; or, once the error is said on stderr after the
+// command's name, 1 (the code of an error from Exit).
+func (c *Command) Serve(run func(ctx context.Context, cfg *rest.Config) error) int {
+	cfg, err := c.Config()
+	if err != nil {
+		return c.fail(1, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		var e exitError
+		if errors.As(err, &e) {
+			return c.fail(e.code, e.err)
+		}
+		return c.fail(1, err)
+	}
+	return 0
 }
 
-// SignalContext is a context that SIGINT or SIGTERM ends; stop releases it.
-func SignalContext() (ctx context.Context, stop context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// Exit is err, for Serve to end the command with exit code code.
+func Exit(code int, err error) error { return exitError{code, err} }
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// fail says err on stderr, after the command's name, and returns code.
+func (c *Command) fail(code int, err error) int {
+	fmt.Fprintf(c.Stderr, "%s: %v\n", c.Name, err)
+	return code
 }

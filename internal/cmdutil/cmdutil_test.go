@@ -2,10 +2,13 @@ package cmdutil
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"k8s.io/client-go/rest"
 )
 
 const kubeconfig = `apiVersion: v1
@@ -42,7 +45,14 @@ func TestConfigFromKubeconfigFlag(t *testing.T) {
 	if cfg.Host != "https://10.1.2.3:6443" || cfg.BearerToken != "t" || cfg.QPS != -1 {
 		t.Errorf("config host %q token %q QPS %v", cfg.Host, cfg.BearerToken, cfg.QPS)
 	}
-	if code := cmd.Fail(3, errors.New("boom")); code != 3 || stderr.String() != "ergomake-operator test: boom\n" {
-		t.Errorf("Fail = %d, stderr %q", code, stderr.String())
+	if code := cmd.Serve(func(context.Context, *rest.Config) error { return nil }); code != 0 || stderr.Len() > 0 {
+		t.Errorf("Serve of a run that ends well = %d, stderr %q", code, stderr.String())
+	}
+	if code := cmd.Serve(func(context.Context, *rest.Config) error { return errors.New("boom") }); code != 1 || stderr.String() != "ergomake-operator test: boom\n" {
+		t.Errorf("Serve of a failed run = %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := cmd.Serve(func(context.Context, *rest.Config) error { return Exit(2, errors.New("bad options")) }); code != 2 || stderr.String() != "ergomake-operator test: bad options\n" {
+		t.Errorf("Serve of a run ended by Exit(2) = %d, stderr %q", code, stderr.String())
 	}
 }

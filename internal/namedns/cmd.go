@@ -1,6 +1,7 @@
 package namedns
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 
 	"github.com/ergomake/ergomake/internal/cmdutil"
 )
@@ -44,29 +46,22 @@ func Main(args []string, stderr io.Writer) int {
 	if code, ok := cmd.Parse(args); !ok {
 		return code
 	}
-	cfg, err := cmd.Config()
-	if err != nil {
-		return cmd.Fail(1, err)
-	}
-	opts.Config = cfg
-	opts.Log = logr.FromSlogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).WithName("dns")
-	srv, err := New(opts)
-	if err != nil {
-		return cmd.Fail(2, err)
-	}
-	ctx, stop := cmdutil.SignalContext()
-	defer stop()
-	if health != "0" && health != "" {
-		hs, err := serveHealth(health, srv)
+	return cmd.Serve(func(ctx context.Context, cfg *rest.Config) error {
+		opts.Config = cfg
+		opts.Log = logr.FromSlogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).WithName("dns")
+		srv, err := New(opts)
 		if err != nil {
-			return cmd.Fail(1, err)
+			return cmdutil.Exit(2, err)
 		}
-		defer hs.Close()
-	}
-	if err := srv.Start(ctx); err != nil {
-		return cmd.Fail(1, err)
-	}
-	return 0
+		if health != "0" && health != "" {
+			hs, err := serveHealth(health, srv)
+			if err != nil {
+				return err
+			}
+			defer hs.Close()
+		}
+		return srv.Start(ctx)
+	})
 }
 
 // serveHealth serves /healthz (the process runs) and /readyz (srv answers queries) on addr.

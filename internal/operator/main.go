@@ -1,9 +1,12 @@
 package operator
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/ergomake/ergomake/internal/build"
 	"github.com/ergomake/ergomake/internal/cmdutil"
@@ -41,15 +44,8 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ergomake-operator", build.Get().Version)
 		return 0
 	}
-	cfg, err := cmd.Config()
-	if err != nil {
-		return cmd.Fail(1, err)
-	}
-	opts.Config = cfg
-	ctx, stop := cmdutil.SignalContext()
-	defer stop()
-	if err := Run(ctx, opts); err != nil {
-		return cmd.Fail(1, err)
-	}
-	return 0
+	return cmd.Serve(func(ctx context.Context, cfg *rest.Config) error {
+		opts.Config = cfg
+		return Run(ctx, opts)
+	})
 }

@@ -74,17 +74,10 @@ func Main(args []string, stderr io.Writer) int {
 	if code, ok := cmd.Parse(args); !ok {
 		return code
 	}
-	cfg, err := cmd.Config()
-	if err != nil {
-		return cmd.Fail(1, err)
-	}
-	opts.Config = cfg
-	ctx, stop := cmdutil.SignalContext()
-	defer stop()
-	if err := Run(ctx, opts); err != nil {
-		return cmd.Fail(1, err)
-	}
-	return 0
+	return cmd.Serve(func(ctx context.Context, cfg *rest.Config) error {
+		opts.Config = cfg
+		return Run(ctx, opts)
+	})
 }
 
 // Run serves the API until ctx ends, then shuts down gracefully.
