@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -361,20 +360,7 @@ func cfOurs(t *testing.T, cfg *rest.Config, e *fwEnv, ports []int32) *cfOursUnde
 		o.addrs[ports[i]] = b.Addrs[0]
 	}
 	o.f = f
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- f.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Serve did not return 30s after its context ended")
-		}
-	})
+	fwServe(t, f)
 	return o
 }
 

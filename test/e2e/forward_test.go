@@ -73,6 +73,13 @@ func fwStart(t *testing.T, e *fwEnv, opts forward.Options, ports ...forward.Port
 	if err != nil {
 		t.Fatal(err)
 	}
+	fwServe(t, f)
+	return f, bs
+}
+
+// fwServe serves f until the test ends; the cleanup checks that Serve
+// returns.
+func fwServe(t *testing.T, f *forward.Forwarder) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- f.Serve(ctx) }()
@@ -87,7 +94,6 @@ func fwStart(t *testing.T, e *fwEnv, opts forward.Options, ports ...forward.Port
 			t.Errorf("Serve did not return 30s after its context ended")
 		}
 	})
-	return f, bs
 }
 
 func (e *fwEnv) port(remote int32) forward.Port {
