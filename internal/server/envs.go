@@ -32,8 +32,9 @@ const DefaultEnvTTL = 10 * time.Minute
 // DefaultMaxApplyBody bounds POST /v1/envs's body: the project and the files it ships.
 const DefaultMaxApplyBody = 32 << 20
 
-// watchKeepAlive: how often a watch with nothing to say writes an empty line.
-const watchKeepAlive = 15 * time.Second
+// watchKeepAlive: how often a watch with nothing to say writes an empty line (a variable for the
+// tests).
+var watchKeepAlive = 15 * time.Second
 
 // defaultHeartbeatEvery is a session's heartbeat interval when it names none; a heartbeat older
 // than staleAfter of them says the session is gone (as internal/session judges it).
