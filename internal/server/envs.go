@@ -213,6 +213,13 @@ func (h *Handler) applyEnv(c *call) (any, error) {
 	out, err := kc.ApplyEnvironment(ctx, kube.EnvApply{Env: res.Env, Secrets: res.Secrets, ConfigMaps: res.ConfigMaps,
 		Existing: existing, OwnNamespace: true, Annotations: annotations, Now: now})
 	if err != nil {
+		if existing == nil {
+			// A new environment half applied: remove it, so that it neither lingers nor counts
+			// against the user's limit (the client does not know it was created).
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_, _ = h.tenancy.DeleteEnv(dctx, user, p.Name)
+			cancel()
+		}
 		return nil, err
 	}
 	resp := ApplyResponse{Env: out.Env, Created: existing == nil}

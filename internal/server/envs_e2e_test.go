@@ -14,11 +14,17 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
+	"github.com/ergomake/ergomake/config"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
 	"github.com/ergomake/ergomake/internal/wait"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -52,6 +58,72 @@ func serveE2E(t *testing.T, h http.Handler) (string, *CA) {
 
 var errReady = errors.New("ready")
 
+// asServer gives the server's identity its RBAC of config/server/rbac.yaml (ClusterRoles renamed
+// for this test, so that an installed server's are untouched) in the server's namespace ns, and
+// returns a config that impersonates it, with the name of its per-namespace ClusterRole.
+func asServer(t *testing.T, cfg *rest.Config, cs kubernetes.Interface, ns string) (*rest.Config, string) {
+	t.Helper()
+	ctx := context.Background()
+	prefix := "e2e-" + rand.String(5) + "-"
+	b, err := config.Server.ReadFile("server/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbac := cs.RbacV1()
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+			t.Fatal(err)
+		}
+		switch tm.Kind {
+		case "ClusterRole":
+			var r rbacv1.ClusterRole
+			must(t, yaml.Unmarshal([]byte(doc), &r))
+			r.Name = prefix + r.Name
+			for i := range r.Rules {
+				for j, n := range r.Rules[i].ResourceNames {
+					r.Rules[i].ResourceNames[j] = prefix + n
+				}
+			}
+			_, err = rbac.ClusterRoles().Create(ctx, &r, metav1.CreateOptions{})
+			t.Cleanup(func() { _ = rbac.ClusterRoles().Delete(context.Background(), r.Name, metav1.DeleteOptions{}) })
+		case "ClusterRoleBinding":
+			var r rbacv1.ClusterRoleBinding
+			must(t, yaml.Unmarshal([]byte(doc), &r))
+			r.Name, r.RoleRef.Name, r.Subjects[0].Namespace = prefix+r.Name, prefix+r.RoleRef.Name, ns
+			_, err = rbac.ClusterRoleBindings().Create(ctx, &r, metav1.CreateOptions{})
+			t.Cleanup(func() { _ = rbac.ClusterRoleBindings().Delete(context.Background(), r.Name, metav1.DeleteOptions{}) })
+		case "Role":
+			var r rbacv1.Role
+			must(t, yaml.Unmarshal([]byte(doc), &r))
+			r.Namespace = ns
+			_, err = rbac.Roles(ns).Create(ctx, &r, metav1.CreateOptions{})
+		case "RoleBinding":
+			var r rbacv1.RoleBinding
+			must(t, yaml.Unmarshal([]byte(doc), &r))
+			r.Namespace, r.Subjects[0].Namespace = ns, ns
+			_, err = rbac.RoleBindings(ns).Create(ctx, &r, metav1.CreateOptions{})
+		default:
+			t.Fatalf("rbac.yaml: unexpected %q", tm.Kind)
+		}
+		must(t, err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: ServiceName, Namespace: ns}}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	as := rest.CopyConfig(cfg)
+	as.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + ServiceName}
+	return as, prefix + EnvRoleName
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestEnvsThroughServerE2E runs the envs routes in-process against the local cluster, whose
 // operator reconciles what they apply: two users with their own tokens; alice's project becomes
 // Ready and her watch streams it past the server's write timeout; heartbeat, 409 for another
@@ -67,7 +139,15 @@ func TestEnvsThroughServerE2E(t *testing.T) {
 	serverNS := cluster.Namespace(t, cs, "e2e-server")
 	store := &TokenStore{Client: cs, Namespace: serverNS}
 	tenancy := &Tenancy{Kube: cs, Dynamic: dyn, Namespace: serverNS}
-	h := NewHandler(HandlerOptions{Auth: store, Tenancy: tenancy, MaxApplyBody: 256 << 10})
+	// The handler runs with the server's own rights (config/server/rbac.yaml), not the admin's.
+	scfg, envRole := asServer(t, cfg, cs, serverNS)
+	scs := cluster.Clientset(t, scfg)
+	sdyn, err := dynamic.NewForConfig(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(HandlerOptions{Auth: &TokenStore{Client: scs, Namespace: serverNS},
+		Tenancy: &Tenancy{Kube: scs, Dynamic: sdyn, Namespace: serverNS, EnvRole: envRole}, MaxApplyBody: 256 << 10})
 	url, ca := serveE2E(t, h)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)

@@ -110,6 +110,10 @@ func TestOtherUsersEnvIsNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rb, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, ServiceName, metav1.GetOptions{})
+	if err != nil || rb.RoleRef.Name != EnvRoleName || rb.Subjects[0].Name != ServiceName || rb.Subjects[0].Namespace != "ergomake-system" {
+		t.Errorf("the server's RoleBinding in %s: %+v, %v", ns, rb, err)
+	}
 	u := envObject(ns, "shop", v1alpha1.PhaseReady)
 	sess := v1alpha1.Session{ID: "s1", User: "alice", Host: "laptop", PID: 42}
 	u.SetAnnotations(map[string]string{v1alpha1.AnnotationSession: sess.Annotation(), v1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano)})
