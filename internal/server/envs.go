@@ -90,7 +90,15 @@ func (t *Tenancy) GetEnv(ctx context.Context, user, name string) (*v1alpha1.Ergo
 	if apierrors.IsNotFound(err) {
 		return nil, ErrNotFound
 	}
-	return env, err
+	return public(env), err
+}
+
+// public is env as the API shows it: without the API server's bookkeeping of field managers.
+func public(env *v1alpha1.ErgomakeEnv) *v1alpha1.ErgomakeEnv {
+	if env != nil {
+		env.ManagedFields = nil
+	}
+	return env
 }
 
 // decode reads the request's JSON body into v.
@@ -222,7 +230,7 @@ func (h *Handler) applyEnv(c *call) (any, error) {
 		}
 		return nil, err
 	}
-	resp := ApplyResponse{Env: out.Env, Created: existing == nil}
+	resp := ApplyResponse{Env: public(out.Env), Created: existing == nil}
 	for _, w := range res.Warnings {
 		resp.Warnings = append(resp.Warnings, w.String())
 	}
@@ -335,7 +343,7 @@ func (h *Handler) watchEnv(c *call) (any, error) {
 			}
 		}
 	}()
-	err = wait.Watch(ctx, h.tenancy.client(), env.Namespace, env.Name, func(e *v1alpha1.ErgomakeEnv) { send(WatchEvent{Env: e}) })
+	err = wait.Watch(ctx, h.tenancy.client(), env.Namespace, env.Name, func(e *v1alpha1.ErgomakeEnv) { send(WatchEvent{Env: public(e)}) })
 	switch {
 	case errors.Is(err, wait.ErrGone):
 		send(WatchEvent{Deleted: true})
