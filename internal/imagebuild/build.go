@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/cli/cli/config"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
@@ -168,16 +167,11 @@ func Build(ctx context.Context, plans []Planned, opts Options) ([]Result, error)
 	}
 
 	b := &builder{c: c, opts: opts, plans: plans, results: make([]Result, len(plans))}
-	b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
-		AuthConfigProvider: authprovider.LoadAuthConfig(config.LoadDefaultConfigFile(io.Discard)),
-	})
-	if opts.DockerConfig != "" {
-		cf, err := config.Load(opts.DockerConfig)
-		if err != nil {
-			return nil, fmt.Errorf("imagebuild: reading %s: %w", filepath.Join(opts.DockerConfig, config.ConfigFileName), err)
-		}
-		b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{AuthConfigProvider: authprovider.LoadAuthConfig(cf)})
+	cf, err := LoadDockerConfig(opts.DockerConfig)
+	if err != nil {
+		return nil, fmt.Errorf("imagebuild: %w", err)
 	}
+	b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{AuthConfigProvider: authprovider.LoadAuthConfig(cf)})
 
 	// The one display.
 	b.display = make(chan *client.SolveStatus, 64)

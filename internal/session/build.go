@@ -1,18 +1,13 @@
 package session
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -361,24 +356,18 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// registryHost is the host of a registry reference and the key docker's config.json files its
-// credentials under (Docker Hub's is its historical URL).
-func registryHost(ref string) (host, configKey string) {
-	first, _, _ := strings.Cut(ref, "/")
-	if !strings.ContainsAny(first, ".:") && first != "localhost" || first == "docker.io" || first == "index.docker.io" {
-		return "docker.io", "https://index.docker.io/v1/"
-	}
-	return first, first
-}
-
 // pullSecret is a kubernetes.io/dockerconfigjson Secret holding the user's credentials for the
 // registry of ref, from their docker config; nil when they have none (a public registry).
 func pullSecret(ref, dockerConfig string) (*corev1.Secret, error) {
-	host, key := registryHost(ref)
-	auth, err := dockerAuth(dockerConfig, key)
+	cf, err := imagebuild.LoadDockerConfig(dockerConfig)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := imagebuild.UserCredentials(cf, ref)
 	if err != nil || auth == nil {
 		return nil, err
 	}
+	host, key := imagebuild.RegistryHost(ref)
 	data, err := json.Marshal(map[string]any{"auths": map[string]any{key: auth}})
 	if err != nil {
 		return nil, err
@@ -407,100 +396,4 @@ func pullSecretName(host string) string {
 		name = name[:253]
 	}
 	return strings.TrimRight(name, "-.")
-}
-
-// dockerAuthEntry is one entry of a docker config's "auths", as kubelet reads it.
-type dockerAuthEntry struct {
-	Username      string `json:"username,omitempty"`
-	Password      string `json:"password,omitempty"`
-	Auth          string `json:"auth,omitempty"`
-	IdentityToken string `json:"identitytoken,omitempty"`
-}
-
-// dockerAuth finds the user's credentials for key (a registry host, or Docker Hub's URL) in
-// their docker config: its credential helper (credHelpers, else credsStore) when it names one,
-// else its "auths" entry. Nil: none.
-func dockerAuth(dir, key string) (*dockerAuthEntry, error) {
-	if dir == "" {
-		dir = os.Getenv("DOCKER_CONFIG")
-	}
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, nil
-		}
-		dir = filepath.Join(home, ".docker")
-	}
-	path := filepath.Join(dir, "config.json")
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var cfg struct {
-		Auths       map[string]dockerAuthEntry `json:"auths"`
-		CredsStore  string                     `json:"credsStore"`
-		CredHelpers map[string]string          `json:"credHelpers"`
-	}
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	helper := cfg.CredHelpers[key]
-	if helper == "" {
-		helper = cfg.CredsStore
-	}
-	if helper != "" {
-		return credentialHelper(helper, key)
-	}
-	a, ok := cfg.Auths[key]
-	if !ok {
-		return nil, nil
-	}
-	if a.Auth != "" && a.Username == "" {
-		if dec, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
-			a.Username, a.Password, _ = strings.Cut(string(dec), ":")
-		}
-	}
-	if a.Auth == "" && a.Username != "" {
-		a.Auth = base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password))
-	}
-	if a.Auth == "" && a.IdentityToken == "" {
-		return nil, nil
-	}
-	return &a, nil
-}
-
-// credentialHelper asks docker-credential-<helper> for the credentials of key.
-func credentialHelper(helper, key string) (*dockerAuthEntry, error) {
-	cmd := exec.Command("docker-credential-"+helper, "get")
-	cmd.Stdin = strings.NewReader(key)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := strings.TrimSpace(string(out) + stderr.String())
-		if strings.Contains(msg, "credentials not found") {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("docker credential helper %q for %s: %v %s", helper, key, err, firstLine(msg))
-	}
-	var c struct{ Username, Secret string }
-	if err := json.Unmarshal(out, &c); err != nil {
-		return nil, fmt.Errorf("docker credential helper %q for %s: %w", helper, key, err)
-	}
-	if c.Username == "<token>" {
-		return &dockerAuthEntry{IdentityToken: c.Secret}, nil
-	}
-	return &dockerAuthEntry{Username: c.Username, Password: c.Secret,
-		Auth: base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Secret))}, nil
-}
-
-func firstLine(s string) string {
-	sc := bufio.NewScanner(strings.NewReader(s))
-	if sc.Scan() {
-		return sc.Text()
-	}
-	return ""
 }

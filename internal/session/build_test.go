@@ -97,7 +97,7 @@ func TestPullSecret(t *testing.T) {
 		t.Errorf("secret %s of type %s", s.Name, s.Type)
 	}
 	var cfg struct {
-		Auths map[string]dockerAuthEntry `json:"auths"`
+		Auths map[string]imagebuild.Credentials `json:"auths"`
 	}
 	if err := json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
 		t.Fatal(err)
