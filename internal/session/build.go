@@ -34,7 +34,8 @@ type BuildOptions struct {
 	Project *types.Project
 	// Services limits the build to these services; nil: every service that has build:.
 	Services []string
-	// Registry is the user's registry (--registry, host[:port][/prefix]): images are pushed there
+	// Registry is the user's registry (--registry, [http://]host[:port][/prefix]; http: it serves
+	// plain HTTP): images are pushed there
 	// with the user's docker credentials, and pods pull them with an imagePullSecret made of the
 	// same credentials. Empty: the cluster's registry (ergomake install), else the one the cluster
 	// publishes (KEP-1755, kube-public/local-registry-hosting).
@@ -144,6 +145,10 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	if err != nil {
 		return nil, err
 	}
+	if opts.Registry != "" && reg.Insecure {
+		host, _ := imagebuild.RegistryHost(reg.Push)
+		rep.Warnf("--registry %s: images are pushed over plain HTTP; the nodes pull them from %s only if their container runtime is configured to use plain HTTP there (containerd: a hosts.toml with server = \"http://%s\")", opts.Registry, host, host)
+	}
 	plans, err := imagebuild.Plan(opts.Project, services, reg, imagebuild.PlanOptions{Platforms: nodePlatforms(ctx, client.Kube)})
 	if err != nil {
 		return nil, err
@@ -155,7 +160,7 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	}
 	built := &Built{Specs: map[string]v1alpha1.BuildSpec{}}
 	if opts.Registry != "" {
-		if built.PullSecret, err = pullSecret(opts.Registry, opts.DockerConfig); err != nil {
+		if built.PullSecret, err = pullSecret(reg.Push, opts.DockerConfig); err != nil { // reg.Push: the reference without its scheme
 			return nil, err
 		}
 	}
@@ -181,6 +186,9 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, imagebuild.ErrRegistryFull) && opts.Registry == "" {
+			err = fmt.Errorf("%w\n(the cluster's registry keeps its images on the volume of PersistentVolumeClaim %s/ergomake-registry: a cluster admin can grow it where its StorageClass allows expansion)", err, settings.Namespace)
 		}
 		return nil, err
 	}
@@ -304,11 +312,14 @@ const (
 // (ergomake install's settings), else the one the cluster publishes (KEP-1755).
 func registryFor(ctx context.Context, cs kubernetes.Interface, settings clustersettings.Settings, user string) (imagebuild.Registry, error) {
 	if user != "" {
+		// http://: a registry that serves plain HTTP (the builder pushes over HTTP; the nodes'
+		// container runtime must be configured to pull from it so).
+		plain := strings.HasPrefix(user, "http://")
 		ref := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(user, "https://"), "http://"), "/")
 		if ref == "" || strings.ContainsAny(ref, " @") || strings.Contains(ref, "//") {
-			return imagebuild.Registry{}, fmt.Errorf("--registry %q is not a registry reference (host[:port][/path])", user)
+			return imagebuild.Registry{}, fmt.Errorf("--registry %q is not a registry reference ([http://]host[:port][/path])", user)
 		}
-		return imagebuild.Registry{Push: ref, Pull: ref}, nil
+		return imagebuild.Registry{Push: ref, Pull: ref, Insecure: plain}, nil
 	}
 	if settings.RegistryPush != "" {
 		pull := settings.RegistryPull

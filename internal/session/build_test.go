@@ -41,6 +41,8 @@ func TestRegistryFor(t *testing.T) {
 	}{
 		{name: "user's registry wins", settings: installed, objects: []*corev1.ConfigMap{kind}, user: "https://registry.example.com/team/",
 			want: imagebuild.Registry{Push: "registry.example.com/team", Pull: "registry.example.com/team"}},
+		{name: "user's plain HTTP registry", settings: installed, user: "http://10.200.0.1:32000/proj",
+			want: imagebuild.Registry{Push: "10.200.0.1:32000/proj", Pull: "10.200.0.1:32000/proj", Insecure: true}},
 		{name: "installed registry over KEP-1755", settings: installed, objects: []*corev1.ConfigMap{kind},
 			want: imagebuild.Registry{Push: "ergomake-registry.ergomake-system.svc:5000", Pull: "127.0.0.1:5100", Insecure: true}},
 		{name: "KEP-1755", objects: []*corev1.ConfigMap{kind},
