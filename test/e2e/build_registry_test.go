@@ -118,7 +118,25 @@ auth:
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster.ReadyPod(t, cs, ns, labels, 90*time.Second)
+	// An image built before the harness's registry had htpasswd auth exits at once: say so.
+	cluster.Eventually(t, 90*time.Second, 500*time.Millisecond, "the registry pod to be ready", func(ctx context.Context) (bool, string, error) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "registry", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if c.Ready {
+				return true, "", nil
+			}
+			if c.RestartCount > 0 || c.State.Terminated != nil {
+				logs, _ := cs.CoreV1().Pods(ns).GetLogs("registry", &corev1.PodLogOptions{Previous: c.RestartCount > 0}).DoRaw(ctx)
+				if strings.Contains(string(logs), "no access controller registered with name: htpasswd") {
+					return false, "", fmt.Errorf("the registry image %s has no htpasswd auth: rebuild it from this tree with `make registry-image` (or name another build with ERGOMAKE_E2E_REGISTRY_IMAGE)", e2eRegistryImage())
+				}
+			}
+		}
+		return false, string(p.Status.Phase), nil
+	})
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil || len(nodes.Items) == 0 {
 		t.Fatalf("listing nodes: %v", err)
