@@ -268,6 +268,36 @@ services:
 			t.Errorf("a failed build left namespace %s or environment %v", p.ns, p.envsOfProject())
 		}
 	})
+	// Bad input is found before anything reaches the cluster: one error naming the compose file,
+	// the service and the key, exit 1, nothing created.
+	for _, tc := range []struct {
+		name, build string
+		files       map[string]string
+		want        []string
+	}{
+		{"context folder missing", "./nope", nil, []string{"compose.yaml", `service "app"`, "build.context", "does not exist"}},
+		{"Dockerfile missing", "{context: ./app, dockerfile: Prod.Dockerfile}", map[string]string{"app/Dockerfile": "FROM ergomake.test/testapp:latest\n"},
+			[]string{"compose.yaml", `service "app"`, "build.dockerfile", "Prod.Dockerfile does not exist"}},
+		{"Dockerfile syntax error", "./app", map[string]string{"app/Dockerfile": "FROM ergomake.test/testapp:latest\nRUN <<EOF\n"},
+			[]string{"compose.yaml", `service "app"`, "build.dockerfile", "not valid"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newUpProject(t, "e2e-buildbad", strings.Replace(compose, "build: ./app", "build: "+tc.build, 1))
+			writeFiles(t, p.dir, tc.files)
+			_, stderr, code := p.run(time.Minute, "up")
+			if code != 1 {
+				t.Fatalf("up exited %d, want 1\n%s", code, stderr)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr does not say %q:\n%s", want, stderr)
+				}
+			}
+			if !p.namespaceGone() || len(p.envsOfProject()) > 0 {
+				t.Errorf("bad input left namespace %s or environment %v", p.ns, p.envsOfProject())
+			}
+		})
+	}
 	t.Run("--no-build of an image never built", func(t *testing.T) {
 		p := newUpProject(t, "e2e-nobuild", compose)
 		needBuilder(t, p)
