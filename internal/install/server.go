@@ -75,8 +75,9 @@ func (s *ServerOptions) defaults(opts Options) error {
 	return nil
 }
 
-// ServerObjects are the objects of the server, in apply order: its ServiceAccount, ClusterRole,
-// ClusterRoleBinding, Role, RoleBinding, Service and Deployment.
+// ServerObjects are the objects of the server, in apply order: its ServiceAccount, ClusterRoles
+// (its own, and the one it binds in its users' namespaces), ClusterRoleBinding, Role,
+// RoleBinding, Service and Deployment.
 func ServerObjects(opts Options, sopts ServerOptions) ([]*unstructured.Unstructured, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
@@ -93,20 +94,10 @@ func ServerObjects(opts Options, sopts ServerOptions) ([]*unstructured.Unstructu
 		secret = server.TLSSecretName
 	}
 	for _, u := range objs {
-		if u.GetNamespace() != "" {
-			u.SetNamespace(opts.Namespace)
+		if err := placeIn(u, opts.Namespace); err != nil {
+			return nil, err
 		}
 		switch u.GetKind() {
-		case "ClusterRoleBinding", "RoleBinding":
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok {
-					m["namespace"] = opts.Namespace
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
-				return nil, err
-			}
 		case "Service":
 			typ := map[Expose]string{ExposeNone: "ClusterIP", ExposeNodePort: "NodePort", ExposeLoadBalancer: "LoadBalancer"}[sopts.Expose]
 			if err := unstructured.SetNestedField(u.Object, typ, "spec", "type"); err != nil {

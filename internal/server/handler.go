@@ -31,9 +31,11 @@ type Handler struct {
 	tenancy *Tenancy
 	limiter *RateLimiter
 	maxBody int64
-	audit   *slog.Logger
-	version string
-	mux     *http.ServeMux
+	// maxApply bounds POST /v1/envs's body (the project and its files).
+	maxApply int64
+	audit    *slog.Logger
+	version  string
+	mux      *http.ServeMux
 }
 
 // HandlerOptions configure NewHandler.
@@ -44,6 +46,8 @@ type HandlerOptions struct {
 	Limiter *RateLimiter
 	// MaxBody bounds request bodies (0: DefaultMaxBody).
 	MaxBody int64
+	// MaxApplyBody bounds POST /v1/envs's body (0: DefaultMaxApplyBody).
+	MaxApplyBody int64
 	// Audit receives one line per request that reached the API: user, action, environment,
 	// status (never a token).
 	Audit *slog.Logger
@@ -57,6 +61,10 @@ func NewHandler(o HandlerOptions) *Handler {
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
+	h.maxApply = o.MaxApplyBody
+	if h.maxApply <= 0 {
+		h.maxApply = DefaultMaxApplyBody
+	}
 	if h.audit == nil {
 		h.audit = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +77,12 @@ func NewHandler(o HandlerOptions) *Handler {
 	mux.Handle("GET /v1/envs", h.action("envs.list", h.listEnvs))
 	mux.Handle("DELETE /v1/envs/{name}", h.action("envs.delete", h.deleteEnv))
 	mux.Handle("GET /v1/builder", h.action("builder.info", h.builderInfo))
+	// up and down through the server (envs.go)
+	mux.Handle("POST /v1/envs", h.actionLimit("envs.apply", h.maxApply, h.applyEnv))
+	mux.Handle("GET /v1/envs/{name}", h.action("envs.get", h.getEnv))
+	mux.Handle("GET /v1/envs/{name}/watch", h.action("envs.watch", h.watchEnv))
+	mux.Handle("POST /v1/envs/{name}/heartbeat", h.action("envs.heartbeat", h.heartbeat))
+	mux.Handle("POST /v1/envs/{name}/detach", h.action("envs.detach", h.detach))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this server speaks /%s: see docs/server-api.md)", r.Method, r.URL.Path, APIVersion))
 	})
@@ -102,6 +116,11 @@ func errorf(status int, format string, args ...any) error {
 // action wraps an authenticated endpoint: body size limit, bearer token, rate limit per token,
 // then fn, then one audit line.
 func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler {
+	return h.actionLimit(name, h.maxBody, fn)
+}
+
+// actionLimit is action with its own body size limit.
+func (h *Handler) actionLimit(name string, maxBody int64, fn func(*call) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -122,12 +141,12 @@ func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler 
 			h.audit.Info("audit", attrs...)
 		}()
 
-		if r.ContentLength > h.maxBody {
+		if r.ContentLength > maxBody {
 			c.note = "body too large"
-			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, h.maxBody))
+			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, maxBody))
 			return
 		}
-		r.Body = http.MaxBytesReader(rec, r.Body, h.maxBody)
+		r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
 
 		token, ok := bearer(r)
 		if !ok {
@@ -182,6 +201,9 @@ func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler 
 			}
 			return
 		}
+		if _, ok := out.(streamed); ok {
+			return
+		}
 		writeJSON(rec, http.StatusOK, out)
 	})
 }
@@ -225,6 +247,13 @@ func (h *Handler) deleteEnv(c *call) (any, error) {
 	ns, err := h.tenancy.DeleteEnv(c.r.Context(), c.who.User, name)
 	if err != nil {
 		return nil, err
+	}
+	if c.r.URL.Query().Get("wait") == "1" {
+		// ?wait=1: answer once the namespace, and everything in it, is gone.
+		longRequest(c.w)
+		if err := h.tenancy.client().WaitNamespaceGone(c.r.Context(), ns, nil); err != nil {
+			return nil, err
+		}
 	}
 	return Deleted{Name: name, Namespace: ns}, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/server"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -107,7 +108,7 @@ func TestServerFlow(t *testing.T) {
 	t.Run("each reaches their own ports", func(t *testing.T) {
 		for _, d := range devs {
 			want := "web-" + strings.SplitN(d.u.name, "-", 4)[2]
-			if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", d.port)); r.Service != want {
+			if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", d.port)); r.Service != want {
 				t.Errorf("%s's port answered %+v, want %s", d.u.name, r, want)
 			}
 		}
@@ -146,7 +147,7 @@ func TestServerFlow(t *testing.T) {
 			t.Errorf("alice: down -p %s = %d\n%s%s", b.p.ns, code, stdout, stderr)
 		}
 		// bob's is untouched.
-		if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", b.port)); r.Service != "web-bob" {
+		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", b.port)); r.Service != "web-bob" {
 			t.Errorf("bob's port after alice's attempts: %+v", r)
 		}
 	})
@@ -160,7 +161,7 @@ func TestServerFlow(t *testing.T) {
 		fwd := fp.start("forward", "web")
 		fwd.waitOutput("are now bound to localhost", time.Minute)
 		ports := fwd.localPorts()
-		if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", ports["web/8080"])); r.Service != "web-alice" {
+		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", ports["web/8080"])); r.Service != "web-alice" {
 			t.Errorf("forwarded port answered %+v (table %v)", r, ports)
 		}
 		fwd.signal(syscall.SIGINT)
@@ -217,7 +218,7 @@ func TestServerFlow(t *testing.T) {
 		// The next connection works (once a new server pod answers).
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			r, err := upGet(fmt.Sprintf("http://localhost:%d/", a.port))
+			r, err := testapp.Get(ctx, fmt.Sprintf("http://localhost:%d/", a.port))
 			if err == nil && r.Service == "web-alice" {
 				break
 			}
@@ -299,7 +300,7 @@ services:
 	})
 	up := p.start("up", "--wait-timeout", "4m")
 	up.waitOutput("Environment ready. Remote services are now bound to localhost.", buildTimeout)
-	if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != "built-through-server" {
+	if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != "built-through-server" {
 		t.Errorf("the built service answered %+v", r)
 	}
 	if d := builtDigests(p.envSpec()); d["web"] == "" {
