@@ -34,6 +34,7 @@ type Handler struct {
 	audit   *slog.Logger
 	version string
 	mux     *http.ServeMux
+	streams *streams // dial and logs (dial.go, logs.go)
 }
 
 // HandlerOptions configure NewHandler.
@@ -49,6 +50,11 @@ type HandlerOptions struct {
 	Audit *slog.Logger
 	// Version is the server's version, for GET /v1/version.
 	Version string
+	// BuilderDial connects to the builder's BuildKit port for GET /v1/builder/dial (nil: the
+	// route answers 503). PodWait bounds how long a dial waits for a ready pod (0:
+	// DefaultPodWait).
+	BuilderDial func(ctx context.Context) (net.Conn, error)
+	PodWait     time.Duration
 }
 
 // NewHandler returns the API's handler.
@@ -68,6 +74,8 @@ func NewHandler(o HandlerOptions) *Handler {
 	mux.Handle("GET /v1/whoami", h.action("whoami", h.whoami))
 	mux.Handle("GET /v1/envs", h.action("envs.list", h.listEnvs))
 	mux.Handle("DELETE /v1/envs/{name}", h.action("envs.delete", h.deleteEnv))
+	h.streams = newStreams(o.Tenancy, o.BuilderDial, o.PodWait)
+	h.streamRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this server speaks /%s: see docs/server-api.md)", r.Method, r.URL.Path, APIVersion))
 	})
@@ -180,6 +188,9 @@ func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler 
 				writeError(rec, http.StatusInternalServerError, err.Error())
 			}
 			return
+		}
+		if _, ok := out.(streamed); ok {
+			return // the endpoint answered itself (an upgraded connection, a stream)
 		}
 		writeJSON(rec, http.StatusOK, out)
 	})
