@@ -386,7 +386,6 @@ func (h *Handler) dial(c *call) (any, error) {
 		}
 		return nil, errorf(http.StatusServiceUnavailable, "no ready pod after %s: %s", h.streams.podWait, w.noPodReason(sel, service))
 	}
-	c.note = "pod " + pod.Name
 	d := net.Dialer{Timeout: podDialTimeout}
 	pc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)))
 	if err != nil {
