@@ -132,6 +132,7 @@ type Client struct {
 	token   string
 	http    *http.Client
 	dialTLS *tls.Config // Dial's: the same trust, HTTP/1.1 only, sharing the session cache
+	spares  spares      // Dial's spare connections (client_stream.go)
 }
 
 // NewClient builds a client for c: TLS pinned to c.CA when set, else the system's roots.

@@ -107,15 +107,17 @@ func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
 	if c.base.Port() == "" {
 		host = net.JoinHostPort(c.base.Hostname(), "443")
 	}
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, Config: c.dialTLS}
-	raw, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	conn := c.spares.take(c.dialTLS, host)
+	if conn == nil {
+		raw, err := dialTLS(ctx, c.dialTLS, host)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
 		}
-		return nil, fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
+		conn = raw
 	}
-	conn := raw.(*tls.Conn)
 	// ctx bounds the request and its answer: a cancel closes the connection.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	fail := func(err error) (net.Conn, error) {
@@ -157,6 +159,114 @@ func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
 		uc.pending = append([]byte(nil), b...)
 	}
 	return uc, nil
+}
+
+func dialTLS(ctx context.Context, cfg *tls.Config, host string) (*tls.Conn, error) {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, Config: cfg}
+	raw, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	return raw.(*tls.Conn), nil
+}
+
+// Spare connections: while dials come (one in the last spareWarm), the client keeps spareN TLS
+// connections to the server open and handshaken, each used for one dial, so that a new forwarded
+// connection costs one round trip (the upgrade) instead of three (TCP, TLS, upgrade). A spare is
+// used within spareMaxAge of its handshake (the server gives a connection 10 s to send its
+// request: ReadHeaderTimeout) or replaced.
+const (
+	spareN      = 2
+	spareMaxAge = 5 * time.Second
+	spareWarm   = 30 * time.Second
+)
+
+type spareConn struct {
+	conn *tls.Conn
+	at   time.Time
+}
+
+type spares struct {
+	mu       sync.Mutex
+	conns    []spareConn
+	lastUse  time.Time
+	running  bool
+	kick     chan struct{}
+	failures int
+}
+
+// take returns a fresh spare connection (nil when there is none) and keeps spares coming.
+func (s *spares) take(cfg *tls.Config, host string) *tls.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastUse = time.Now()
+	var got *tls.Conn
+	for len(s.conns) > 0 && got == nil {
+		sc := s.conns[0]
+		s.conns = s.conns[1:]
+		if time.Since(sc.at) < spareMaxAge {
+			got = sc.conn
+		} else {
+			_ = sc.conn.Close()
+		}
+	}
+	if !s.running {
+		s.running = true
+		s.kick = make(chan struct{}, 1)
+		go s.fill(cfg, host)
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return got
+}
+
+// fill keeps spareN fresh spares while dials come, then closes them and ends.
+func (s *spares) fill(cfg *tls.Config, host string) {
+	for {
+		s.mu.Lock()
+		if time.Since(s.lastUse) > spareWarm || s.failures > 3 {
+			for _, sc := range s.conns {
+				_ = sc.conn.Close()
+			}
+			s.conns, s.running, s.failures = nil, false, 0
+			s.mu.Unlock()
+			return
+		}
+		// Drop the ones about to age out; the rest stay.
+		keep := s.conns[:0]
+		for _, sc := range s.conns {
+			if time.Since(sc.at) < spareMaxAge-time.Second {
+				keep = append(keep, sc)
+			} else {
+				_ = sc.conn.Close()
+			}
+		}
+		s.conns = keep
+		need := spareN - len(s.conns)
+		s.mu.Unlock()
+		for range need {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			conn, err := dialTLS(ctx, cfg, host)
+			cancel()
+			s.mu.Lock()
+			if err != nil {
+				s.failures++
+				s.mu.Unlock()
+				break
+			}
+			s.failures = 0
+			s.conns = append(s.conns, spareConn{conn: conn, at: time.Now()})
+			s.mu.Unlock()
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-s.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // readAPIError turns a non-2xx answer into an *APIError.

@@ -98,6 +98,8 @@ type nsWatch struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every pod event
 	conns   map[types.UID]map[*carried]struct{}
+	envKey  string // UID and resourceVersion of envLast
+	envLast *v1alpha1.ErgomakeEnv
 }
 
 // carried is one dialled connection: both ends, closed with a reset when its pod goes away.
@@ -286,7 +288,22 @@ func (w *nsWatch) env(name string) (*v1alpha1.ErgomakeEnv, error) {
 	if pick == nil {
 		return nil, nil
 	}
-	return kube.EnvFromUnstructured(pick)
+	key := string(pick.GetUID()) + "/" + pick.GetResourceVersion()
+	w.mu.Lock()
+	if w.envKey == key {
+		env := w.envLast
+		w.mu.Unlock()
+		return env, nil
+	}
+	w.mu.Unlock()
+	env, err := kube.EnvFromUnstructured(pick) // read only by the callers: shared until it changes
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.envKey, w.envLast = key, env
+	w.mu.Unlock()
+	return env, nil
 }
 
 // waitPod returns the pod a new connection of sel should reach, waiting up to timeout for one to be

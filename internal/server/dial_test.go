@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -137,16 +138,21 @@ func TestDialRoundTripAndRefusals(t *testing.T) {
 	roundTrip(t, c, 2<<20) // half-close both ways: everything sent comes back, then the end
 	_ = c.Close()
 
-	// A second connection reuses the namespace's watch and the TLS session.
-	c2, err := alice.Dial(ctx, "shop", "web", port)
-	if err != nil {
-		t.Fatal(err)
+	// Later connections reuse the namespace's watch, and go over spare connections that resumed
+	// the TLS session (the first spares may be handshaken before the first session ticket came).
+	resumed := false
+	for range 4 {
+		c2, err := alice.Dial(ctx, "shop", "web", port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resumed = resumed || c2.(*upgradedConn).ConnectionState().DidResume
+		roundTrip(t, c2, 10)
+		_ = c2.Close()
 	}
-	if !c2.(*upgradedConn).ConnectionState().DidResume {
-		t.Error("the second dial did not resume the TLS session")
+	if !resumed {
+		t.Error("no later dial resumed the TLS session")
 	}
-	roundTrip(t, c2, 10)
-	_ = c2.Close()
 
 	bob := f.client(t, f.token(t, "bob"))
 	for _, tc := range []struct {
@@ -172,8 +178,8 @@ func TestDialRoundTripAndRefusals(t *testing.T) {
 		}
 	}
 	log := f.audit.String()
-	if n := strings.Count(log, "action=envs.dial env=shop status=101"); n != 2 {
-		t.Errorf("%d audit lines for 2 dials:\n%s", n, log)
+	if n := strings.Count(log, "action=envs.dial env=shop status=101"); n != 5 {
+		t.Errorf("%d audit lines for 5 dials:\n%s", n, log)
 	}
 	if !strings.Contains(log, "user=bob action=envs.dial env=shop status=404") {
 		t.Errorf("no audit line for bob's refused dial:\n%s", log)
@@ -332,4 +338,43 @@ func TestDialBuilder(t *testing.T) {
 	if apiStatus(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "no builder") {
 		t.Errorf("DialBuilder without a builder = %v", err)
 	}
+}
+
+// After a dial the client keeps spare connections, handshaken, and the next dial uses one.
+func TestDialUsesSpareConnections(t *testing.T) {
+	f := newFixture(t, HandlerOptions{})
+	port := echoListener(t)
+	ns := f.userEnv(t, "alice", "shop", port)
+	f.readyPod(t, ns, "shop", "web", "web-1", true)
+	c := f.client(t, f.token(t, "alice"))
+	ctx := context.Background()
+	first, err := c.Dial(ctx, "shop", "web", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, first, 10)
+	_ = first.Close()
+	spares := map[*tls.Conn]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(spares) < spareN {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spare connections after 10s, want %d", len(spares), spareN)
+		}
+		time.Sleep(10 * time.Millisecond)
+		c.spares.mu.Lock()
+		clear(spares)
+		for _, sc := range c.spares.conns {
+			spares[sc.conn] = true
+		}
+		c.spares.mu.Unlock()
+	}
+	next, err := c.Dial(ctx, "shop", "web", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !spares[next.(*upgradedConn).Conn] {
+		t.Error("the dial did not use a spare connection")
+	}
+	roundTrip(t, next, 10)
+	_ = next.Close()
 }
