@@ -23,6 +23,11 @@ type doc struct {
 }
 
 func parseFiles(files []string) docs {
+	return parseFilesWith(files, os.ReadFile)
+}
+
+// parseFilesWith is parseFiles reading the files with read.
+func parseFilesWith(files []string, read func(string) ([]byte, error)) docs {
 	var d docs
 	seen := map[string]bool{}
 	queue := append([]string{}, files...)
@@ -33,7 +38,7 @@ func parseFiles(files []string) docs {
 			continue
 		}
 		seen[f] = true
-		b, err := os.ReadFile(f)
+		b, err := read(f)
 		if err != nil {
 			continue
 		}
@@ -334,6 +339,13 @@ type Locator struct{ docs docs }
 
 // NewLocator parses the compose files once.
 func NewLocator(files []string) *Locator { return &Locator{docs: parseFiles(files)} }
+
+// NewLocatorFS is NewLocator reading the compose files (each at most MaxComposeFileBytes) from
+// fsys (nil: the disk).
+func NewLocatorFS(files []string, fsys FS) *Locator {
+	fsys = OrDisk(fsys)
+	return &Locator{docs: parseFilesWith(files, func(f string) ([]byte, error) { return fsys.ReadFile(f, MaxComposeFileBytes) })}
+}
 
 // Find returns the last file defining services.<service>.<key> (a dotted key path), or the
 // top-level key when service is empty, with its line; the first file and line 0 when not found.

@@ -75,8 +75,9 @@ func (s *ServerOptions) defaults(opts Options) error {
 	return nil
 }
 
-// ServerObjects are the objects of the server, in apply order: its ServiceAccount, ClusterRole,
-// ClusterRoleBinding, Role, RoleBinding, Service and Deployment.
+// ServerObjects are the objects of the server, in apply order: its ServiceAccount, ClusterRoles
+// (its own, and the one it binds in its users' namespaces), ClusterRoleBinding, Role,
+// RoleBinding, Service and Deployment.
 func ServerObjects(opts Options, sopts ServerOptions) ([]*unstructured.Unstructured, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func TestServerObjects(t *testing.T) {
 			t.Errorf("%s %s in namespace %q", o.GetKind(), o.GetName(), o.GetNamespace())
 		}
 	}
-	want := "ServiceAccount/ergomake-server,ClusterRole/ergomake-server,ClusterRoleBinding/ergomake-server," +
+	want := "ServiceAccount/ergomake-server,ClusterRole/ergomake-server,ClusterRole/ergomake-server-env,ClusterRoleBinding/ergomake-server," +
 		"Role/ergomake-server,RoleBinding/ergomake-server,Service/ergomake-server,Deployment/ergomake-server"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("objects %s\nwant    %s", got, want)

@@ -39,8 +39,14 @@ func CheckProject(p *types.Project, ceiling Level) []Violation {
 // Check is CheckEnv of spec (translated from p) and CheckProject of p, by service name and then
 // line, each with the compose file and line that asks for it (see Locate).
 func Check(p *types.Project, spec *v1alpha1.EnvSpec, ceiling Level) []Violation {
+	return CheckFiles(p, spec, ceiling, nil)
+}
+
+// CheckFiles is Check reading the compose files from fsys (nil: the disk), as the ergomake
+// server does from the files the CLI shipped.
+func CheckFiles(p *types.Project, spec *v1alpha1.EnvSpec, ceiling Level, fsys compose.FS) []Violation {
 	all := append(CheckEnv(spec, ceiling), CheckProject(p, ceiling)...)
-	Locate(all, p)
+	LocateFiles(all, p, fsys)
 	sort.SliceStable(all, func(i, j int) bool {
 		a, b := all[i], all[j]
 		if a.Service != b.Service {
@@ -53,11 +59,17 @@ func Check(p *types.Project, spec *v1alpha1.EnvSpec, ceiling Level) []Violation 
 
 // Locate sets File and Line of each violation from the project's compose files: the line of the
 // list item (a capability, a volume, a device) when it can be told, else of the key.
-func Locate(vs []Violation, p *types.Project) {
+func Locate(vs []Violation, p *types.Project) { LocateFiles(vs, p, nil) }
+
+// LocateFiles is Locate reading the compose files from fsys (nil: the disk).
+func LocateFiles(vs []Violation, p *types.Project, fsys compose.FS) {
 	if p == nil || len(vs) == 0 {
 		return
 	}
 	loc := compose.NewLocator(p.ComposeFiles)
+	if fsys != nil {
+		loc = compose.NewLocatorFS(p.ComposeFiles, fsys)
+	}
 	for i := range vs {
 		v := &vs[i]
 		v.File, v.Line = loc.Find(v.Service, path(p, v))

@@ -169,6 +169,11 @@ func (e *APIError) Error() string { return e.Message }
 
 // do sends a request and decodes the JSON answer into out.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	return c.doWith(ctx, c.http, method, path, body, out)
+}
+
+// doWith is do with another http.Client (one without the minute's timeout, for long requests).
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body io.Reader, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
 	if err != nil {
 		return err
@@ -177,7 +182,10 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
 	}

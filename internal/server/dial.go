@@ -76,10 +76,6 @@ func (h *Handler) streamRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/builder/dial", h.action("builder.dial", h.dialBuilder))
 }
 
-// streamed is what an endpoint returns when it wrote its answer itself (an upgraded connection, a
-// stream): action writes nothing more.
-type streamed struct{}
-
 // nsWatch watches the pods and the environment of one user namespace.
 type nsWatch struct {
 	s      *streams
@@ -367,8 +363,8 @@ func servicePort(env *v1alpha1.ErgomakeEnv, service string, port int32) (string,
 func (h *Handler) dial(c *call) (any, error) {
 	name := c.r.PathValue("name")
 	c.env = name
-	if name == "" || len(name) > 253 {
-		return nil, errorf(http.StatusBadRequest, "bad environment name %q", name)
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	q := c.r.URL.Query()
 	service := q.Get("service")

@@ -48,13 +48,21 @@ func TestStreamsOnCluster(t *testing.T) {
 	defer cancel()
 
 	srvNS := cluster.Namespace(t, cs, "srvdial") // the server's own: tokens
-	tenancy := &Tenancy{Kube: cs, Dynamic: dyn, Namespace: srvNS}
 	store := &TokenStore{Client: cs, Namespace: srvNS}
+	// The handler runs with the server's own rights (config/server/rbac.yaml), not the admin's;
+	// but for the builder, which lives in ergomake-system, not in this test's server namespace.
+	scfg, envRole := asServer(t, cfg, cs, srvNS)
+	scs := cluster.Clientset(t, scfg)
+	sdyn, err := dynamic.NewForConfig(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenancy := &Tenancy{Kube: scs, Dynamic: sdyn, Namespace: srvNS, EnvRole: envRole}
 	audit := &syncBuf{}
 	h := NewHandler(HandlerOptions{
-		Auth: store, Tenancy: tenancy, Audit: slog.New(slog.NewTextHandler(audit, nil)),
+		Auth: &TokenStore{Client: scs, Namespace: srvNS}, Tenancy: tenancy, Audit: slog.New(slog.NewTextHandler(audit, nil)),
 		PodWait:     60 * time.Second,
-		BuilderDial: BuilderDialer(cfg, tenancy, "ergomake-system", 30*time.Second),
+		BuilderDial: BuilderDialer(cfg, &Tenancy{Kube: cs, Dynamic: dyn, Namespace: srvNS}, "ergomake-system", 30*time.Second),
 	})
 	url, caPEM := serveTLS(t, h)
 	suffix := krand.String(5)

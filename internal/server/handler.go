@@ -31,10 +31,12 @@ type Handler struct {
 	tenancy *Tenancy
 	limiter *RateLimiter
 	maxBody int64
-	audit   *slog.Logger
-	version string
-	mux     *http.ServeMux
-	streams *streams // dial and logs (dial.go, logs.go)
+	// maxApply bounds POST /v1/envs's body (the project and its files).
+	maxApply int64
+	audit    *slog.Logger
+	version  string
+	mux      *http.ServeMux
+	streams  *streams // dial and logs (dial.go, logs.go)
 }
 
 // HandlerOptions configure NewHandler.
@@ -45,6 +47,8 @@ type HandlerOptions struct {
 	Limiter *RateLimiter
 	// MaxBody bounds request bodies (0: DefaultMaxBody).
 	MaxBody int64
+	// MaxApplyBody bounds POST /v1/envs's body (0: DefaultMaxApplyBody).
+	MaxApplyBody int64
 	// Audit receives one line per request that reached the API: user, action, environment,
 	// status (never a token).
 	Audit *slog.Logger
@@ -63,6 +67,10 @@ func NewHandler(o HandlerOptions) *Handler {
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
+	h.maxApply = o.MaxApplyBody
+	if h.maxApply <= 0 {
+		h.maxApply = DefaultMaxApplyBody
+	}
 	if h.audit == nil {
 		h.audit = slog.New(slog.DiscardHandler)
 	}
@@ -74,6 +82,13 @@ func NewHandler(o HandlerOptions) *Handler {
 	mux.Handle("GET /v1/whoami", h.action("whoami", h.whoami))
 	mux.Handle("GET /v1/envs", h.action("envs.list", h.listEnvs))
 	mux.Handle("DELETE /v1/envs/{name}", h.action("envs.delete", h.deleteEnv))
+	// up and down through the server (envs.go)
+	mux.Handle("POST /v1/envs", h.actionLimit("envs.apply", h.maxApply, h.applyEnv))
+	mux.Handle("GET /v1/envs/{name}", h.action("envs.get", h.getEnv))
+	mux.Handle("GET /v1/envs/{name}/watch", h.action("envs.watch", h.watchEnv))
+	mux.Handle("POST /v1/envs/{name}/heartbeat", h.action("envs.heartbeat", h.heartbeat))
+	mux.Handle("POST /v1/envs/{name}/detach", h.action("envs.detach", h.detach))
+	// streams: dial, builder dial, logs (dial.go, logs.go)
 	h.streams = newStreams(o.Tenancy, o.BuilderDial, o.PodWait)
 	h.streamRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -109,6 +124,11 @@ func errorf(status int, format string, args ...any) error {
 // action wraps an authenticated endpoint: body size limit, bearer token, rate limit per token,
 // then fn, then one audit line.
 func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler {
+	return h.actionLimit(name, h.maxBody, fn)
+}
+
+// actionLimit is action with its own body size limit.
+func (h *Handler) actionLimit(name string, maxBody int64, fn func(*call) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -129,12 +149,12 @@ func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler 
 			h.audit.Info("audit", attrs...)
 		}()
 
-		if r.ContentLength > h.maxBody {
+		if r.ContentLength > maxBody {
 			c.note = "body too large"
-			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, h.maxBody))
+			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, maxBody))
 			return
 		}
-		r.Body = http.MaxBytesReader(rec, r.Body, h.maxBody)
+		r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
 
 		token, ok := bearer(r)
 		if !ok {
@@ -235,6 +255,13 @@ func (h *Handler) deleteEnv(c *call) (any, error) {
 	ns, err := h.tenancy.DeleteEnv(c.r.Context(), c.who.User, name)
 	if err != nil {
 		return nil, err
+	}
+	if c.r.URL.Query().Get("wait") == "1" {
+		// ?wait=1: answer once the namespace, and everything in it, is gone.
+		longRequest(c.w)
+		if err := h.tenancy.client().WaitNamespaceGone(c.r.Context(), ns, nil); err != nil {
+			return nil, err
+		}
 	}
 	return Deleted{Name: name, Namespace: ns}, nil
 }

@@ -27,8 +27,8 @@ const logFlushEvery = 50 * time.Millisecond
 func (h *Handler) logs(c *call) (any, error) {
 	name := c.r.PathValue("name")
 	c.env = name
-	if name == "" || len(name) > 253 {
-		return nil, errorf(http.StatusBadRequest, "bad environment name %q", name)
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	q := c.r.URL.Query()
 	o := LogOptions{Service: q.Get("service"), Tail: -1, Follow: truthy(q.Get("follow")), Timestamps: truthy(q.Get("timestamps"))}

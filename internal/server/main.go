@@ -50,6 +50,7 @@ type Options struct {
 	Rate              float64
 	Burst             int
 	MaxBody           int64
+	MaxApplyBody      int64
 	TokenCache        time.Duration
 	Log               io.Writer
 	// Listener, when set, is served instead of listening on Addr (tests).
@@ -75,6 +76,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.Float64Var(&opts.Rate, "rate", 10, "requests per second allowed per token (each replica)")
 	fs.IntVar(&opts.Burst, "burst", 40, "burst of requests allowed per token")
 	fs.Int64Var(&opts.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
+	fs.Int64Var(&opts.MaxApplyBody, "max-apply-body", DefaultMaxApplyBody, "largest `up` request body (the project and the files it ships) accepted, in bytes")
 	fs.DurationVar(&opts.TokenCache, "token-cache", 5*time.Second, "how long a checked token is trusted before it is read again (the delay of a revocation)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
 	if err := fs.Parse(args); err != nil {
@@ -132,16 +134,23 @@ func Run(ctx context.Context, opts Options) error {
 	log := slog.New(slog.NewTextHandler(opts.Log, nil))
 	tenancy := &Tenancy{Kube: cs, Dynamic: dyn, Namespace: opts.Namespace}
 	h := NewHandler(HandlerOptions{
-		Auth:        &TokenStore{Client: cs, Namespace: opts.Namespace, CacheTTL: opts.TokenCache},
-		Tenancy:     tenancy,
-		Limiter:     &RateLimiter{Rate: rate.Limit(opts.Rate), Burst: opts.Burst},
-		MaxBody:     opts.MaxBody,
-		Audit:       log,
-		Version:     build.Get().Version,
-		BuilderDial: BuilderDialer(cfg, tenancy, opts.Namespace, 0),
+		Auth:         &TokenStore{Client: cs, Namespace: opts.Namespace, CacheTTL: opts.TokenCache},
+		Tenancy:      tenancy,
+		Limiter:      &RateLimiter{Rate: rate.Limit(opts.Rate), Burst: opts.Burst},
+		MaxBody:      opts.MaxBody,
+		MaxApplyBody: opts.MaxApplyBody,
+		Audit:        log,
+		Version:      build.Get().Version,
+		BuilderDial:  BuilderDialer(cfg, tenancy, opts.Namespace, 0),
 	})
 	srv := NewHTTPServer(h, certs.get)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	// Long requests (watches, waits) end when the server shuts down: their clients go on with the
+	// other replica.
+	base, endLong := context.WithCancel(context.Background())
+	defer endLong()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.RegisterOnShutdown(endLong)
 	ln := opts.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", opts.Addr); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -125,6 +127,9 @@ type Tenancy struct {
 	// Namespace is the server's own (its ConfigMap, the cluster settings).
 	Namespace string
 	Now       func() time.Time
+	// EnvRole is the ClusterRole bound to the server in each user namespace (EnvRoleName when
+	// empty).
+	EnvRole string
 }
 
 // ErrNotFound: the caller has no environment of that name (another user's is not found either).
@@ -214,7 +219,34 @@ func (t *Tenancy) EnsureNamespace(ctx context.Context, user, project string) (st
 	if err := t.applyLimits(ctx, name, cfg); err != nil {
 		return "", err
 	}
+	if err := t.bindEnvRole(ctx, name); err != nil {
+		return "", err
+	}
 	return name, nil
+}
+
+// EnvRoleName is the ClusterRole (config/server/rbac.yaml) that lets the server apply an
+// environment, its Secrets and its ConfigMaps; the server binds it in each of its users'
+// namespaces, never cluster-wide.
+const EnvRoleName = "ergomake-server-env"
+
+// bindEnvRole binds EnvRoleName to the server's ServiceAccount in the namespace ns.
+func (t *Tenancy) bindEnvRole(ctx context.Context, ns string) error {
+	rbs := t.Kube.RbacV1().RoleBindings(ns)
+	if _, err := rbs.Get(ctx, ServiceName, metav1.GetOptions{}); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading RoleBinding %s/%s: %w", ns, ServiceName, err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ServiceName, Namespace: ns, Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cmp.Or(t.EnvRole, EnvRoleName)},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: ServiceName, Namespace: t.Namespace}},
+	}
+	if _, err := rbs.Create(ctx, rb, metav1.CreateOptions{FieldManager: "ergomake-server"}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating RoleBinding %s/%s: %w", ns, ServiceName, err)
+	}
+	return nil
 }
 
 // applyLimits creates or updates the namespace's ResourceQuota and LimitRange.

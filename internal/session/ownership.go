@@ -146,37 +146,13 @@ func (s *session) claim(ctx context.Context, existing *v1alpha1.ErgomakeEnv) err
 	return nil
 }
 
-// ownership writes the creator and the session on the environment about to be applied.
-func (s *session) ownership(env *v1alpha1.ErgomakeEnv) {
+// ownership writes the creator and the session into the annotations of the environment about
+// to be applied.
+func (s *session) ownership(annotations map[string]string) {
 	if s.creator != nil {
-		env.Annotations[v1alpha1.AnnotationCreator] = s.creator.Annotation()
+		annotations[v1alpha1.AnnotationCreator] = s.creator.Annotation()
 	}
-	env.Annotations[v1alpha1.AnnotationSession] = s.info.Annotation()
-}
-
-// markNamespace marks the namespace ergomake made with the environment's UID once it has one (a
-// new environment; one from before the mark in a namespace ergomake made), and says whether the
-// namespace is this environment's to remove.
-func (s *session) markNamespace(ctx context.Context, own bool, existing, applied *v1alpha1.ErgomakeEnv) (bool, error) {
-	if !own {
-		return false, nil
-	}
-	ns, err := s.client.Kube.CoreV1().Namespaces().Get(ctx, s.ns, metav1.GetOptions{})
-	if err != nil {
-		return false, fmt.Errorf("namespace %s: %w", s.ns, s.client.Explain(err))
-	}
-	if kube.NamespaceMarkedFor(ns, applied.UID) {
-		return true, nil
-	}
-	if existing != nil && (existing.Annotations[v1alpha1.AnnotationCreatedNamespace] != "true" || ns.Labels[v1alpha1.LabelNamespaceEnvUID] != "") {
-		// An ergomake namespace this environment was not created with, or one marked for
-		// another: leave it be.
-		return false, nil
-	}
-	if err := s.client.MarkNamespace(ctx, s.ns, applied.UID); err != nil {
-		return false, err
-	}
-	return true, nil
+	annotations[v1alpha1.AnnotationSession] = s.info.Annotation()
 }
 
 // release ends this session's attachment to an environment it leaves running: its TTL becomes

@@ -276,7 +276,7 @@ func TestClaim(t *testing.T) {
 		t.Errorf("creator %+v, session %+v", s.creator, s.info)
 	}
 	env := &v1alpha1.ErgomakeEnv{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{}}}
-	s.ownership(env)
+	s.ownership(env.Annotations)
 	if c, _ := v1alpha1.EnvCreator(env); c == nil || c.Username != "carol" {
 		t.Errorf("creator annotation: %v", env.Annotations)
 	}

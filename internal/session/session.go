@@ -298,41 +298,19 @@ func (s *session) apply(ctx context.Context, res *translate.Result, existing *v1
 	// Until the environment has a UID to mark the namespace with, a new environment's teardown
 	// removes the namespace ergomake made.
 	s.ownNamespace = own && existing == nil
-	if err := s.versionEnvSecrets(ctx, res); err != nil {
-		s.rep.End(false)
-		return err
+	// The owner, the creator and the session; the rest of the apply is the cluster's side
+	// (kube.ApplyEnvironment, which the ergomake server runs too).
+	annotations := map[string]string{v1alpha1.AnnotationOwner: s.opts.Owner}
+	s.ownership(annotations)
+	out, err := s.client.ApplyEnvironment(ctx, kube.EnvApply{Env: env, Secrets: res.Secrets, ConfigMaps: res.ConfigMaps,
+		Existing: existing, OwnNamespace: own, Annotations: annotations, Now: s.now()})
+	s.attached = out.Env != nil
+	if out.MarkChecked {
+		s.ownNamespace = out.NamespaceMarked
 	}
-	if env.Annotations == nil {
-		env.Annotations = map[string]string{}
-	}
-	env.Annotations[v1alpha1.AnnotationOwner] = s.opts.Owner
-	env.Annotations[v1alpha1.AnnotationHeartbeat] = kube.HeartbeatValue(s.now())
-	if own && (existing == nil || existing.Annotations[v1alpha1.AnnotationCreatedNamespace] == "true") {
-		env.Annotations[v1alpha1.AnnotationCreatedNamespace] = "true"
-	}
-	s.ownership(env)
-	if err := s.client.ApplyData(ctx, s.ns, s.name, existing, res.Secrets, res.ConfigMaps); err != nil {
-		s.rep.End(false)
-		return err
-	}
-	applied, err := s.client.ApplyEnv(ctx, env)
 	if err != nil {
 		s.rep.End(false)
 		return err
-	}
-	s.attached = true
-	marked, err := s.markNamespace(ctx, own, existing, applied)
-	if err != nil {
-		s.rep.End(false)
-		return err
-	}
-	s.ownNamespace = marked
-	if existing == nil && (len(res.Secrets) > 0 || len(res.ConfigMaps) > 0) {
-		// The data of a new environment is owned by it, now that it has a UID.
-		if err := s.client.ApplyData(ctx, s.ns, s.name, applied, res.Secrets, res.ConfigMaps); err != nil {
-			s.rep.End(false)
-			return err
-		}
 	}
 	s.rep.End(true)
 	return nil

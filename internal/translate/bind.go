@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -95,7 +94,7 @@ func within(root, p string) bool {
 // projectDirs are the project directory as written and with its symlinks resolved.
 func (t *translator) projectDirs() []string {
 	dirs := []string{t.p.WorkingDir}
-	if r, err := filepath.EvalSymlinks(t.p.WorkingDir); err == nil && r != t.p.WorkingDir {
+	if r, err := t.fs.EvalSymlinks(t.p.WorkingDir); err == nil && r != t.p.WorkingDir {
 		dirs = append(dirs, r)
 	}
 	return dirs
@@ -148,7 +147,7 @@ func (t *translator) bindMount(s types.ServiceConfig, index int, v types.Service
 		return nil, fail("%s is a system path of your machine: it means nothing in the cluster and is never mounted from a node; remove this mount", src)
 	}
 
-	resolved, err := filepath.EvalSymlinks(src)
+	resolved, err := t.fs.EvalSymlinks(src)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fail("cannot read %s: %v", src, errMsg(err))
@@ -162,19 +161,19 @@ func (t *translator) bindMount(s types.ServiceConfig, index int, v types.Service
 	if resolved != filepath.Clean(src) && t.inProject(src) && !t.allowedTarget(resolved, "") {
 		return nil, fail("%s is a symbolic link to %s, outside the project: ergomake never follows links out of the project; mount %s itself if the service needs it", t.rel(src), resolved, resolved)
 	}
-	fi, err := os.Stat(resolved)
+	fi, err := t.fs.Stat(resolved)
 	if err != nil {
 		return nil, fail("cannot read %s: %v", src, errMsg(err))
 	}
 	if !fi.IsDir() {
-		if err := compose.CheckFile(resolved, t.opts.MaxConfigMapBytes); err != nil {
+		if err := compose.CheckFileFS(t.fs, resolved, t.opts.MaxConfigMapBytes); err != nil {
 			if fi.Mode().IsRegular() {
 				return nil, fail("%s %v: mount a named volume instead", t.rel(src), err)
 			}
 			return nil, fail("%s %v: only files and folders can be shipped to the cluster", t.rel(src), err)
 		}
 	} else {
-		empty, err := isEmptyDir(resolved)
+		empty, err := isEmptyDir(t.fs, resolved)
 		if err != nil {
 			return nil, fail("cannot read %s: %v", src, errMsg(err))
 		}
@@ -227,7 +226,7 @@ func (t *translator) bindObject(s types.ServiceConfig, at, src, resolved string,
 	if fi.IsDir() {
 		var skipped []string
 		entries := 0
-		err := filepath.WalkDir(resolved, func(path string, d fs.DirEntry, err error) error {
+		err := compose.WalkDir(t.fs, resolved, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -244,7 +243,7 @@ func (t *translator) bindObject(s types.ServiceConfig, at, src, resolved string,
 			shown := t.rel(filepath.Join(src, r))
 			read := path
 			if d.Type()&fs.ModeSymlink != 0 {
-				target, err := filepath.EvalSymlinks(path)
+				target, err := t.fs.EvalSymlinks(path)
 				if err != nil {
 					skipped = append(skipped, shown+" (a dangling link)")
 					return nil
@@ -254,7 +253,7 @@ func (t *translator) bindObject(s types.ServiceConfig, at, src, resolved string,
 				}
 				read = target
 			}
-			info, err := os.Stat(read)
+			info, err := t.fs.Stat(read)
 			if err != nil {
 				return err
 			}
@@ -307,7 +306,7 @@ func (t *translator) bindObject(s types.ServiceConfig, at, src, resolved string,
 	var items []v1alpha1.KeyPath
 	budget := t.opts.MaxConfigMapBytes
 	for _, f := range files {
-		b, err := compose.ReadFile(f.read, budget)
+		b, err := t.fs.ReadFile(f.read, budget)
 		if err != nil {
 			return "", "", nil, fail("%s %v", t.rel(filepath.Join(src, filepath.FromSlash(f.rel))), err)
 		}

@@ -65,6 +65,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			sameFromRecorded(t, c.name, p, c.opts)
 			res, err := Translate(p, c.opts)
 			if err != nil {
 				t.Fatal(err)

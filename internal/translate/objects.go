@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -136,7 +135,7 @@ func (t *translator) fileObject(k fileKind, service, name string, def types.File
 	var data []byte
 	switch {
 	case def.File != "":
-		b, err := compose.ReadFile(def.File, maxObjectBytes-1024)
+		b, err := t.fs.ReadFile(def.File, maxObjectBytes-1024)
 		if err != nil {
 			return "", "", t.errorf(service, k.key, "%s %q: cannot read %s: %v", k.noun, name, def.File, errMsg(err))
 		}

@@ -1,6 +1,7 @@
 // Package translate turns a loaded compose project into an ErgomakeEnv, plus the Secrets and
 // ConfigMaps that carry compose secrets, configs and small bind-mounted files. It is pure: it
-// reads the files the project points at (bounded: compose.ReadFile), and touches nothing else.
+// reads the files the project points at (bounded: compose.ReadFile), from the disk or from what
+// Options.Files serves (files.go), and touches nothing else.
 //
 // Secrets stay secret (ARCHITECTURE.md decision 15): environment and env_file values go to one
 // Secret per service, env-<service>, that the spec references by key (environment.go); files of
@@ -44,6 +45,10 @@ type Options struct {
 	// Builds are the images of the services that have build: (compose name → what the builder
 	// planned or built for it). A built service without an entry runs DefaultImage.
 	Builds map[string]v1alpha1.BuildSpec
+	// Files is where the files the project points at are read (bind mounts, secret and config
+	// files, the compose files for line numbers); nil: the local disk. A Recorder records what
+	// was read, for the ergomake server, which translates again from MapFiles of it.
+	Files Files
 }
 
 // DefaultMaxConfigMapBytes is Kubernetes' limit for the data of one ConfigMap (1 MiB).
@@ -103,6 +108,7 @@ type translator struct {
 	p       *types.Project
 	opts    Options
 	loc     *compose.Locator
+	fs      Files
 	envName string
 	ns      string
 
@@ -125,7 +131,7 @@ func newTranslator(p *types.Project, opts Options) *translator {
 	t := &translator{
 		p:            p,
 		opts:         opts,
-		loc:          compose.NewLocator(p.ComposeFiles),
+		fs:           compose.OrDisk(opts.Files),
 		secrets:      map[string]*corev1.Secret{},
 		configMaps:   map[string]*corev1.ConfigMap{},
 		volumes:      map[string]v1alpha1.VolumeSpec{},
@@ -133,6 +139,7 @@ func newTranslator(p *types.Project, opts Options) *translator {
 		oneShot:      map[string]bool{},
 		linkAliases:  map[string][]string{},
 	}
+	t.loc = compose.NewLocatorFS(p.ComposeFiles, t.fs)
 	t.envName = dns1123Label(p.Name, "project")
 	t.ns = opts.Namespace
 	if t.ns == "" {

@@ -30,6 +30,9 @@ func loadErr(t *testing.T, dir string, opts Options, environ ...string) (*Result
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every project of these tests translates the same on the ergomake server, from the files
+	// recorded here (files_test.go).
+	sameFromRecorded(t, dir, p, opts)
 	return Translate(p, opts)
 }
 

@@ -2,7 +2,6 @@ package translate
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -134,8 +133,8 @@ func (t *translator) rel(p string) string {
 	return p
 }
 
-func isEmptyDir(dir string) (bool, error) {
-	entries, err := os.ReadDir(dir)
+func isEmptyDir(fsys Files, dir string) (bool, error) {
+	entries, err := fsys.ReadDir(dir)
 	return len(entries) == 0, err
 }
 

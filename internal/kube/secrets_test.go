@@ -1,4 +1,4 @@
-package session
+package kube
 
 import (
 	"errors"
@@ -8,12 +8,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
-func envSecretResult(value string) *translate.Result {
-	return &translate.Result{
+// envSecretResult is what translate makes of a project whose service api has an environment.
+type envSecretResult struct {
+	Env     *v1alpha1.ErgomakeEnv
+	Secrets []*corev1.Secret
+}
+
+func newEnvSecretResult(value string) *envSecretResult {
+	return &envSecretResult{
 		Env: &v1alpha1.ErgomakeEnv{Spec: v1alpha1.EnvSpec{Services: []v1alpha1.ServiceSpec{
 			{Name: "api", EnvSecret: "env-api", Environment: []v1alpha1.EnvVar{{Name: "TOKEN", SecretKey: "TOKEN"}}},
 			{Name: "plain"},
@@ -32,14 +37,14 @@ func TestEnvSecretVersions(t *testing.T) {
 	token := func() string { n++; return "token-" + string(rune('0'+n)) }
 	cluster := map[string]*corev1.Secret{}
 	get := func(name string) (*corev1.Secret, error) { return cluster[name], nil }
-	apply := func(res *translate.Result) {
+	apply := func(res *envSecretResult) {
 		for _, s := range res.Secrets {
 			cluster[s.Name] = s.DeepCopy()
 		}
 	}
 
-	first := envSecretResult("one")
-	if err := setEnvSecretVersions(first, get, token); err != nil {
+	first := newEnvSecretResult("one")
+	if err := SetEnvSecretVersions(first.Env, first.Secrets, get, token); err != nil {
 		t.Fatal(err)
 	}
 	api := first.Env.Spec.Services[0]
@@ -47,19 +52,19 @@ func TestEnvSecretVersions(t *testing.T) {
 		t.Fatalf("versions %q %q", api.EnvSecretVersion, first.Env.Spec.Services[1].EnvSecretVersion)
 	}
 	sec := first.Secrets[0]
-	if sec.Annotations[annotationVersion] != "token-1" || sec.Annotations[annotationContentHash] == "" {
+	if sec.Annotations[v1alpha1.AnnotationEnvSecretVersion] != "token-1" || sec.Annotations[AnnotationContentHash] == "" {
 		t.Errorf("Secret annotations %v", sec.Annotations)
 	}
 	if first.Secrets[1].Annotations != nil {
 		t.Errorf("a compose secret got annotations %v", first.Secrets[1].Annotations)
 	}
-	if strings.Contains(api.EnvSecretVersion, sec.Annotations[annotationContentHash][:8]) {
+	if strings.Contains(api.EnvSecretVersion, sec.Annotations[AnnotationContentHash][:8]) {
 		t.Error("the spec's version holds the content hash")
 	}
 	apply(first)
 
-	same := envSecretResult("one")
-	if err := setEnvSecretVersions(same, get, token); err != nil {
+	same := newEnvSecretResult("one")
+	if err := SetEnvSecretVersions(same.Env, same.Secrets, get, token); err != nil {
 		t.Fatal(err)
 	}
 	if v := same.Env.Spec.Services[0].EnvSecretVersion; v != "token-1" {
@@ -67,8 +72,8 @@ func TestEnvSecretVersions(t *testing.T) {
 	}
 	apply(same)
 
-	changed := envSecretResult("two")
-	if err := setEnvSecretVersions(changed, get, token); err != nil {
+	changed := newEnvSecretResult("two")
+	if err := SetEnvSecretVersions(changed.Env, changed.Secrets, get, token); err != nil {
 		t.Fatal(err)
 	}
 	if v := changed.Env.Spec.Services[0].EnvSecretVersion; v != "token-2" {
@@ -76,7 +81,8 @@ func TestEnvSecretVersions(t *testing.T) {
 	}
 
 	boom := errors.New("forbidden")
-	if err := setEnvSecretVersions(envSecretResult("x"), func(string) (*corev1.Secret, error) { return nil, boom }, token); !errors.Is(err, boom) {
+	x := newEnvSecretResult("x")
+	if err := SetEnvSecretVersions(x.Env, x.Secrets, func(string) (*corev1.Secret, error) { return nil, boom }, token); !errors.Is(err, boom) {
 		t.Errorf("error %v, want %v", err, boom)
 	}
 }
