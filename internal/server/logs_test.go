@@ -78,3 +78,48 @@ func TestLogs(t *testing.T) {
 		t.Errorf("no audit line:\n%s", f.audit.String())
 	}
 }
+
+// Following picks up a pod that starts after the stream began.
+func TestLogsFollowNewPod(t *testing.T) {
+	f := newFixture(t, HandlerOptions{})
+	ns := f.userEnv(t, "alice", "shop", 8080)
+	f.readyPod(t, ns, "shop", "web", "web-1", true)
+	alice := f.client(t, f.token(t, "alice"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pods := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- alice.Logs(ctx, "shop", LogOptions{Service: "web", Follow: true, Tail: -1}, func(l LogLine) error {
+			pods <- l.Pod
+			return nil
+		})
+	}()
+	want := func(pod string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case p := <-pods:
+				if p == pod {
+					return
+				}
+				if strings.HasPrefix(p, "db") {
+					t.Errorf("a line of %s while following web", p)
+				}
+			case <-timeout:
+				t.Fatalf("no line of %s while following", pod)
+			}
+		}
+	}
+	want("web-1")
+	f.readyPod(t, ns, "shop", "web", "web-2", true)
+	want("web-2")
+	f.readyPod(t, ns, "shop", "db", "db-1", true) // another service: not streamed
+	f.readyPod(t, ns, "shop", "web", "web-3", true)
+	want("web-3")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Logs = %v", err)
+	}
+}
