@@ -211,6 +211,9 @@ type logStreams struct {
 
 // maybeStream starts streaming a pod's main container once it has started, once per run.
 func (ls *logStreams) maybeStream(ctx context.Context, pod *corev1.Pod, tail int64) {
+	if ls.o.Service != "" && pod.Labels[v1alpha1.LabelService] != render.LabelValue(ls.o.Service) {
+		return // the selector said so already; a watch that does not filter is not trusted
+	}
 	svc := ls.byLabel[pod.Labels[v1alpha1.LabelService]]
 	if svc == "" {
 		svc = pod.Labels[v1alpha1.LabelService]
