@@ -163,7 +163,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		c.runs, fmtSize(c.size), time.Since(start).Round(time.Second))
 	fmt.Fprint(stdout, table)
 	if c.markdown != "" {
-		if err := writeMarkdown(c.markdown, c, table, time.Since(start)); err != nil {
+		if err := writeMarkdown(c.markdown, c, res, time.Since(start)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "bench: wrote %s\n", c.markdown)

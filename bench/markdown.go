@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 )
@@ -44,33 +45,97 @@ func machine() string {
 }
 
 // writeMarkdown replaces the generated part of path (creating the file when missing) with the
-// table, the machine and the command.
-func writeMarkdown(path string, c config, table string, took time.Duration) error {
-	var gen strings.Builder
-	gen.WriteString(mdBegin + "\n")
-	fmt.Fprintf(&gen, "Latest run: %s, %d run(s) per measure, took %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), c.runs, took.Round(time.Second))
-	fmt.Fprintf(&gen, "Machine: %s.\n\n", machine())
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		fmt.Fprintf(&gen, "Tree: `%s` (internal/forward, cmd/ergomake and the operator as built from it).\n\n", strings.TrimSpace(string(out)))
-	}
-	fmt.Fprintf(&gen, "Reproduce: `%s`\n\n", c.command)
-	gen.WriteString("Cells are median (min–max) over the runs; ratios are of medians; targets are judged on medians.\n\n")
-	gen.WriteString(table)
-	gen.WriteString(mdEnd + "\n")
-
+// table, the machine and the command. A partial run (-only) replaces only its own rows and notes
+// in the table already there, and says when and how they were taken below the full run's lines.
+func writeMarkdown(path string, c config, res *results, took time.Duration) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	s := string(old)
 	i, j := strings.Index(s, mdBegin), strings.Index(s, mdEnd)
+	var gen string
+	if len(c.only) > 0 && i >= 0 && j > i {
+		if g, ok := mergeMarkdown(s[i+len(mdBegin):j], c, res, took); ok {
+			gen = mdBegin + "\n" + g + mdEnd + "\n"
+		}
+	}
+	if gen == "" {
+		var b strings.Builder
+		b.WriteString(mdBegin + "\n")
+		fmt.Fprintf(&b, "Latest run: %s, %d run(s) per measure, took %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), c.runs, took.Round(time.Second))
+		fmt.Fprintf(&b, "Machine: %s.\n\n", machine())
+		if t := tree(); t != "" {
+			fmt.Fprintf(&b, "Tree: `%s` (internal/forward, cmd/ergomake and the operator as built from it).\n\n", t)
+		}
+		fmt.Fprintf(&b, "Reproduce: `%s`\n\n", c.command)
+		b.WriteString("Cells are median (min–max) over the runs; ratios are of medians; targets are judged on medians.\n\n")
+		b.WriteString(res.table())
+		b.WriteString(mdEnd + "\n")
+		gen = b.String()
+	}
 	switch {
 	case i >= 0 && j > i:
-		s = s[:i] + gen.String() + strings.TrimPrefix(s[j+len(mdEnd):], "\n")
+		s = s[:i] + gen + strings.TrimPrefix(s[j+len(mdEnd):], "\n")
 	case s == "":
-		s = "# Benchmarks\n\n" + gen.String()
+		s = "# Benchmarks\n\n" + gen
 	default:
-		s = strings.TrimRight(s, "\n") + "\n\n" + gen.String()
+		s = strings.TrimRight(s, "\n") + "\n\n" + gen
 	}
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// partialPrefix starts the line that records a partial run.
+const partialPrefix = "Partial run `-only "
+
+// mergeMarkdown is the generated part body with a partial run's rows merged into its table and
+// a line recording the run (replacing the line of an earlier run of the same groups); ok is false
+// when body has no table to merge into.
+func mergeMarkdown(body string, c config, res *results, took time.Duration) (string, bool) {
+	k := strings.Index(body, "\n|")
+	if k < 0 {
+		return "", false
+	}
+	head, table := body[:k+1], body[k+1:]
+	oldRows, oldNotes, ok := parseTable(table)
+	if !ok {
+		return "", false
+	}
+	var groups []string
+	for g := range c.only {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	key := partialPrefix + strings.Join(groups, ",") + "`"
+	line := fmt.Sprintf("%s: its rows are from %s, %d run(s) per measure, took %s; tree `%s`; reproduce: `%s`.",
+		key, time.Now().UTC().Format("2006-01-02 15:04 MST"), c.runs, took.Round(time.Second), tree(), c.command)
+	var kept []string
+	for _, l := range strings.Split(strings.TrimRight(head, "\n"), "\n") {
+		if !strings.HasPrefix(l, key) {
+			kept = append(kept, l)
+		}
+	}
+	// the partial-run lines go after the full run's, before the line about cells
+	out := []string{}
+	placed := false
+	for _, l := range kept {
+		if !placed && strings.HasPrefix(l, "Cells are ") {
+			out = append(out, line, "")
+			placed = true
+		}
+		out = append(out, l)
+	}
+	if !placed {
+		out = append(out, "", line)
+	}
+	return strings.TrimLeft(strings.Join(out, "\n"), "\n") + "\n\n" + mergeTable(oldRows, oldNotes, res.cells(), res.notes), true
+}
+
+// tree is the git description of the working tree, or "".
+func tree() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }

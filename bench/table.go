@@ -190,28 +190,47 @@ func (r *row) verdict() string {
 
 // table renders the rows as a markdown table, columns padded so it reads in a terminal too.
 func (res *results) table() string {
-	head := []string{"Measure", "Unit", "ergomake", "kubectl", "direct", "ergomake/kubectl", "ergomake/direct", "Target", "Result"}
-	lines := [][]string{head}
+	return renderTable(res.cells(), res.notes)
+}
+
+// tableHead is the table's header row.
+var tableHead = []string{"Measure", "Unit", "ergomake", "kubectl", "direct", "ergomake/kubectl", "ergomake/direct", "Target", "Result"}
+
+// cells are the rows' cells, as the table shows them.
+func (res *results) cells() [][]string {
+	var lines [][]string
 	for _, r := range res.rows {
 		lines = append(lines, []string{r.name, r.unit, r.cell(pErgo), r.cell(pKube), r.cell(pDirect),
 			r.ratioCell(pKube), r.ratioCell(pDirect), r.tgt.text, r.verdict()})
 	}
-	w := make([]int, len(head))
+	return lines
+}
+
+// renderTable renders rows of cells under tableHead, then the notes.
+func renderTable(rows [][]string, notes []string) string {
+	lines := append([][]string{tableHead}, rows...)
+	w := make([]int, len(tableHead))
 	for _, l := range lines {
 		for i, c := range l {
-			w[i] = max(w[i], len([]rune(c)))
+			if i < len(w) {
+				w[i] = max(w[i], len([]rune(c)))
+			}
 		}
 	}
 	var b strings.Builder
 	put := func(l []string) {
 		b.WriteString("|")
-		for i, c := range l {
+		for i := range w {
+			c := ""
+			if i < len(l) {
+				c = l[i]
+			}
 			b.WriteString(" " + c + strings.Repeat(" ", w[i]-len([]rune(c))) + " |")
 		}
 		b.WriteString("\n")
 	}
 	put(lines[0])
-	sep := make([]string, len(head))
+	sep := make([]string, len(tableHead))
 	for i := range sep {
 		sep[i] = strings.Repeat("-", w[i])
 	}
@@ -219,11 +238,78 @@ func (res *results) table() string {
 	for _, l := range lines[1:] {
 		put(l)
 	}
-	if len(res.notes) > 0 {
+	if len(notes) > 0 {
 		b.WriteString("\n")
-		for _, n := range res.notes {
+		for _, n := range notes {
 			b.WriteString("- " + n + "\n")
 		}
 	}
 	return b.String()
+}
+
+// parseTable reads back a table renderTable wrote (its rows' cells and its notes) from text;
+// ok is false when text holds no such table.
+func parseTable(text string) (rows [][]string, notes []string, ok bool) {
+	inTable := false
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(l, "|"):
+			cells := strings.Split(strings.Trim(strings.TrimSpace(l), "|"), "|")
+			for i := range cells {
+				cells[i] = strings.TrimSpace(cells[i])
+			}
+			switch {
+			case !inTable && len(cells) > 0 && cells[0] == tableHead[0]:
+				inTable, ok = true, true
+			case inTable && strings.Trim(cells[0], "-") == "":
+			case inTable:
+				rows = append(rows, cells)
+			}
+		case ok && strings.HasPrefix(l, "- "):
+			notes = append(notes, strings.TrimPrefix(l, "- "))
+		}
+	}
+	return rows, notes, ok
+}
+
+// mergeTable is the table of a partial run (-only): the old table's rows, each replaced by the
+// new row of the same measure, then the new rows it did not have; the old notes, each replaced by
+// the new note on the same subject (its text before ": "), then the new ones.
+func mergeTable(oldRows [][]string, oldNotes []string, newRows [][]string, newNotes []string) string {
+	byName := map[string][]string{}
+	for _, r := range newRows {
+		byName[r[0]] = r
+	}
+	var rows [][]string
+	for _, r := range oldRows {
+		if n, ok := byName[r[0]]; ok {
+			r = n
+			delete(byName, r[0])
+		}
+		rows = append(rows, r)
+	}
+	for _, r := range newRows {
+		if _, ok := byName[r[0]]; ok {
+			rows = append(rows, r)
+		}
+	}
+	subject := func(n string) string { s, _, _ := strings.Cut(n, ": "); return s }
+	bySubject := map[string]string{}
+	for _, n := range newNotes {
+		bySubject[subject(n)] = n
+	}
+	var notes []string
+	for _, n := range oldNotes {
+		if nn, ok := bySubject[subject(n)]; ok {
+			n = nn
+			delete(bySubject, subject(n))
+		}
+		notes = append(notes, n)
+	}
+	for _, n := range newNotes {
+		if _, ok := bySubject[subject(n)]; ok {
+			notes = append(notes, n)
+		}
+	}
+	return renderTable(rows, notes)
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSize(t *testing.T) {
@@ -153,5 +156,58 @@ func TestVerdictAtLeastDirect(t *testing.T) {
 		if got := share(c.ergo, c.direct).verdict(); got != c.want {
 			t.Errorf("ergomake %v, direct %v: verdict %s, want %s", c.ergo, c.direct, got, c.want)
 		}
+	}
+}
+
+// TestWriteMarkdownPartial: a run of some groups (-only) replaces its own rows and notes in the
+// table already written, keeps every other row, note and line, and records itself in one line
+// (replaced, not repeated, by the next run of the same groups).
+func TestWriteMarkdownPartial(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	full := &results{}
+	a := full.row("transport row", "MiB/s", 1, target{})
+	a.add(pErgo, 100)
+	b := full.row("build: unchanged re-up -d / first up -d", "×", 2, target{ergoAtMost, 0.3, "≤ 0.3× first up"})
+	b.add(pErgo, 0.9)
+	full.notef("transport: how")
+	full.notef("build: old how")
+	if err := os.WriteFile(path, []byte("# Title\n\nprose before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeMarkdown(path, config{runs: 5, command: "make bench"}, full, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		part := &results{}
+		r := part.row("build: unchanged re-up -d / first up -d", "×", 2, target{ergoAtMost, 0.3, "≤ 0.3× first up"})
+		r.add(pErgo, 0.2)
+		n := part.row("build: context upload (64 MiB, ergomake build)", "MiB/s", 1, target{})
+		n.add(pErgo, 42)
+		part.notef("build: new how")
+		if err := writeMarkdown(path, config{runs: 3, command: "go run ./bench -only build", only: map[string]bool{"build": true}}, part, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := os.ReadFile(path)
+	s := string(raw)
+	rows, notes, ok := parseTable(s)
+	if !ok || len(rows) != 3 || rows[0][0] != "transport row" || rows[0][2] != "100.0" ||
+		rows[1][0] != "build: unchanged re-up -d / first up -d" || rows[1][2] != "0.20" || rows[1][8] != "PASS" ||
+		rows[2][0] != "build: context upload (64 MiB, ergomake build)" || rows[2][2] != "42.0" {
+		t.Errorf("rows %q\n%s", rows, s)
+	}
+	if strings.Join(notes, "|") != "transport: how|build: new how" {
+		t.Errorf("notes %q", notes)
+	}
+	for _, want := range []string{"prose before", "Latest run: ", "Reproduce: `make bench`", "took 1m0s."} {
+		if !strings.Contains(s, want) {
+			t.Errorf("lost %q:\n%s", want, s)
+		}
+	}
+	if strings.Count(s, partialPrefix+"build`") != 1 || !strings.Contains(s, "reproduce: `go run ./bench -only build`") {
+		t.Errorf("the partial run's line, once:\n%s", s)
+	}
+	if strings.Index(s, partialPrefix) > strings.Index(s, "Cells are ") {
+		t.Errorf("the partial run's line is not with the run lines:\n%s", s)
 	}
 }

@@ -70,14 +70,61 @@ func parse(t *testing.T, f *Factory, cmd *cobra.Command, argv string) error {
 	return err
 }
 
+// optionsCase is one case of a verb's argv parsing: the options its runF gets (Context, IO and
+// Factory aside), or the error.
+type optionsCase[O any] struct {
+	name    string
+	argv    string
+	environ []string // the process environment (testFactory)
+	want    O
+	wantErr string
+}
+
+// testOptions parses each case's argv with the verb newCmd makes and checks the error (runF not
+// called) or the options runF got.
+func testOptions[O any](t *testing.T, newCmd func(*Factory, func(*O) error) *cobra.Command, tests []optionsCase[O]) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, _ := testFactory(t, tt.environ...)
+			var got *O
+			err := parse(t, f, newCmd(f, func(o *O) error { got = o; return nil }), tt.argv)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				if got != nil {
+					t.Error("runF was called")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkOptions(t, f, got, tt.want)
+		})
+	}
+}
+
+// checkOptions checks that got, options a verb's runF received, has Context, IO and Factory (f) set
+// and otherwise equals want.
+func checkOptions[O any](t *testing.T, f *Factory, got *O, want O) {
+	t.Helper()
+	v := reflect.ValueOf(got).Elem()
+	ctx, io, factory := v.FieldByName("Context"), v.FieldByName("IO"), v.FieldByName("Factory")
+	if ctx.IsNil() || io.IsNil() || factory.Interface() != f {
+		t.Error("runF got options without Context, IO or Factory")
+	}
+	for _, field := range []reflect.Value{ctx, io, factory} {
+		field.SetZero()
+	}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("options:\n got %+v\nwant %+v", *got, want)
+	}
+}
+
 func TestUpOptions(t *testing.T) {
-	tests := []struct {
-		name    string
-		argv    string
-		environ []string
-		want    UpOptions
-		wantErr string
-	}{
+	testOptions(t, NewCmdUp, []optionsCase[UpOptions]{
 		{
 			name: "defaults",
 			argv: "",
@@ -135,30 +182,7 @@ func TestUpOptions(t *testing.T) {
 			want: UpOptions{WaitTimeout: 10 * time.Minute, TTL: 6 * time.Second, HeartbeatInterval: 2 * time.Second},
 		},
 		{name: "arguments", argv: "web", wantErr: `unknown command "web" for "ergomake up"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, _, _ := testFactory(t, tt.environ...)
-			var got *UpOptions
-			err := parse(t, f, NewCmdUp(f, func(o *UpOptions) error { got = o; return nil }), tt.argv)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Context == nil || got.IO == nil || got.Factory != f {
-				t.Error("runF got options without Context, IO or Factory")
-			}
-			got.Context, got.IO, got.Factory = nil, nil, nil
-			if !reflect.DeepEqual(*got, tt.want) {
-				t.Errorf("options:\n got %+v\nwant %+v", *got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestProjectFlagsBeforeVerb(t *testing.T) {
@@ -274,10 +298,7 @@ func TestLogsOptions(t *testing.T) {
 		if err := parse(t, f, NewCmdLogs(f, func(o *LogsOptions) error { got = o; return nil }), tt.argv); err != nil {
 			t.Fatal(err)
 		}
-		got.Context, got.IO, got.Factory = nil, nil, nil
-		if !reflect.DeepEqual(*got, tt.want) {
-			t.Errorf("%q:\n got %+v\nwant %+v", tt.argv, *got, tt.want)
-		}
+		checkOptions(t, f, got, tt.want)
 	}
 }
 
@@ -320,10 +341,7 @@ func TestBuildOptions(t *testing.T) {
 		Services: []string{"web", "api"},
 		Output:   "json",
 	}
-	got.Context, got.IO, got.Factory = nil, nil, nil
-	if !reflect.DeepEqual(*got, want) {
-		t.Errorf("options:\n got %+v\nwant %+v", *got, want)
-	}
+	checkOptions(t, f, got, want)
 	for _, argv := range []string{"--build", "--no-build", "-o yaml"} {
 		if err := parse(t, f, NewCmdBuild(f, nil), argv); err == nil {
 			t.Errorf("build accepted %s", argv)

@@ -13,13 +13,7 @@ import (
 )
 
 func TestExecOptions(t *testing.T) {
-	tests := []struct {
-		name    string
-		argv    string
-		environ []string
-		want    ExecOptions
-		wantErr string
-	}{
+	testOptions(t, NewCmdExec, []optionsCase[ExecOptions]{
 		{
 			name: "service and command",
 			argv: "web ls -l /",
@@ -80,33 +74,7 @@ func TestExecOptions(t *testing.T) {
 		{name: "empty variable name", argv: "-e =x web true", wantErr: `--env "=x": the variable name`},
 		{name: "user", argv: "-u root web id", wantErr: "--user root: Kubernetes exec runs commands as the container's user"},
 		{name: "unknown flag", argv: "--nope web true", wantErr: "unknown flag: --nope"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, _, _ := testFactory(t, tt.environ...)
-			var got *ExecOptions
-			err := parse(t, f, NewCmdExec(f, func(o *ExecOptions) error { got = o; return nil }), tt.argv)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
-				if got != nil {
-					t.Error("runF was called")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Context == nil || got.IO == nil || got.Factory != f {
-				t.Error("runF got options without Context, IO or Factory")
-			}
-			got.Context, got.IO, got.Factory = nil, nil, nil
-			if !reflect.DeepEqual(*got, tt.want) {
-				t.Errorf("options:\n got %+v\nwant %+v", *got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 // TestExecUsageErrors: a missing COMMAND is a usage error (exit 2, usage shown); --user is a

@@ -3,7 +3,6 @@ package cli
 import (
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,12 +14,7 @@ import (
 )
 
 func TestRestartOptions(t *testing.T) {
-	tests := []struct {
-		name    string
-		argv    string
-		want    RestartOptions
-		wantErr string
-	}{
+	testOptions(t, NewCmdRestart, []optionsCase[RestartOptions]{
 		{name: "all services", argv: "", want: RestartOptions{WaitTimeout: 5 * time.Minute}},
 		{
 			name: "services and flags",
@@ -30,30 +24,7 @@ func TestRestartOptions(t *testing.T) {
 		},
 		{name: "zero timeout", argv: "--wait-timeout 0s", wantErr: "--wait-timeout must be positive, got 0s"},
 		{name: "unknown flag", argv: "-t 5", wantErr: "unknown shorthand flag: 't'"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, _, _ := testFactory(t)
-			var got *RestartOptions
-			err := parse(t, f, NewCmdRestart(f, func(o *RestartOptions) error { got = o; return nil }), tt.argv)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Context == nil || got.IO == nil || got.Factory != f {
-				t.Error("runF got options without Context, IO or Factory")
-			}
-			got.Context, got.IO, got.Factory = nil, nil, nil
-			if !reflect.DeepEqual(*got, tt.want) {
-				t.Errorf("options:\n got %+v\nwant %+v", *got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestRestartable(t *testing.T) {

@@ -185,23 +185,7 @@ func (f *Forwarder) pipe(ctx context.Context, p *pool, bp *boundPort, pod *corev
 			// stream, so that an error (connection refused in the pod, a
 			// cut upload) turns this end into a reset rather than a clean
 			// one.
-			if !s.errDone {
-				grace := time.NewTimer(errGrace)
-			wait:
-				for !s.errDone && !s.abort {
-					select {
-					case ev := <-events:
-						s.during(ev)
-					case <-closed:
-						s.abort = true
-					case <-ctx.Done():
-						s.abort = true
-					case <-grace.C:
-						break wait
-					}
-				}
-				grace.Stop()
-			}
+			s.awaitErrEnd(events, closed, ctx.Done(), nil)
 			if !s.abort {
 				closeWrite(local)
 			}
@@ -304,6 +288,34 @@ func (s *connState) during(ev event) {
 	}
 }
 
+// awaitErrEnd waits, once the pod's data ended, for the error stream's end
+// (up to errGrace), taking the events that arrive meanwhile; seen, when
+// set, is given each one. A dead tunnel or a closed stop aborts the
+// connection. It returns at once when the error stream already ended or
+// the connection is aborted.
+func (s *connState) awaitErrEnd(events <-chan event, closed, stop <-chan struct{}, seen func(event)) {
+	if s.errDone || s.abort {
+		return
+	}
+	grace := time.NewTimer(errGrace)
+	defer grace.Stop()
+	for !s.errDone && !s.abort {
+		select {
+		case ev := <-events:
+			s.during(ev)
+			if seen != nil {
+				seen(ev)
+			}
+		case <-closed:
+			s.abort = true
+		case <-stop:
+			s.abort = true
+		case <-grace.C:
+			return
+		}
+	}
+}
+
 // after takes an event once the connection is over. It returns an error
 // message of the pod side to log (the first one only) and whether the
 // tunnel is spoiled for reuse.
@@ -331,20 +343,26 @@ func (s *connState) after(ev event) (logged string, spoiled bool) {
 	return logged, spoiled
 }
 
-// logPodErr tells about an error the pod side reported for one connection.
-// The runtime's message is long (network namespace paths, both address
-// families); the common case gets one plain line.
+// logPodErr tells about an error the pod side reported for one connection
+// (the same line at most once per window of f.quiet).
 func (f *Forwarder) logPodErr(bp *boundPort, pod *corev1.Pod, msg string) {
-	if strings.Contains(msg, "connection refused") {
-		msg = fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", bp.port.RemotePort)
-	}
-	line := fmt.Sprintf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, msg)
+	line := fmt.Sprintf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, podErrText(msg, bp.port.RemotePort))
 	if n, ok := f.quiet.allow(line, time.Now()); ok {
 		if n > 0 {
 			line += fmt.Sprintf(" (and %d more like it)", n)
 		}
 		f.logf("%s", line)
 	}
+}
+
+// podErrText is msg, an error the pod side reported for a connection to
+// port, in plain words for the common case: the runtime's message is long
+// (network namespace paths, both address families).
+func podErrText(msg string, port int32) string {
+	if strings.Contains(msg, "connection refused") {
+		return fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", port)
+	}
+	return msg
 }
 
 // repeats keeps a client that retries a broken port in a loop from

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 
 	constants "k8s.io/apimachinery/pkg/util/portforward"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/websocket"
@@ -48,6 +50,27 @@ type dialerSet struct {
 	holder websocket.ConnectionHolder
 	spdy   *http.Client // upgrades to SPDY through up
 	up     *spdyUpgrade
+}
+
+// connect checks cfg and namespace and returns a client of the cluster and
+// a dialer of the namespace's pods through its API server: what New and
+// NewPodDialer start from.
+func connect(cfg *rest.Config, namespace string) (kubernetes.Interface, *apiDialer, error) {
+	if cfg == nil {
+		return nil, nil, errors.New("forward: no cluster configuration")
+	}
+	if namespace == "" {
+		return nil, nil, errors.New("forward: no namespace")
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("forward: %w", err)
+	}
+	base, err := url.Parse(client.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").URL().String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("forward: %w", err)
+	}
+	return client, newAPIDialer(cfg, base), nil
 }
 
 func newAPIDialer(cfg *rest.Config, base *url.URL) *apiDialer {

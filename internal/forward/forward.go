@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,15 +153,9 @@ type boundPort struct {
 
 // New returns a Forwarder for the pods of namespace.
 func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
-	if cfg == nil {
-		return nil, errors.New("forward: no cluster configuration")
-	}
-	if namespace == "" {
-		return nil, errors.New("forward: no namespace")
-	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, api, err := connect(cfg, namespace)
 	if err != nil {
-		return nil, fmt.Errorf("forward: %w", err)
+		return nil, err
 	}
 	f := &Forwarder{
 		client:      client,
@@ -204,11 +197,7 @@ func New(cfg *rest.Config, namespace string, opts Options) (*Forwarder, error) {
 			return newStreamTunnel(conn), nil
 		}
 	} else {
-		base, err := url.Parse(client.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").URL().String())
-		if err != nil {
-			return nil, fmt.Errorf("forward: %w", err)
-		}
-		f.dial = newAPIDialer(cfg, base).dial
+		f.dial = api.dial
 	}
 	return f, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -38,21 +37,11 @@ type PodDialer struct {
 
 // NewPodDialer returns a PodDialer for the pods of namespace.
 func NewPodDialer(cfg *rest.Config, namespace string) (*PodDialer, error) {
-	if cfg == nil {
-		return nil, errors.New("forward: no cluster configuration")
-	}
-	if namespace == "" {
-		return nil, errors.New("forward: no namespace")
-	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, api, err := connect(cfg, namespace)
 	if err != nil {
-		return nil, fmt.Errorf("forward: %w", err)
+		return nil, err
 	}
-	base, err := url.Parse(client.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").URL().String())
-	if err != nil {
-		return nil, fmt.Errorf("forward: %w", err)
-	}
-	return &PodDialer{client: client, namespace: namespace, dial: newAPIDialer(cfg, base).dial}, nil
+	return &PodDialer{client: client, namespace: namespace, dial: api.dial}, nil
 }
 
 // ReadyPod returns the name of the pod new connections for selector (a
@@ -199,43 +188,14 @@ func (c *PodConn) watch(events <-chan event) {
 		select {
 		case ev := <-events:
 			s.during(ev)
-			switch {
-			case s.podErr != "":
-				msg := s.podErr
-				if strings.Contains(msg, "connection refused") {
-					msg = fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", c.port)
-				}
-				c.fail(fmt.Errorf("forward: pod %s port %d: %s", c.pod, c.port, msg))
-			case ev.kind == broken:
-				c.fail(fmt.Errorf("forward: pod %s port %d: the connection was reset", c.pod, c.port))
-			case ev.kind == podEnd && ev.err != nil:
-				c.fail(fmt.Errorf("forward: pod %s port %d: %w", c.pod, c.port, ev.err))
-			}
+			c.check(&s, ev)
 			if ev.kind == podEnd {
 				// The error stream's end (with the pod side's error, if
 				// any) can come after the data's: wait for it a little,
 				// so that a refusal reads as one, not as a clean end.
-				if !s.errDone && !s.abort {
-					grace := time.NewTimer(errGrace)
-				wait:
-					for !s.errDone && !s.abort {
-						select {
-						case ev := <-events:
-							s.during(ev)
-						case <-closed:
-							s.abort = true
-						case <-grace.C:
-							break wait
-						}
-					}
-					grace.Stop()
-					if s.podErr != "" {
-						msg := s.podErr
-						if strings.Contains(msg, "connection refused") {
-							msg = fmt.Sprintf("connection refused: nothing listens on port %d inside the pod", c.port)
-						}
-						c.fail(fmt.Errorf("forward: pod %s port %d: %s", c.pod, c.port, msg))
-					}
+				s.awaitErrEnd(events, closed, nil, func(ev event) { c.check(&s, ev) })
+				if s.abort && dead(c.t) {
+					c.fail(fmt.Errorf("forward: pod %s port %d: %w", c.pod, c.port, errTunnelClosed))
 				}
 				// No half-close on a pipe: the pod side's end is the end.
 				_ = c.local.Close()
@@ -254,6 +214,20 @@ func (c *PodConn) watch(events <-chan event) {
 		s.after(ev)
 	}
 	c.t.release(false)
+}
+
+// check ends the connection in error on an event that says it failed: an
+// error the pod side reported, a reset stream, a failed copy from the pod
+// or an unreadable error stream (the tunnel died).
+func (c *PodConn) check(s *connState, ev event) {
+	switch {
+	case s.podErr != "":
+		c.fail(fmt.Errorf("forward: pod %s port %d: %s", c.pod, c.port, podErrText(s.podErr, c.port)))
+	case ev.kind == broken:
+		c.fail(fmt.Errorf("forward: pod %s port %d: the connection was reset", c.pod, c.port))
+	case (ev.kind == podEnd || ev.kind == errEnd) && ev.err != nil:
+		c.fail(fmt.Errorf("forward: pod %s port %d: %w", c.pod, c.port, ev.err))
+	}
 }
 
 func (c *PodConn) fail(err error) {

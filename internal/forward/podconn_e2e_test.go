@@ -17,14 +17,9 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
-
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 )
 
 // TestPodDialer dials a pod of the test image (HTTP on 8080, TCP echo on
@@ -36,33 +31,7 @@ func TestPodDialer(t *testing.T) {
 	cs := cluster.Clientset(t, cfg)
 	ns := cluster.Namespace(t, cs, "podconn")
 	sel := map[string]string{"app.kubernetes.io/name": "podconn-web"}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: sel},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To[int64](2),
-					Containers: []corev1.Container{{
-						Name:            "web",
-						Image:           cluster.TestImage,
-						ImagePullPolicy: corev1.PullIfNotPresent,
-						Env: []corev1.EnvVar{
-							{Name: "SERVICE", Value: "web"},
-							{Name: "PORTS", Value: "8080"},
-							{Name: "ECHO_PORTS", Value: "7000"},
-						},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
-			},
-		},
-	}
+	d := testapp.Deployment(ns, "web", sel, testapp.HTTPReady(8080), "PORTS=8080", "ECHO_PORTS=7000")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pd, err := forward.NewPodDialer(cfg, ns)
@@ -79,10 +48,7 @@ func TestPodDialer(t *testing.T) {
 		t.Fatalf("Dial before the deployment = %v; want ErrNoReadyPod", err)
 	}
 
-	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cluster.WaitDeploymentReady(t, cs, ns, "web", 90*time.Second)
+	testapp.Deploy(t, cs, d)
 	want := cluster.ReadyPod(t, cs, ns, sel, 30*time.Second)
 	pod, err := pd.ReadyPod(ctx, "app.kubernetes.io/name=podconn-web")
 	if err != nil || pod != want.Name {

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/cli/cli/config"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
@@ -113,6 +112,42 @@ func (e *BuildError) Error() string {
 
 func (e *BuildError) Unwrap() error { return e.Err }
 
+// ErrRegistryFull is wrapped by the error of a push the registry could not store for want of
+// space (a *RegistryFullError).
+var ErrRegistryFull = errors.New("the registry is full")
+
+// RegistryFullError is a push that failed because the registry's storage is full.
+type RegistryFullError struct {
+	Registry string // where the push went (Registry.Push)
+	Err      error  // the builder's error
+}
+
+func (e *RegistryFullError) Error() string {
+	return fmt.Sprintf("the registry %s is full: it ran out of space while storing the image (%v). "+
+		"Make room there (delete images you no longer need, or give its storage more space), or push to another registry with --registry",
+		e.Registry, e.Err)
+}
+
+func (e *RegistryFullError) Unwrap() error        { return e.Err }
+func (e *RegistryFullError) Is(target error) bool { return target == ErrRegistryFull }
+
+// registryFull tells a push the registry could not store: its storage said so (ENOSPC, HTTP 507),
+// or an upload it had accepted part of was lost (the builder retries a blob upload the registry
+// failed to write, and the registry, having kept only part of it, refuses the retry's range).
+// Only a push's error counts: the builder's own disk filling up is not the registry's.
+func registryFull(err error) bool {
+	msg := err.Error()
+	if !strings.Contains(msg, "failed to push") {
+		return false
+	}
+	for _, sign := range []string{"no space left on device", "insufficient storage", "507 ", "invalid content range", "upload resumed at wrong offset"} {
+		if strings.Contains(strings.ToLower(msg), sign) {
+			return true
+		}
+	}
+	return false
+}
+
 // ErrBuilderUnreachable is wrapped when buildkitd cannot be reached.
 var ErrBuilderUnreachable = errors.New("cannot reach the builder")
 
@@ -168,16 +203,11 @@ func Build(ctx context.Context, plans []Planned, opts Options) ([]Result, error)
 	}
 
 	b := &builder{c: c, opts: opts, plans: plans, results: make([]Result, len(plans))}
-	b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
-		AuthConfigProvider: authprovider.LoadAuthConfig(config.LoadDefaultConfigFile(io.Discard)),
-	})
-	if opts.DockerConfig != "" {
-		cf, err := config.Load(opts.DockerConfig)
-		if err != nil {
-			return nil, fmt.Errorf("imagebuild: reading %s: %w", filepath.Join(opts.DockerConfig, config.ConfigFileName), err)
-		}
-		b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{AuthConfigProvider: authprovider.LoadAuthConfig(cf)})
+	cf, err := LoadDockerConfig(opts.DockerConfig)
+	if err != nil {
+		return nil, fmt.Errorf("imagebuild: %w", err)
 	}
+	b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{AuthConfigProvider: authprovider.LoadAuthConfig(cf)})
 
 	// The one display.
 	b.display = make(chan *client.SolveStatus, 64)
@@ -456,7 +486,11 @@ func (b *builder) build(ctx context.Context, i int) (Result, error) {
 			return res, context.Cause(ctx)
 		}
 		step, out := tr.failure()
-		return res, &BuildError{Service: p.Service, Step: step, Output: out, Err: cleanErr(err)}
+		err = cleanErr(err)
+		if registryFull(err) {
+			err = &RegistryFullError{Registry: b.opts.Registry.Push, Err: err}
+		}
+		return res, &BuildError{Service: p.Service, Step: step, Output: out, Err: err}
 	}
 	d := resp.ExporterResponse["containerimage.digest"]
 	if d == "" {

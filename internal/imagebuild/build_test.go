@@ -135,3 +135,30 @@ func TestBuildUnreachable(t *testing.T) {
 		t.Fatalf("Build(no plans) = %v, %v", res, err)
 	}
 }
+
+func TestRegistryFull(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		full bool
+	}{
+		{"failed to push 10.200.0.1:32304/proj/app:df04: unknown: invalid content range", true},
+		{"failed to push r:5000/p/app:1: unknown: unknown error: write /var/lib/registry/x/data: no space left on device", true},
+		{"failed to push r/p/app:1: unexpected status from PUT request to https://r/v2/p/app/blobs/uploads/x: 507 Insufficient Storage", true},
+		{"failed to push r/p/app:1: unexpected status from POST request to http://r/v2/p/app/blobs/uploads/: 401 Unauthorized", false},
+		// the builder's own disk: not the registry's
+		{"process \"/bin/sh -c make\" did not complete successfully: write /tmp/x: no space left on device", false},
+	} {
+		if got := registryFull(errors.New(tc.msg)); got != tc.full {
+			t.Errorf("registryFull(%q) = %v", tc.msg, got)
+		}
+	}
+	err := &BuildError{Service: "app", Step: "[app] exporting to image", Err: &RegistryFullError{Registry: "r:5000/p", Err: errors.New("failed to push r:5000/p/app:1: unknown: invalid content range")}}
+	if !errors.Is(err, ErrRegistryFull) {
+		t.Error("a RegistryFullError in a BuildError is not ErrRegistryFull")
+	}
+	for _, want := range []string{`service "app"`, "the registry r:5000/p is full", "invalid content range", "Make room", "--registry"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+}

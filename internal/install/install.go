@@ -244,20 +244,10 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 	}
 	out = append(out, set...)
 	for _, u := range out {
-		if u.GetNamespace() != "" {
-			u.SetNamespace(opts.Namespace)
+		if err := placeIn(u, opts.Namespace); err != nil {
+			return nil, err
 		}
 		switch u.GetKind() {
-		case "ClusterRoleBinding", "RoleBinding":
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" {
-					m["namespace"] = opts.Namespace
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
-				return nil, err
-			}
 		case "ClusterRole", "Role":
 			labels := u.GetLabels()
 			if labels == nil {
@@ -271,6 +261,25 @@ func Objects(opts Options) ([]*unstructured.Unstructured, error) {
 		}
 	}
 	return out, nil
+}
+
+// placeIn puts u, an object of the manifests, in namespace ns, the one installed to: u itself when
+// it is namespaced, and the ServiceAccount subjects of a binding (ClusterRoleBinding or
+// RoleBinding).
+func placeIn(u *unstructured.Unstructured, ns string) error {
+	if u.GetNamespace() != "" {
+		u.SetNamespace(ns)
+	}
+	if k := u.GetKind(); k != "ClusterRoleBinding" && k != "RoleBinding" {
+		return nil
+	}
+	subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+	for _, s := range subjects {
+		if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" {
+			m["namespace"] = ns
+		}
+	}
+	return unstructured.SetNestedSlice(u.Object, subjects, "subjects")
 }
 
 // setOperatorDeployment sets the operator's image and revision.

@@ -94,20 +94,10 @@ func ServerObjects(opts Options, sopts ServerOptions) ([]*unstructured.Unstructu
 		secret = server.TLSSecretName
 	}
 	for _, u := range objs {
-		if u.GetNamespace() != "" {
-			u.SetNamespace(opts.Namespace)
+		if err := placeIn(u, opts.Namespace); err != nil {
+			return nil, err
 		}
 		switch u.GetKind() {
-		case "ClusterRoleBinding", "RoleBinding":
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				if m, ok := s.(map[string]any); ok {
-					m["namespace"] = opts.Namespace
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
-				return nil, err
-			}
 		case "Service":
 			typ := map[Expose]string{ExposeNone: "ClusterIP", ExposeNodePort: "NodePort", ExposeLoadBalancer: "LoadBalancer"}[sopts.Expose]
 			if err := unstructured.SetNestedField(u.Object, typ, "spec", "type"); err != nil {

@@ -2,20 +2,18 @@ package namedns
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"k8s.io/client-go/rest"
+
+	"github.com/ergomake/ergomake/internal/cmdutil"
 )
 
 // Command is the ergomake-operator subcommand that runs the environment DNS on its own
@@ -29,16 +27,15 @@ const Command = "dns"
 // answers). On SIGTERM it stops being ready and answers for Drain more, while its pod leaves the
 // Service.
 func Main(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ergomake-operator "+Command, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := cmdutil.New("ergomake-operator "+Command, stderr)
+	fs := cmd.Flags
 	clusterDomain := DefaultClusterDomain
 	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" { // in a pod
 		clusterDomain = DetectClusterDomain()
 	}
 	var (
-		opts       Options
-		health     string
-		kubeconfig string
+		opts   Options
+		health string
 	)
 	fs.StringVar(&opts.Addr, "addr", DefaultAddr, "address served, UDP and TCP")
 	fs.StringVar(&opts.Upstream, "upstream", "", "cluster DNS, IP or IP:port (default: the kube-dns Service in kube-system)")
@@ -46,43 +43,25 @@ func Main(args []string, stderr io.Writer) int {
 	fs.IntVar(&opts.MaxUpstream, "max-upstream", DefaultMaxUpstream, "queries to cluster DNS under way at once; past it a query is answered SERVFAIL")
 	fs.DurationVar(&opts.Drain, "drain", DefaultDrain, "how long a stopping server keeps answering")
 	fs.StringVar(&health, "health-probe-bind-address", ":8081", `address of /healthz and /readyz ("0": none)`)
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cmd.Parse(args); !ok {
+		return code
 	}
-	if kubeconfig != "" {
-		os.Setenv("KUBECONFIG", kubeconfig)
-	}
-	cfg, err := ctrlconfig.GetConfig()
-	if err != nil {
-		fmt.Fprintf(stderr, "ergomake-operator %s: %v\n", Command, err)
-		return 1
-	}
-	opts.Config = cfg
-	opts.Log = logr.FromSlogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).WithName("dns")
-	srv, err := New(opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "ergomake-operator %s: %v\n", Command, err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if health != "0" && health != "" {
-		hs, err := serveHealth(health, srv)
+	return cmd.Serve(func(ctx context.Context, cfg *rest.Config) error {
+		opts.Config = cfg
+		opts.Log = logr.FromSlogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).WithName("dns")
+		srv, err := New(opts)
 		if err != nil {
-			fmt.Fprintf(stderr, "ergomake-operator %s: %v\n", Command, err)
-			return 1
+			return cmdutil.Exit(2, err)
 		}
-		defer hs.Close()
-	}
-	if err := srv.Start(ctx); err != nil {
-		fmt.Fprintf(stderr, "ergomake-operator %s: %v\n", Command, err)
-		return 1
-	}
-	return 0
+		if health != "0" && health != "" {
+			hs, err := serveHealth(health, srv)
+			if err != nil {
+				return err
+			}
+			defer hs.Close()
+		}
+		return srv.Start(ctx)
+	})
 }
 
 // serveHealth serves /healthz (the process runs) and /readyz (srv answers queries) on addr.

@@ -2,28 +2,24 @@ package operator
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
-	ctrl "sigs.k8s.io/controller-runtime"
+	"k8s.io/client-go/rest"
 
 	"github.com/ergomake/ergomake/internal/build"
+	"github.com/ergomake/ergomake/internal/cmdutil"
 	"github.com/ergomake/ergomake/internal/namedns"
 )
 
 // Main runs the ergomake-operator binary with its command-line arguments and returns its exit code.
 func Main(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ergomake-operator", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := cmdutil.New("ergomake-operator", stderr)
+	fs := cmd.Flags
 	var (
-		opts       Options
-		kubeconfig string
-		version    bool
+		opts    Options
+		version bool
 	)
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", "127.0.0.1:8080", `loopback address the metrics endpoint binds to, reached with kubectl port-forward ("0" turns it off)`)
 	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
@@ -40,32 +36,16 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.DNSAddr, "dns-addr", "", `serve the environment DNS in this process on this address, UDP and TCP (default: off; the installed one is the ergomake-dns Deployment, "ergomake-operator `+namedns.Command+`")`)
 	fs.StringVar(&opts.DNSUpstream, "dns-upstream", "", "cluster DNS the environment DNS passes queries to, IP or IP:port (default: the kube-dns Service in kube-system)")
 	fs.StringVar(&opts.ClusterDomain, "cluster-domain", clusterDomain, "the cluster's DNS domain (default in a pod: the one its /etc/resolv.conf searches)")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cmd.Parse(args); !ok {
+		return code
 	}
 	if version {
 		fmt.Fprintln(stderr, "ergomake-operator", build.Get().Version)
 		return 0
 	}
-	if kubeconfig != "" {
-		os.Setenv("KUBECONFIG", kubeconfig)
-	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		fmt.Fprintf(stderr, "ergomake-operator: %v\n", err)
-		return 1
-	}
-	opts.Config = cfg
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(ctx, opts); err != nil {
-		fmt.Fprintf(stderr, "ergomake-operator: %v\n", err)
-		return 1
-	}
-	return 0
+	return cmd.Serve(func(ctx context.Context, cfg *rest.Config) error {
+		opts.Config = cfg
+		return Run(ctx, opts)
+	})
 }

@@ -3,26 +3,22 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ergomake/ergomake/internal/build"
+	"github.com/ergomake/ergomake/internal/cmdutil"
 )
 
 // Command is the ergomake-operator subcommand that runs the server.
@@ -61,14 +57,13 @@ type Options struct {
 
 // Main runs `ergomake-operator server` with its arguments and returns its exit code.
 func Main(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ergomake-operator server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := cmdutil.New("ergomake-operator "+Command, stderr)
+	fs := cmd.Flags
 	ns := os.Getenv("POD_NAMESPACE")
 	if ns == "" {
 		ns = "ergomake-system"
 	}
 	opts := Options{Log: stderr}
-	var kubeconfig string
 	fs.StringVar(&opts.Addr, "addr", fmt.Sprintf(":%d", DefaultPort), "address to serve HTTPS on")
 	fs.StringVar(&opts.CertFile, "tls-cert", "/etc/ergomake/tls/tls.crt", "serving certificate chain (PEM); re-read when it changes")
 	fs.StringVar(&opts.KeyFile, "tls-key", "/etc/ergomake/tls/tls.key", "serving certificate's key (PEM)")
@@ -78,37 +73,13 @@ func Main(args []string, stderr io.Writer) int {
 	fs.Int64Var(&opts.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
 	fs.Int64Var(&opts.MaxApplyBody, "max-apply-body", DefaultMaxApplyBody, "largest `up` request body (the project and the files it ships) accepted, in bytes")
 	fs.DurationVar(&opts.TokenCache, "token-cache", 5*time.Second, "how long a checked token is trusted before it is read again (the delay of a revocation)")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cmd.Parse(args); !ok {
+		return code
 	}
-	cfg, err := restConfig(kubeconfig)
-	if err != nil {
-		fmt.Fprintf(stderr, "ergomake server: %v\n", err)
-		return 1
-	}
-	opts.Config = cfg
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(ctx, opts); err != nil {
-		fmt.Fprintf(stderr, "ergomake server: %v\n", err)
-		return 1
-	}
-	return 0
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" {
-		if cfg, err := rest.InClusterConfig(); err == nil {
-			return cfg, nil
-		}
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	return cmd.Serve(func(ctx context.Context, cfg *rest.Config) error {
+		opts.Config = cfg
+		return Run(ctx, opts)
+	})
 }
 
 // Run serves the API until ctx ends, then shuts down gracefully.

@@ -1,18 +1,13 @@
 package session
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -39,7 +34,8 @@ type BuildOptions struct {
 	Project *types.Project
 	// Services limits the build to these services; nil: every service that has build:.
 	Services []string
-	// Registry is the user's registry (--registry, host[:port][/prefix]): images are pushed there
+	// Registry is the user's registry (--registry, [http://]host[:port][/prefix]; http: it serves
+	// plain HTTP): images are pushed there
 	// with the user's docker credentials, and pods pull them with an imagePullSecret made of the
 	// same credentials. Empty: the cluster's registry (ergomake install), else the one the cluster
 	// publishes (KEP-1755, kube-public/local-registry-hosting).
@@ -149,6 +145,10 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	if err != nil {
 		return nil, err
 	}
+	if opts.Registry != "" && reg.Insecure {
+		host, _ := imagebuild.RegistryHost(reg.Push)
+		rep.Warnf("--registry %s: images are pushed over plain HTTP; the nodes pull them from %s only if their container runtime is configured to use plain HTTP there (containerd: a hosts.toml with server = \"http://%s\")", opts.Registry, host, host)
+	}
 	plans, err := imagebuild.Plan(opts.Project, services, reg, imagebuild.PlanOptions{Platforms: nodePlatforms(ctx, client.Kube)})
 	if err != nil {
 		return nil, err
@@ -160,7 +160,7 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	}
 	built := &Built{Specs: map[string]v1alpha1.BuildSpec{}}
 	if opts.Registry != "" {
-		if built.PullSecret, err = pullSecret(opts.Registry, opts.DockerConfig); err != nil {
+		if built.PullSecret, err = pullSecret(reg.Push, opts.DockerConfig); err != nil { // reg.Push: the reference without its scheme
 			return nil, err
 		}
 	}
@@ -186,6 +186,9 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, imagebuild.ErrRegistryFull) && opts.Registry == "" {
+			err = fmt.Errorf("%w\n(the cluster's registry keeps its images on the volume of PersistentVolumeClaim %s/ergomake-registry: a cluster admin can grow it where its StorageClass allows expansion)", err, settings.Namespace)
 		}
 		return nil, err
 	}
@@ -309,11 +312,14 @@ const (
 // (ergomake install's settings), else the one the cluster publishes (KEP-1755).
 func registryFor(ctx context.Context, cs kubernetes.Interface, settings clustersettings.Settings, user string) (imagebuild.Registry, error) {
 	if user != "" {
+		// http://: a registry that serves plain HTTP (the builder pushes over HTTP; the nodes'
+		// container runtime must be configured to pull from it so).
+		plain := strings.HasPrefix(user, "http://")
 		ref := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(user, "https://"), "http://"), "/")
 		if ref == "" || strings.ContainsAny(ref, " @") || strings.Contains(ref, "//") {
-			return imagebuild.Registry{}, fmt.Errorf("--registry %q is not a registry reference (host[:port][/path])", user)
+			return imagebuild.Registry{}, fmt.Errorf("--registry %q is not a registry reference ([http://]host[:port][/path])", user)
 		}
-		return imagebuild.Registry{Push: ref, Pull: ref}, nil
+		return imagebuild.Registry{Push: ref, Pull: ref, Insecure: plain}, nil
 	}
 	if settings.RegistryPush != "" {
 		pull := settings.RegistryPull
@@ -361,24 +367,18 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// registryHost is the host of a registry reference and the key docker's config.json files its
-// credentials under (Docker Hub's is its historical URL).
-func registryHost(ref string) (host, configKey string) {
-	first, _, _ := strings.Cut(ref, "/")
-	if !strings.ContainsAny(first, ".:") && first != "localhost" || first == "docker.io" || first == "index.docker.io" {
-		return "docker.io", "https://index.docker.io/v1/"
-	}
-	return first, first
-}
-
 // pullSecret is a kubernetes.io/dockerconfigjson Secret holding the user's credentials for the
 // registry of ref, from their docker config; nil when they have none (a public registry).
 func pullSecret(ref, dockerConfig string) (*corev1.Secret, error) {
-	host, key := registryHost(ref)
-	auth, err := dockerAuth(dockerConfig, key)
+	cf, err := imagebuild.LoadDockerConfig(dockerConfig)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := imagebuild.UserCredentials(cf, ref)
 	if err != nil || auth == nil {
 		return nil, err
 	}
+	host, key := imagebuild.RegistryHost(ref)
 	data, err := json.Marshal(map[string]any{"auths": map[string]any{key: auth}})
 	if err != nil {
 		return nil, err
@@ -407,100 +407,4 @@ func pullSecretName(host string) string {
 		name = name[:253]
 	}
 	return strings.TrimRight(name, "-.")
-}
-
-// dockerAuthEntry is one entry of a docker config's "auths", as kubelet reads it.
-type dockerAuthEntry struct {
-	Username      string `json:"username,omitempty"`
-	Password      string `json:"password,omitempty"`
-	Auth          string `json:"auth,omitempty"`
-	IdentityToken string `json:"identitytoken,omitempty"`
-}
-
-// dockerAuth finds the user's credentials for key (a registry host, or Docker Hub's URL) in
-// their docker config: its credential helper (credHelpers, else credsStore) when it names one,
-// else its "auths" entry. Nil: none.
-func dockerAuth(dir, key string) (*dockerAuthEntry, error) {
-	if dir == "" {
-		dir = os.Getenv("DOCKER_CONFIG")
-	}
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, nil
-		}
-		dir = filepath.Join(home, ".docker")
-	}
-	path := filepath.Join(dir, "config.json")
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var cfg struct {
-		Auths       map[string]dockerAuthEntry `json:"auths"`
-		CredsStore  string                     `json:"credsStore"`
-		CredHelpers map[string]string          `json:"credHelpers"`
-	}
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	helper := cfg.CredHelpers[key]
-	if helper == "" {
-		helper = cfg.CredsStore
-	}
-	if helper != "" {
-		return credentialHelper(helper, key)
-	}
-	a, ok := cfg.Auths[key]
-	if !ok {
-		return nil, nil
-	}
-	if a.Auth != "" && a.Username == "" {
-		if dec, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
-			a.Username, a.Password, _ = strings.Cut(string(dec), ":")
-		}
-	}
-	if a.Auth == "" && a.Username != "" {
-		a.Auth = base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password))
-	}
-	if a.Auth == "" && a.IdentityToken == "" {
-		return nil, nil
-	}
-	return &a, nil
-}
-
-// credentialHelper asks docker-credential-<helper> for the credentials of key.
-func credentialHelper(helper, key string) (*dockerAuthEntry, error) {
-	cmd := exec.Command("docker-credential-"+helper, "get")
-	cmd.Stdin = strings.NewReader(key)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := strings.TrimSpace(string(out) + stderr.String())
-		if strings.Contains(msg, "credentials not found") {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("docker credential helper %q for %s: %v %s", helper, key, err, firstLine(msg))
-	}
-	var c struct{ Username, Secret string }
-	if err := json.Unmarshal(out, &c); err != nil {
-		return nil, fmt.Errorf("docker credential helper %q for %s: %w", helper, key, err)
-	}
-	if c.Username == "<token>" {
-		return &dockerAuthEntry{IdentityToken: c.Secret}, nil
-	}
-	return &dockerAuthEntry{Username: c.Username, Password: c.Secret,
-		Auth: base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Secret))}, nil
-}
-
-func firstLine(s string) string {
-	sc := bufio.NewScanner(strings.NewReader(s))
-	if sc.Scan() {
-		return sc.Text()
-	}
-	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/internal/imagebuild"
+	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -41,6 +43,8 @@ func TestRegistryFor(t *testing.T) {
 	}{
 		{name: "user's registry wins", settings: installed, objects: []*corev1.ConfigMap{kind}, user: "https://registry.example.com/team/",
 			want: imagebuild.Registry{Push: "registry.example.com/team", Pull: "registry.example.com/team"}},
+		{name: "user's plain HTTP registry", settings: installed, user: "http://10.200.0.1:32000/proj",
+			want: imagebuild.Registry{Push: "10.200.0.1:32000/proj", Pull: "10.200.0.1:32000/proj", Insecure: true}},
 		{name: "installed registry over KEP-1755", settings: installed, objects: []*corev1.ConfigMap{kind},
 			want: imagebuild.Registry{Push: "ergomake-registry.ergomake-system.svc:5000", Pull: "127.0.0.1:5100", Insecure: true}},
 		{name: "KEP-1755", objects: []*corev1.ConfigMap{kind},
@@ -97,7 +101,7 @@ func TestPullSecret(t *testing.T) {
 		t.Errorf("secret %s of type %s", s.Name, s.Type)
 	}
 	var cfg struct {
-		Auths map[string]dockerAuthEntry `json:"auths"`
+		Auths map[string]imagebuild.Credentials `json:"auths"`
 	}
 	if err := json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
 		t.Fatal(err)
@@ -227,5 +231,37 @@ func TestNodePlatforms(t *testing.T) {
 	}
 	if got := nodePlatforms(context.Background(), fake.NewClientset()); got != nil {
 		t.Errorf("no nodes: %v", got)
+	}
+}
+
+// TestBuildNoBuilder: on a cluster without ergomake's settings, or whose settings name no builder
+// (installed before builds existed), a build is one error saying to run `ergomake install`, and
+// nothing is asked of the cluster beyond reading the settings.
+func TestBuildNoBuilder(t *testing.T) {
+	web := types.ServiceConfig{Name: "web"}
+	web.Build = &types.BuildConfig{Context: "."}
+	p := &types.Project{Name: "p", WorkingDir: t.TempDir(), Services: types.Services{"web": web}}
+	noBuilder := clustersettings.Defaults()
+	noBuilder.BuilderSelector, noBuilder.BuilderPort = "", 0
+	for name, cs := range map[string]*fake.Clientset{
+		"not installed":       fake.NewClientset(),
+		"installed, no build": fake.NewClientset(noBuilder.ConfigMap()),
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := len(cs.Actions())
+			_, err := Build(context.Background(), &kube.Client{Kube: cs}, &recorder{}, BuildOptions{Project: p}, "ergomake-p")
+			if !errors.Is(err, ErrNoBuilder) || !strings.Contains(err.Error(), "run `ergomake install`") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Build = %v; want one line saying to run ergomake install", err)
+			}
+			for _, a := range cs.Actions()[before:] {
+				if a.GetVerb() != "get" || a.GetResource().Resource != "configmaps" {
+					t.Errorf("Build did %s %s", a.GetVerb(), a.GetResource().Resource)
+				}
+			}
+		})
+	}
+	// a project without build: needs no builder
+	if b, err := Build(context.Background(), &kube.Client{Kube: fake.NewClientset()}, &recorder{}, BuildOptions{Project: &types.Project{Name: "p"}}, "ns"); err != nil || b == nil || len(b.Specs) != 0 {
+		t.Errorf("nothing to build: %+v, %v", b, err)
 	}
 }

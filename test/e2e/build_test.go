@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -199,25 +200,23 @@ RUN echo "$VERSION" > /version
 	}
 
 	// 3. As built, on localhost, reaching peers by name.
-	fwd := p.start("forward")
-	fwd.waitOutput("→ 8080", time.Minute)
-	for port, want := range map[int]string{webPort: "web", apiPort: "api-7", jobsPort: "inline", cachePort: "cache"} {
-		if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != want {
-			t.Errorf("localhost:%d answered %+v, want service %q", port, r, want)
+	p.forwarding(func(*upProc) {
+		for port, want := range map[int]string{webPort: "web", apiPort: "api-7", jobsPort: "inline", cachePort: "cache"} {
+			if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != want {
+				t.Errorf("localhost:%d answered %+v, want service %q", port, r, want)
+			}
 		}
-	}
-	for from, to := range map[int]string{webPort: "http://api:9000/", apiPort: "http://jobs:7000/", jobsPort: "http://cache:6379/", cachePort: "http://web:8080/"} {
-		r := upMustGet(t, fmt.Sprintf("http://localhost:%d/fetch?url=%s", from, to))
-		if r.Status != 200 {
-			t.Errorf("localhost:%d fetching %s: %+v", from, to, r)
+		for from, to := range map[int]string{webPort: "http://api:9000/", apiPort: "http://jobs:7000/", jobsPort: "http://cache:6379/", cachePort: "http://web:8080/"} {
+			r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/fetch?url=%s", from, to))
+			if r.Status != 200 {
+				t.Errorf("localhost:%d fetching %s: %+v", from, to, r)
+			}
 		}
-	}
-	out, errOut, code := p.execRun(nil, time.Minute, "exec", "web", "ls", "-a", "/srv/web")
-	if code != 0 || !strings.Contains(out, "index.html") || strings.Contains(out, "node_modules") || strings.Contains(out, "big.bin") {
-		t.Errorf("ls /srv/web in web: exit %d\n%s%s", code, out, errOut)
-	}
-	fwd.signal(syscall.SIGINT)
-	fwd.wait(time.Minute)
+		out, errOut, code := p.execRun(nil, time.Minute, "exec", "web", "ls", "-a", "/srv/web")
+		if code != 0 || !strings.Contains(out, "index.html") || strings.Contains(out, "node_modules") || strings.Contains(out, "big.bin") {
+			t.Errorf("ls /srv/web in web: exit %d\n%s%s", code, out, errOut)
+		}
+	})
 
 	// 4. A change in web's context: up builds web again, reuses api and jobs.
 	writeFiles(t, p.dir, map[string]string{"web/index.html": "<h1>two</h1>\n"})
@@ -269,6 +268,36 @@ services:
 			t.Errorf("a failed build left namespace %s or environment %v", p.ns, p.envsOfProject())
 		}
 	})
+	// Bad input is found before anything reaches the cluster: one error naming the compose file,
+	// the service and the key, exit 1, nothing created.
+	for _, tc := range []struct {
+		name, build string
+		files       map[string]string
+		want        []string
+	}{
+		{"context folder missing", "./nope", nil, []string{"compose.yaml", `service "app"`, "build.context", "does not exist"}},
+		{"Dockerfile missing", "{context: ./app, dockerfile: Prod.Dockerfile}", map[string]string{"app/Dockerfile": "FROM ergomake.test/testapp:latest\n"},
+			[]string{"compose.yaml", `service "app"`, "build.dockerfile", "Prod.Dockerfile does not exist"}},
+		{"Dockerfile syntax error", "./app", map[string]string{"app/Dockerfile": "FROM ergomake.test/testapp:latest\nRUN <<EOF\n"},
+			[]string{"compose.yaml", `service "app"`, "build.dockerfile", "not valid"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newUpProject(t, "e2e-buildbad", strings.Replace(compose, "build: ./app", "build: "+tc.build, 1))
+			writeFiles(t, p.dir, tc.files)
+			_, stderr, code := p.run(time.Minute, "up")
+			if code != 1 {
+				t.Fatalf("up exited %d, want 1\n%s", code, stderr)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr does not say %q:\n%s", want, stderr)
+				}
+			}
+			if !p.namespaceGone() || len(p.envsOfProject()) > 0 {
+				t.Errorf("bad input left namespace %s or environment %v", p.ns, p.envsOfProject())
+			}
+		})
+	}
 	t.Run("--no-build of an image never built", func(t *testing.T) {
 		p := newUpProject(t, "e2e-nobuild", compose)
 		needBuilder(t, p)

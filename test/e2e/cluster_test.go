@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 )
 
 // TestClusterTwoServices applies a two-service app of the test image with plain manifests and
@@ -40,17 +41,14 @@ func TestClusterTwoServices(t *testing.T) {
 	ctx := context.Background()
 
 	// web: plain HTTP on 8080, ready through an exec probe run by /bin/sh (as compose CMD-SHELL).
-	web := testappDeployment(ns, "web", map[string]string{"PORTS": "8080"}, &corev1.Probe{
+	web := testapp.Deployment(ns, "web", nil, &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
 			Command: []string{"/bin/sh", "-c", "wget -q -O /dev/null http://127.0.0.1:8080/healthz"},
 		}},
 		PeriodSeconds: 1,
-	})
+	}, "PORTS=8080")
 	// api: HTTP on 9000 and 9001, TCP echo on 7000, ready through /healthz after READY_AFTER.
-	api := testappDeployment(ns, "api", map[string]string{"PORTS": "9000,9001", "ECHO_PORTS": "7000", "READY_AFTER": "1"}, &corev1.Probe{
-		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(9000)}},
-		PeriodSeconds: 1,
-	})
+	api := testapp.Deployment(ns, "api", nil, testapp.HTTPReady(9000), "PORTS=9000,9001", "ECHO_PORTS=7000", "READY_AFTER=1")
 	for _, d := range []*appsv1.Deployment{web, api} {
 		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("creating deployment %s: %v", d.Name, err)
@@ -154,36 +152,6 @@ func TestClusterTwoServices(t *testing.T) {
 	echoed := make([]byte, len("hello echo\n"))
 	if _, err := io.ReadFull(conn, echoed); err != nil || string(echoed) != "hello echo\n" {
 		t.Errorf("echo through port-forward = %q, %v", echoed, err)
-	}
-}
-
-func testappDeployment(ns, name string, env map[string]string, readiness *corev1.Probe) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-	vars := []corev1.EnvVar{{Name: "SERVICE", Value: name}}
-	for k, v := range env {
-		vars = append(vars, corev1.EnvVar{Name: k, Value: v})
-	}
-	one := int32(1)
-	grace := int64(2)
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &one,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: &grace,
-					Containers: []corev1.Container{{
-						Name:            name,
-						Image:           cluster.TestImage,
-						ImagePullPolicy: corev1.PullIfNotPresent,
-						Env:             vars,
-						ReadinessProbe:  readiness,
-					}},
-				},
-			},
-		},
 	}
 }
 

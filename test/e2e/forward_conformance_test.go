@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,9 +24,7 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -35,6 +32,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 )
 
 // The conformance pod's ports.
@@ -362,20 +360,7 @@ func cfOurs(t *testing.T, cfg *rest.Config, e *fwEnv, ports []int32) *cfOursUnde
 		o.addrs[ports[i]] = b.Addrs[0]
 	}
 	o.f = f
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- f.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Serve did not return 30s after its context ended")
-		}
-	})
+	fwServe(t, f)
 	return o
 }
 
@@ -653,46 +638,20 @@ func cfSetup(t *testing.T) *fwEnv {
 	script := fmt.Sprintf("/bin/busybox nc -ll -p %d -e /bin/sh -c 'read n; /bin/busybox head -c $n | /bin/busybox sha256sum' & "+
 		"/bin/busybox nc -ll -p %d -e /bin/busybox echo pod-says-bye & "+
 		"/bin/busybox nc -ll -p %d -e /bin/busybox sha256sum & wait", cfDigest, cfBye, cfEOFSum)
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: sel},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To[int64](1),
-					Containers: []corev1.Container{{
-						Name:            "web",
-						Image:           cluster.TestImage,
-						ImagePullPolicy: corev1.PullIfNotPresent,
-						Env: []corev1.EnvVar{
-							{Name: "SERVICE", Value: "web"},
-							{Name: "PORTS", Value: fmt.Sprint(cfHTTP)},
-							{Name: "ECHO_PORTS", Value: fmt.Sprint(cfEcho)},
-						},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(cfHTTP)}},
-							PeriodSeconds: 1,
-						},
-					}, {
-						Name:            "nc",
-						Image:           cluster.TestImage,
-						ImagePullPolicy: corev1.PullIfNotPresent,
-						Command:         []string{"/bin/sh", "-c", script},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(cfDigest)}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
-			},
+	d := testapp.Deployment(ns, "web", sel, testapp.HTTPReady(cfHTTP), fmt.Sprintf("PORTS=%d", cfHTTP), fmt.Sprintf("ECHO_PORTS=%d", cfEcho))
+	pod := &d.Spec.Template.Spec
+	pod.TerminationGracePeriodSeconds = ptr.To[int64](1)
+	pod.Containers = append(pod.Containers, corev1.Container{
+		Name:            "nc",
+		Image:           cluster.TestImage,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{"/bin/sh", "-c", script},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(cfDigest)}},
+			PeriodSeconds: 1,
 		},
-	}
-	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating deployment: %v", err)
-	}
-	cluster.WaitDeploymentReady(t, cs, ns, "web", 90*time.Second)
+	})
+	testapp.Deploy(t, cs, d)
 	return &fwEnv{cfg: cfg, cs: cs, ns: ns, sel: sel}
 }
 

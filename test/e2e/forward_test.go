@@ -21,19 +21,17 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/streaming/pkg/httpstream"
-	"k8s.io/utils/ptr"
 
 	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 )
 
 // fwEnv is one test's namespace with a Deployment "web" of the test image:
@@ -51,37 +49,7 @@ func fwSetup(t *testing.T, prefix string) *fwEnv {
 	cs := cluster.Clientset(t, cfg)
 	ns := cluster.Namespace(t, cs, prefix)
 	sel := map[string]string{"ergomake.dev/env": "fwtest", "ergomake.dev/service": "web"}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: sel},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To[int64](2),
-					Containers: []corev1.Container{{
-						Name:            "web",
-						Image:           cluster.TestImage,
-						ImagePullPolicy: corev1.PullIfNotPresent,
-						Env: []corev1.EnvVar{
-							{Name: "SERVICE", Value: "web"},
-							{Name: "PORTS", Value: "8080"},
-							{Name: "ECHO_PORTS", Value: "7000"},
-						},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
-			},
-		},
-	}
-	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating deployment: %v", err)
-	}
-	cluster.WaitDeploymentReady(t, cs, ns, "web", 90*time.Second)
+	testapp.Deploy(t, cs, testapp.Deployment(ns, "web", sel, testapp.HTTPReady(8080), "PORTS=8080", "ECHO_PORTS=7000"))
 	return &fwEnv{cfg: cfg, cs: cs, ns: ns, sel: sel}
 }
 
@@ -105,6 +73,13 @@ func fwStart(t *testing.T, e *fwEnv, opts forward.Options, ports ...forward.Port
 	if err != nil {
 		t.Fatal(err)
 	}
+	fwServe(t, f)
+	return f, bs
+}
+
+// fwServe serves f until the test ends; the cleanup checks that Serve
+// returns.
+func fwServe(t *testing.T, f *forward.Forwarder) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- f.Serve(ctx) }()
@@ -119,17 +94,10 @@ func fwStart(t *testing.T, e *fwEnv, opts forward.Options, ports ...forward.Port
 			t.Errorf("Serve did not return 30s after its context ended")
 		}
 	})
-	return f, bs
 }
 
 func (e *fwEnv) port(remote int32) forward.Port {
 	return forward.Port{Service: "web", Selector: e.sel, RemotePort: remote}
-}
-
-type rootReply struct {
-	Service  string `json:"service"`
-	Hostname string `json:"hostname"`
-	Port     int    `json:"port"`
 }
 
 // fwGet does one GET on a fresh connection.
@@ -149,19 +117,10 @@ func fwGet(ctx context.Context, u string) (*http.Response, []byte, error) {
 	return resp, body, err
 }
 
-func fwRoot(t *testing.T, base string) rootReply {
+// fwRoot is the reply of GET base/, on a fresh connection.
+func fwRoot(t *testing.T, base string) testapp.Reply {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, body, err := fwGet(ctx, base+"/")
-	if err != nil {
-		t.Fatalf("GET %s/: %v", base, err)
-	}
-	var r rootReply
-	if resp.StatusCode != 200 || json.Unmarshal(body, &r) != nil {
-		t.Fatalf("GET %s/: %d %s", base, resp.StatusCode, body)
-	}
-	return r
+	return testapp.MustGet(t, base+"/")
 }
 
 func fwReadyPod(t *testing.T, e *fwEnv) *corev1.Pod {
@@ -354,7 +313,7 @@ func TestForwardSurvivesPodDeletion(t *testing.T) {
 	}
 
 	// New connections, one after another, until one reaches the replacement.
-	var reached rootReply
+	var reached testapp.Reply
 	var refused, failedConns, okOld int
 	var firstOK time.Time
 	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline) && firstOK.IsZero(); {

@@ -22,6 +22,7 @@ import (
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -98,21 +99,17 @@ func TestOwnershipSecondUpRefused(t *testing.T) {
 	}
 
 	// forward attaches (the published port is taken by the first up: another local port).
-	fwd := p.start("forward")
-	fwd.waitOutput("are now bound to localhost", 2*time.Minute)
-	ports := fwd.localPorts()
-	if len(ports) != 1 {
-		t.Fatalf("forward bound %v", ports)
-	}
-	for _, port := range ports {
-		if _, err := upGet(fmt.Sprintf("http://localhost:%d/", port)); err != nil {
-			t.Errorf("through forward: %v", err)
+	p.forwarding(func(fwd *upProc) {
+		ports := fwd.localPorts()
+		if len(ports) != 1 {
+			t.Fatalf("forward bound %v", ports)
 		}
-	}
-	fwd.signal(syscall.SIGINT)
-	if code := fwd.wait(time.Minute); code != 0 {
-		t.Fatalf("forward exited %d after SIGINT\n%s", code, fwd.stderr)
-	}
+		for _, port := range ports {
+			if _, err := testapp.Get(context.Background(), fmt.Sprintf("http://localhost:%d/", port)); err != nil {
+				t.Errorf("through forward: %v", err)
+			}
+		}
+	})
 	time.Sleep(3 * time.Second) // room for a wrong deletion
 	if env := p.getEnv(); env == nil || env.DeletionTimestamp != nil {
 		t.Fatalf("forward's Ctrl-C deleted the environment")
@@ -287,7 +284,7 @@ services:
 		if !ok {
 			t.Fatalf("no binding of %s in %v\n%s", svc, ports, up.stdout)
 		}
-		r, err := upGet(fmt.Sprintf("http://localhost:%d/", port))
+		r, err := testapp.Get(context.Background(), fmt.Sprintf("http://localhost:%d/", port))
 		if err != nil || r.Service != want {
 			t.Errorf("%s through forward: %+v, %v", svc, r, err)
 		}

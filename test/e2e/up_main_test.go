@@ -200,6 +200,19 @@ func (p *upProject) start(args ...string) *upProc {
 	return pr
 }
 
+// forwarding runs `ergomake forward` around check: check gets it once it bound the environment's
+// ports (its table: fwd.localPorts()); then SIGINT ends it, and it must exit 0.
+func (p *upProject) forwarding(check func(fwd *upProc)) {
+	p.t.Helper()
+	fwd := p.start("forward")
+	fwd.waitOutput("are now bound to localhost", 2*time.Minute)
+	check(fwd)
+	fwd.signal(syscall.SIGINT)
+	if code := fwd.wait(time.Minute); code != 0 {
+		p.t.Fatalf("forward exited %d after SIGINT\n%s", code, fwd.stderr)
+	}
+}
+
 // run runs `ergomake args...` to its end and returns its output and exit code.
 func (p *upProject) run(timeout time.Duration, args ...string) (stdout, stderr string, code int) {
 	p.t.Helper()

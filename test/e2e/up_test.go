@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,48 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
-
-// upHTTP makes every request on a new connection, so that each one is a new forwarded connection.
-var upHTTP = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-type upReply struct {
-	Service  string `json:"service"`
-	Hostname string `json:"hostname"`
-	Port     int    `json:"port"`
-	Status   int    `json:"status"`
-	Body     string `json:"body"`
-}
-
-func upGet(u string) (upReply, error) {
-	var r upReply
-	resp, err := upHTTP.Get(u)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return r, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("GET %s: %s: %s", u, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return r, fmt.Errorf("GET %s: %v: %s", u, err, body)
-	}
-	return r, nil
-}
-
-func upMustGet(t *testing.T, u string) upReply {
-	t.Helper()
-	r, err := upGet(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
 
 // The seed's shape: an "elasticsearch" stand-in and a "kibana" stand-in that calls it by name.
 // elasticsearch also publishes 9300, where nothing listens inside the pod.
@@ -113,22 +72,22 @@ func TestUpSeedProject(t *testing.T) {
 
 	checkBoth := func(t *testing.T) {
 		t.Helper()
-		if r := upMustGet(t, es+"/"); r.Service != "elasticsearch" || r.Port != 9200 {
+		if r := testapp.MustGet(t, es+"/"); r.Service != "elasticsearch" || r.Port != 9200 {
 			t.Errorf("elasticsearch answered %+v", r)
 		}
-		if r := upMustGet(t, kb+"/"); r.Service != "kibana" || r.Port != 5601 {
+		if r := testapp.MustGet(t, kb+"/"); r.Service != "kibana" || r.Port != 5601 {
 			t.Errorf("kibana answered %+v", r)
 		}
 	}
 
 	t.Run("both ports answer, kibana reaches elasticsearch by name", func(t *testing.T) {
 		checkBoth(t)
-		r := upMustGet(t, kb+"/fetch?url=http://elasticsearch:9200/")
+		r := testapp.MustGet(t, kb+"/fetch?url=http://elasticsearch:9200/")
 		if r.Status != 200 || !strings.Contains(r.Body, `"service":"elasticsearch"`) {
 			t.Errorf("kibana's fetch of http://elasticsearch:9200/ = %+v", r)
 		}
 		// Both loopback addresses are bound.
-		if r := upMustGet(t, fmt.Sprintf("http://[::1]:%d/", esPort)); r.Service != "elasticsearch" {
+		if r := testapp.MustGet(t, fmt.Sprintf("http://[::1]:%d/", esPort)); r.Service != "elasticsearch" {
 			t.Errorf("[::1]: %+v", r)
 		}
 	})
@@ -172,7 +131,7 @@ func TestUpSeedProject(t *testing.T) {
 	})
 
 	t.Run("a deleted pod is replaced and new connections reach it", func(t *testing.T) {
-		old := upMustGet(t, es+"/").Hostname
+		old := testapp.MustGet(t, es+"/").Hostname
 		ctx := context.Background()
 		if err := p.cs.CoreV1().Pods(p.ns).Delete(ctx, old, metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("deleting pod %s: %v", old, err)
@@ -180,7 +139,7 @@ func TestUpSeedProject(t *testing.T) {
 		var last string
 		cluster.Eventually(t, 2*time.Minute, 500*time.Millisecond, "a new elasticsearch pod answering on localhost",
 			func(ctx context.Context) (bool, string, error) {
-				r, err := upGet(es + "/")
+				r, err := testapp.Get(ctx, es+"/")
 				if err != nil {
 					return false, err.Error(), nil
 				}
@@ -192,7 +151,7 @@ func TestUpSeedProject(t *testing.T) {
 		// Inside the cluster, the Service follows the replacement once kube-proxy has caught up.
 		cluster.Eventually(t, time.Minute, time.Second, "kibana reaching the new elasticsearch pod",
 			func(ctx context.Context) (bool, string, error) {
-				r, err := upGet(kb + "/fetch?url=http://elasticsearch:9200/")
+				r, err := testapp.Get(ctx, kb+"/fetch?url=http://elasticsearch:9200/")
 				if err != nil {
 					return false, err.Error(), nil
 				}
@@ -322,15 +281,11 @@ func TestUpDetachThenDown(t *testing.T) {
 		t.Errorf("logs exited %d:\n%s\n%s", code, stdout, stderr)
 	}
 
-	fw := p.start("forward")
-	fw.waitOutput("bound to localhost", time.Minute)
-	if r := upMustGet(t, fmt.Sprintf("http://localhost:%d/", webPort)); r.Service != "web" {
-		t.Errorf("web through forward answered %+v", r)
-	}
-	fw.signal(syscall.SIGINT)
-	if code := fw.wait(time.Minute); code != 0 {
-		t.Errorf("forward exited %d after SIGINT", code)
-	}
+	p.forwarding(func(*upProc) {
+		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", webPort)); r.Service != "web" {
+			t.Errorf("web through forward answered %+v", r)
+		}
+	})
 	if envs := p.envsOfProject(); len(envs) != 1 {
 		t.Errorf("after forward ended, environments = %v, want the one left running", envs)
 	}
@@ -535,7 +490,7 @@ func TestUpReattach(t *testing.T) {
 	// The change is applied: the replacement pod answers with the new SERVICE.
 	u := fmt.Sprintf("http://localhost:%d/", webPort)
 	cluster.Eventually(t, 2*time.Minute, time.Second, "the changed service answering", func(ctx context.Context) (bool, string, error) {
-		r, err := upGet(u)
+		r, err := testapp.Get(ctx, u)
 		if err != nil {
 			return false, err.Error(), nil
 		}

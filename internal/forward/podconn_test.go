@@ -1,0 +1,142 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/streaming/pkg/httpstream"
+)
+
+// dialPod dials port 8080 of pod web-1 through a PodDialer whose tunnels
+// (of kind) reach a kubelet serving each connection with serve.
+func dialPod(t *testing.T, kind string, serve func(httpstream.Stream) string) *PodConn {
+	t.Helper()
+	d := &PodDialer{namespace: "ns", dial: func(context.Context, string) (tunnel, error) {
+		return tunnels[kind](t, serve), nil
+	}}
+	c, err := d.DialPod(context.Background(), "web-1", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c.(*PodConn)
+}
+
+// readAll reads c until it ends, within a bound.
+func readAll(t *testing.T, c io.Reader) (string, error) {
+	t.Helper()
+	type res struct {
+		b   []byte
+		err error
+	}
+	got := make(chan res, 1)
+	go func() { b, err := io.ReadAll(c); got <- res{b, err} }()
+	r := wait(t, got)
+	return string(r.b), r.err
+}
+
+// A PodConn carries bytes both ways and ends cleanly when the pod side does.
+func TestPodConnClean(t *testing.T) {
+	upper := func(data httpstream.Stream) string {
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(data, b); err != nil {
+			return err.Error()
+		}
+		_, _ = data.Write(bytes.ToUpper(b))
+		return ""
+	}
+	for kind := range tunnels {
+		t.Run(kind, func(t *testing.T) {
+			c := dialPod(t, kind, upper)
+			if _, err := c.Write([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := readAll(t, c); got != "HELLO" || err != nil {
+				t.Fatalf("read %q, %v; want HELLO and a clean end", got, err)
+			}
+			wait(t, c.ended)
+			if c.Sent() != 5 || c.Received() != 5 || c.RemoteAddr().String() != "pod/web-1:8080" {
+				t.Errorf("sent %d, received %d, remote %s", c.Sent(), c.Received(), c.RemoteAddr())
+			}
+		})
+	}
+}
+
+// The pod side's refusal (nothing listens on the port) reads as an error
+// saying so, not as a clean end.
+func TestPodConnRefused(t *testing.T) {
+	for kind := range tunnels {
+		t.Run(kind, func(t *testing.T) {
+			c := dialPod(t, kind, refused)
+			_, err := readAll(t, c)
+			if err == nil || !strings.Contains(err.Error(), "forward: pod web-1 port 8080: connection refused: nothing listens on port 8080 inside the pod") {
+				t.Fatalf("read: %v; want the refusal", err)
+			}
+		})
+	}
+}
+
+// An error the pod side reports after the end of its data (the two
+// streams arrive independently) still ends the connection in error.
+func TestPodConnErrorAfterDataEnd(t *testing.T) {
+	late := func(data httpstream.Stream) string {
+		_, _ = data.Write([]byte("partial"))
+		_ = data.Close()
+		time.Sleep(300 * time.Millisecond)
+		return "error forwarding port 8080 to pod web-1: read: connection reset by peer"
+	}
+	for kind := range tunnels {
+		t.Run(kind, func(t *testing.T) {
+			c := dialPod(t, kind, late)
+			got, err := readAll(t, c)
+			if got != "partial" || err == nil || !strings.Contains(err.Error(), "forward: pod web-1 port 8080: error forwarding port 8080 to pod web-1: read: connection reset by peer") {
+				t.Fatalf("read %q, %v; want the data, then the pod side's error", got, err)
+			}
+		})
+	}
+}
+
+// A tunnel that dies under a connection ends it with an error saying so.
+func TestPodConnTunnelDies(t *testing.T) {
+	for kind := range tunnels {
+		t.Run(kind, func(t *testing.T) {
+			hold := make(chan struct{})
+			defer close(hold)
+			c := dialPod(t, kind, func(httpstream.Stream) string { <-hold; return "" })
+			c.t.kill()
+			_, err := readAll(t, c)
+			if !errors.Is(err, errTunnelClosed) || !strings.Contains(err.Error(), "forward: pod web-1 port 8080: ") {
+				t.Fatalf("read: %v; want the tunnel's end", err)
+			}
+		})
+	}
+}
+
+// New and NewPodDialer need a cluster configuration and a namespace.
+func TestNewNeedsConfigAndNamespace(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
+	for _, c := range []struct {
+		cfg  *rest.Config
+		ns   string
+		want string
+	}{
+		{nil, "ns", "forward: no cluster configuration"},
+		{cfg, "", "forward: no namespace"},
+		{cfg, "ns", ""},
+		{&rest.Config{Host: "https://127.0.0.1:1", QPS: 1}, "ns", "forward: burst is required"}, // the client cannot be made
+	} {
+		_, ferr := New(c.cfg, c.ns, Options{})
+		_, derr := NewPodDialer(c.cfg, c.ns)
+		for what, err := range map[string]error{"New": ferr, "NewPodDialer": derr} {
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("%s(cfg %v, %q) = %v; want %q", what, c.cfg != nil, c.ns, err, c.want)
+			}
+		}
+	}
+}
