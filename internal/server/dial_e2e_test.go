@@ -190,10 +190,9 @@ func TestStreamsOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = next.Close()
+	// (The audit line of the held connection says "went away" when the pod object went before the
+	// container closed the connection; the unit test checks that line, here either may come first.)
 	log := audit.String()
-	if !strings.Contains(log, "pod "+first.Name+" went away") {
-		t.Errorf("no audit line for the lost pod:\n%s", log)
-	}
 	if strings.Count(log, "action=envs.dial") < 7 {
 		t.Errorf("want one audit line per dial:\n%s", log)
 	}
