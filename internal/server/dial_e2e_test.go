@@ -182,7 +182,16 @@ func TestStreamsOnCluster(t *testing.T) {
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("read on a connection to the deleted pod: %v, want it ended", err)
 	}
-	next, err := ac.Dial(ctx, project, "web", 7000)
+	// The replacement is Ready once its container started (no healthcheck): its echo port may
+	// refuse (502) for a moment.
+	var next net.Conn
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		next, err = ac.Dial(ctx, project, "web", 7000)
+		if err == nil || apiStatus(err) != http.StatusBadGateway || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("dial after the pod was deleted: %v", err)
 	}
