@@ -110,6 +110,11 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 			return nil, err
 		}
 	}
+	if b.c.want("server") {
+		if err := b.serverPath(ctx, res); err != nil {
+			return nil, err
+		}
+	}
 	if b.c.want("ttr") || b.c.want("scale") || b.c.want("build") {
 		if err := b.ensureErgomake(ctx); err != nil {
 			return nil, err

@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&ttr, "ttr-services", "2,20", "service counts of the time-to-ready projects")
 	fs.StringVar(&ttrHealthy, "ttr-healthcheck-services", "2", "service counts of time-to-ready projects whose services have a healthcheck")
 	fs.IntVar(&c.scaleSvcs, "scale-services", 50, "services of the scale project (2 published ports each)")
-	fs.StringVar(&only, "only", "", "comma-separated groups to run: transport,recovery,ttr,scale,build (default all)")
+	fs.StringVar(&only, "only", "", "comma-separated groups to run: transport,recovery,ttr,scale,build,server (default all)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the in-process forwarder and the clients) to file")
 	fs.StringVar(&c.markdown, "markdown", "", "also write the results into this markdown file, between its bench markers")
 	fs.StringVar(&c.command, "command", "", "the command line to record in -markdown (default: this one)")
@@ -117,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, g := range strings.Split(only, ",") {
 		if g = strings.TrimSpace(g); g != "" {
 			switch g {
-			case "transport", "recovery", "ttr", "scale", "build":
+			case "transport", "recovery", "ttr", "scale", "build", "server":
 				c.only[g] = true
 			default:
 				return fmt.Errorf("-only: unknown group %q", g)

@@ -55,7 +55,13 @@ func (f *Forwarder) handle(ctx context.Context, tr *tracker, bp *boundPort, loca
 	f.stats.accepted.Add(1)
 	f.stats.active.Add(1)
 	defer f.stats.active.Add(-1)
-	if f.forward(ctx, tr, bp, local) {
+	var ok bool
+	if f.route != nil {
+		ok = f.forwardRouted(ctx, bp, local)
+	} else {
+		ok = f.forward(ctx, tr, bp, local)
+	}
+	if ok {
 		f.stats.succeeded.Add(1)
 	} else {
 		f.stats.failed.Add(1)

@@ -128,6 +128,7 @@ type Forwarder struct {
 	maxTunnels  int // per pod; 0: no cap
 	podWait     time.Duration
 	dialTimeout time.Duration
+	route       RouteFunc // NewRouted: connections go through it, no pods watched here
 
 	mu      sync.Mutex
 	ports   []*boundPort
@@ -229,7 +230,7 @@ func (f *Forwarder) Bind(ports []Port) ([]Binding, error) {
 			out = append(out, b)
 			continue
 		}
-		if len(p.Selector) == 0 {
+		if len(p.Selector) == 0 && f.route == nil {
 			return fail(fmt.Errorf("forward: service %q port %d: no pod selector", p.Service, p.RemotePort))
 		}
 		if p.RemotePort <= 0 || p.RemotePort > 65535 {
@@ -283,6 +284,10 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	defer cancel()
 	if len(ports) == 0 { // nothing bound (UDP only): nothing to watch
 		<-ctx.Done()
+		return nil
+	}
+	if f.route != nil {
+		f.serveRouted(ctx, ports)
 		return nil
 	}
 

@@ -30,6 +30,18 @@ func finished(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
+// PickPod is pickPod for relays that choose pods the same way as the
+// forwarder (the ergomake server).
+func PickPod(pods []*corev1.Pod, sel labels.Selector) *corev1.Pod { return pickPod(pods, sel) }
+
+// PodFinished reports whether the pod can carry no connection any more
+// (it succeeded or failed).
+func PodFinished(p *corev1.Pod) bool { return finished(p) }
+
+// NotReadyReason says in a few words why p is not ready ("pending
+// (ContainerCreating)", "being deleted").
+func NotReadyReason(p *corev1.Pod) string { return notReadyReason(p) }
+
 // pickPod returns the pod new connections of sel should reach: among the
 // usable pods that match, the newest (latest creation, then name).
 func pickPod(pods []*corev1.Pod, sel labels.Selector) *corev1.Pod {

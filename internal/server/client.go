@@ -128,9 +128,11 @@ func Probe(ctx context.Context, u *url.URL) (chain []*x509.Certificate, systemEr
 
 // Client calls the server's API with stored credentials.
 type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
+	base    *url.URL
+	token   string
+	http    *http.Client
+	dialTLS *tls.Config // Dial's: the same trust, HTTP/1.1 only, sharing the session cache
+	spares  spares      // Dial's spare connections (client_stream.go)
 }
 
 // NewClient builds a client for c: TLS pinned to c.CA when set, else the system's roots.
@@ -147,10 +149,14 @@ func NewClient(c *Credentials) (*Client, error) {
 		}
 		tc = PinnedTLSConfig(ca)
 	}
+	tc.ClientSessionCache = tls.NewLRUClientSessionCache(32) // a new dial resumes the TLS session: one round trip
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	tr.Proxy = http.ProxyFromEnvironment
-	return &Client{base: u, token: c.Token, http: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
+	dialTLS := tc.Clone()
+	dialTLS.NextProtos = []string{"http/1.1"} // the dial routes upgrade an HTTP/1.1 connection
+	dialTLS.ServerName = u.Hostname()
+	return &Client{base: u, token: c.Token, http: &http.Client{Transport: tr, Timeout: time.Minute}, dialTLS: dialTLS}, nil
 }
 
 // APIError is an error answer of the server.

@@ -36,6 +36,7 @@ type Handler struct {
 	audit    *slog.Logger
 	version  string
 	mux      *http.ServeMux
+	streams  *streams // dial and logs (dial.go, logs.go)
 }
 
 // HandlerOptions configure NewHandler.
@@ -53,6 +54,11 @@ type HandlerOptions struct {
 	Audit *slog.Logger
 	// Version is the server's version, for GET /v1/version.
 	Version string
+	// BuilderDial connects to the builder's BuildKit port for GET /v1/builder/dial (nil: the
+	// route answers 503). PodWait bounds how long a dial waits for a ready pod (0:
+	// DefaultPodWait).
+	BuilderDial func(ctx context.Context) (net.Conn, error)
+	PodWait     time.Duration
 }
 
 // NewHandler returns the API's handler.
@@ -83,6 +89,9 @@ func NewHandler(o HandlerOptions) *Handler {
 	mux.Handle("GET /v1/envs/{name}/watch", h.action("envs.watch", h.watchEnv))
 	mux.Handle("POST /v1/envs/{name}/heartbeat", h.action("envs.heartbeat", h.heartbeat))
 	mux.Handle("POST /v1/envs/{name}/detach", h.action("envs.detach", h.detach))
+	// streams: dial, builder dial, logs (dial.go, logs.go)
+	h.streams = newStreams(o.Tenancy, o.BuilderDial, o.PodWait)
+	h.streamRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this server speaks /%s: see docs/server-api.md)", r.Method, r.URL.Path, APIVersion))
 	})
@@ -202,7 +211,7 @@ func (h *Handler) actionLimit(name string, maxBody int64, fn func(*call) (any, e
 			return
 		}
 		if _, ok := out.(streamed); ok {
-			return
+			return // the endpoint answered itself (an upgraded connection, a stream)
 		}
 		writeJSON(rec, http.StatusOK, out)
 	})

@@ -103,14 +103,16 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(opts.Log, nil))
+	tenancy := &Tenancy{Kube: cs, Dynamic: dyn, Namespace: opts.Namespace}
 	h := NewHandler(HandlerOptions{
 		Auth:         &TokenStore{Client: cs, Namespace: opts.Namespace, CacheTTL: opts.TokenCache},
-		Tenancy:      &Tenancy{Kube: cs, Dynamic: dyn, Namespace: opts.Namespace},
+		Tenancy:      tenancy,
 		Limiter:      &RateLimiter{Rate: rate.Limit(opts.Rate), Burst: opts.Burst},
 		MaxBody:      opts.MaxBody,
 		MaxApplyBody: opts.MaxApplyBody,
 		Audit:        log,
 		Version:      build.Get().Version,
+		BuilderDial:  BuilderDialer(cfg, tenancy, opts.Namespace, 0),
 	})
 	srv := NewHTTPServer(h, certs.get)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)

@@ -293,7 +293,7 @@ func (b *serverBackend) tailLogs(ctx context.Context, namespace, name, service s
 // service.
 func (b *serverBackend) forwarder(env *v1alpha1.ErgomakeEnv, opts forward.Options) (portForwarder, error) {
 	project := env.Spec.Project
-	return newRouted(func(ctx context.Context, p forward.Port) (net.Conn, error) {
+	return forward.NewRouted(func(ctx context.Context, p forward.Port) (net.Conn, error) {
 		conn, err := b.c.Dial(ctx, project, p.Service, p.RemotePort)
 		return conn, b.explain(err)
 	}, opts), nil

@@ -1,0 +1,166 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// RouteFunc opens one connection to a port of the service p names, on the
+// far side of a relay that picks the pod itself (the ergomake server's
+// `GET /v1/envs/{name}/dial`). The returned connection carries raw bytes
+// both ways; ctx bounds the dial only.
+//
+// An error is retried within Options.PodWaitTimeout unless it says it is not
+// worth it: an error with a `Retryable() bool` method answering false (the
+// server refused the dial: unknown service, port not declared, bad token).
+// No ready pod yet, a server that is busy or restarting are retried.
+type RouteFunc func(ctx context.Context, p Port) (net.Conn, error)
+
+// NewRouted returns a Forwarder whose connections go through route instead
+// of pods/portforward: the same listeners, Bind, Serve, Close and Stats;
+// each local connection calls route and its bytes are piped both ways, each
+// side's end passed on as a half-close. Pods are not watched here (the relay
+// does it, and ends the connections of a pod that went away), so Port
+// Selector is optional.
+func NewRouted(route RouteFunc, opts Options) *Forwarder {
+	f := &Forwarder{
+		logf:    opts.Logf,
+		listen:  net.Listen,
+		podWait: opts.PodWaitTimeout,
+		route:   route,
+		quiet:   repeats{window: 5 * time.Second},
+	}
+	if f.logf == nil {
+		f.logf = func(string, ...any) {}
+	}
+	if f.podWait <= 0 {
+		f.podWait = 30 * time.Second
+	}
+	return f
+}
+
+// retryable says whether a failed route dial is worth another try.
+func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
+	}
+	return true
+}
+
+// serveRouted is Serve for a routed Forwarder: the accept loops only.
+func (f *Forwarder) serveRouted(ctx context.Context, ports []*boundPort) {
+	for _, bp := range ports {
+		for _, l := range bp.listeners {
+			f.wg.Add(1)
+			go f.accept(ctx, nil, bp, l)
+		}
+	}
+	<-ctx.Done()
+	for _, bp := range ports {
+		for _, l := range bp.listeners {
+			_ = l.Close()
+		}
+	}
+	f.wg.Wait()
+}
+
+// forwardRouted carries one local connection over a connection route
+// opens. It returns whether the connection ended cleanly. local is closed
+// on return.
+func (f *Forwarder) forwardRouted(ctx context.Context, bp *boundPort, local net.Conn) bool {
+	deadline := time.Now().Add(f.podWait)
+	bo := newBackoff(50*time.Millisecond, time.Second, time.Minute)
+	var remote net.Conn
+	for {
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		c, err := f.route(dctx, bp.port)
+		cancel()
+		f.stats.dials.Add(1)
+		if err == nil {
+			remote = c
+			break
+		}
+		f.stats.dialFailures.Add(1)
+		if ctx.Err() != nil {
+			reset(local)
+			return false
+		}
+		d := bo.next()
+		if !retryable(err) || time.Now().Add(d).After(deadline) {
+			f.logRepeat("forward: %s: port %d: %v; closing the connection from %s", bp.port.Service, bp.port.RemotePort, err, local.RemoteAddr())
+			reset(local)
+			return false
+		}
+		f.stats.redials.Add(1)
+		f.logRepeat("forward: %s: port %d: %v (retrying)", bp.port.Service, bp.port.RemotePort, err)
+		if !sleepCtx(ctx, nil, d) {
+			reset(local)
+			return false
+		}
+	}
+	return pipeConns(ctx, local, remote, &f.stats)
+}
+
+// logRepeat logs a line, at most once per window for the same text.
+func (f *Forwarder) logRepeat(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	if n, ok := f.quiet.allow(line, time.Now()); ok {
+		if n > 0 {
+			line += fmt.Sprintf(" (and %d more like it)", n)
+		}
+		f.logf("%s", line)
+	}
+}
+
+// pipeConns copies bytes between local and remote until both directions
+// ended: each side's EOF is passed on as a half-close of the other; a failed
+// copy, a reset or ctx's end closes both at once (local with a reset). It
+// returns whether both directions ended cleanly. Both are closed on return.
+func pipeConns(ctx context.Context, local, remote net.Conn, st *counters) bool {
+	type end struct {
+		up  bool
+		err error
+	}
+	ends := make(chan end, 2)
+	go func() { ends <- end{true, copyBuf(remote, local, &st.toPod)} }()
+	go func() { ends <- end{false, copyBuf(local, remote, &st.fromPod)} }()
+
+	var once sync.Once
+	abort := func() {
+		once.Do(func() {
+			reset(local)
+			_ = remote.Close()
+		})
+	}
+	stop := context.AfterFunc(ctx, abort)
+	defer stop()
+	clean := true
+	for range 2 {
+		e := <-ends
+		switch {
+		case e.err != nil:
+			clean = false
+			abort()
+		case e.up:
+			closeWrite(remote)
+		default:
+			closeWrite(local)
+		}
+	}
+	if ctx.Err() != nil {
+		clean = false
+	}
+	once.Do(func() {
+		_ = local.Close()
+		_ = remote.Close()
+	})
+	return clean
+}

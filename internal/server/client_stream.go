@@ -1,0 +1,302 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Retryable says whether the same request may succeed if tried again a little later: the server
+// is busy (429), has no ready pod yet or is restarting (503, 504). The forwarder
+// (forward.NewRouted) retries those within its wait.
+func (e *APIError) Retryable() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable ||
+		e.Status == http.StatusGatewayTimeout
+}
+
+// Logs streams the log lines of the caller's environment name (of o.Service, or every service)
+// to fn until the stream ends (without Follow: once every log was read), fn fails (its error is
+// returned) or ctx ends (nil).
+func (c *Client) Logs(ctx context.Context, name string, o LogOptions, fn func(LogLine) error) error {
+	q := url.Values{}
+	if o.Service != "" {
+		q.Set("service", o.Service)
+	}
+	if o.Follow {
+		q.Set("follow", "1")
+	}
+	q.Set("tail", strconv.FormatInt(o.Tail, 10))
+	if o.Timestamps {
+		q.Set("timestamps", "1")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/v1/envs/"+url.PathEscape(name)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	c.authorize(req)
+	req.Header.Set("Accept", "application/x-ndjson")
+	hc := *c.http
+	hc.Timeout = 0 // a followed log lasts as long as ctx
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return readAPIError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var l LogLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("the server's log stream: %w", err)
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("the server's log stream: %w", err)
+	}
+	return nil
+}
+
+// Dial opens a TCP connection to port of a ready pod of service in the caller's environment name,
+// through the server (GET /v1/envs/{name}/dial, upgraded). The connection supports CloseWrite
+// (half-close). ctx bounds the dial only. Errors are *APIError when the server refused: 404 no such
+// environment or service, 403 a port the service does not declare, 503 no ready pod within the
+// server's wait (Retryable), 502 the pod refused the connection.
+func (c *Client) Dial(ctx context.Context, name, service string, port int32) (net.Conn, error) {
+	q := url.Values{"service": {service}, "port": {strconv.Itoa(int(port))}}
+	return c.upgrade(ctx, "/v1/envs/"+url.PathEscape(name)+"/dial?"+q.Encode())
+}
+
+// DialBuilder opens a connection to the builder's BuildKit port through the server
+// (GET /v1/builder/dial): what a BuildKit client's dialer returns.
+func (c *Client) DialBuilder(ctx context.Context) (net.Conn, error) {
+	return c.upgrade(ctx, "/v1/builder/dial")
+}
+
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+}
+
+// upgrade sends an ergomake-tcp upgrade request for path on a new TLS connection (resuming the
+// TLS session of an earlier one when it can) and returns the connection once the server
+// switched protocols.
+func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
+	host := c.base.Host
+	if c.base.Port() == "" {
+		host = net.JoinHostPort(c.base.Hostname(), "443")
+	}
+	conn := c.spares.take(c.dialTLS, host)
+	if conn == nil {
+		raw, err := dialTLS(ctx, c.dialTLS, host)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
+		}
+		conn = raw
+	}
+	// ctx bounds the request and its answer: a cancel closes the connection.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	fail := func(err error) (net.Conn, error) {
+		stop()
+		_ = conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodGet, c.base.String()+path, nil)
+	if err != nil {
+		return fail(err)
+	}
+	c.authorize(req)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", UpgradeProtocol)
+	if err := req.Write(conn); err != nil {
+		return fail(fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err))
+	}
+	br := bufio.NewReaderSize(conn, 4<<10)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return fail(fmt.Errorf("the ergomake server's answer: %w", err))
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		err := readAPIError(resp)
+		_ = resp.Body.Close()
+		return fail(err)
+	}
+	if !stop() { // ctx ended meanwhile
+		_ = conn.Close()
+		return nil, ctx.Err()
+	}
+	_ = conn.SetDeadline(time.Time{})
+	uc := &upgradedConn{Conn: conn}
+	if n := br.Buffered(); n > 0 { // bytes of the far side that came with the answer
+		b, _ := br.Peek(n)
+		uc.pending = append([]byte(nil), b...)
+	}
+	return uc, nil
+}
+
+func dialTLS(ctx context.Context, cfg *tls.Config, host string) (*tls.Conn, error) {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, Config: cfg}
+	raw, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	return raw.(*tls.Conn), nil
+}
+
+// Spare connections: while dials come (one in the last spareWarm), the client keeps spareN TLS
+// connections to the server open and handshaken, each used for one dial, so that a new forwarded
+// connection costs one round trip (the upgrade) instead of three (TCP, TLS, upgrade). A spare is
+// used within spareMaxAge of its handshake (the server gives a connection 10 s to send its
+// request: ReadHeaderTimeout) or replaced.
+const (
+	spareN      = 2
+	spareMaxAge = 5 * time.Second
+	spareWarm   = 30 * time.Second
+)
+
+type spareConn struct {
+	conn *tls.Conn
+	at   time.Time
+}
+
+type spares struct {
+	mu       sync.Mutex
+	conns    []spareConn
+	lastUse  time.Time
+	running  bool
+	kick     chan struct{}
+	failures int
+}
+
+// take returns a fresh spare connection (nil when there is none) and keeps spares coming.
+func (s *spares) take(cfg *tls.Config, host string) *tls.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastUse = time.Now()
+	var got *tls.Conn
+	for len(s.conns) > 0 && got == nil {
+		sc := s.conns[0]
+		s.conns = s.conns[1:]
+		if time.Since(sc.at) < spareMaxAge {
+			got = sc.conn
+		} else {
+			_ = sc.conn.Close()
+		}
+	}
+	if !s.running {
+		s.running = true
+		s.kick = make(chan struct{}, 1)
+		go s.fill(cfg, host)
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return got
+}
+
+// fill keeps spareN fresh spares while dials come, then closes them and ends.
+func (s *spares) fill(cfg *tls.Config, host string) {
+	for {
+		s.mu.Lock()
+		if time.Since(s.lastUse) > spareWarm || s.failures > 3 {
+			for _, sc := range s.conns {
+				_ = sc.conn.Close()
+			}
+			s.conns, s.running, s.failures = nil, false, 0
+			s.mu.Unlock()
+			return
+		}
+		// Drop the ones about to age out; the rest stay.
+		keep := s.conns[:0]
+		for _, sc := range s.conns {
+			if time.Since(sc.at) < spareMaxAge-time.Second {
+				keep = append(keep, sc)
+			} else {
+				_ = sc.conn.Close()
+			}
+		}
+		s.conns = keep
+		need := spareN - len(s.conns)
+		s.mu.Unlock()
+		for range need {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			conn, err := dialTLS(ctx, cfg, host)
+			cancel()
+			s.mu.Lock()
+			if err != nil {
+				s.failures++
+				s.mu.Unlock()
+				break
+			}
+			s.failures = 0
+			s.conns = append(s.conns, spareConn{conn: conn, at: time.Now()})
+			s.mu.Unlock()
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-s.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// readAPIError turns a non-2xx answer into an *APIError.
+func readAPIError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var eb ErrorBody
+	if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+		return &APIError{Status: resp.StatusCode, Message: eb.Error}
+	}
+	return &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("the server answered %s", resp.Status)}
+}
+
+// upgradedConn is a TLS connection the server switched to raw bytes.
+type upgradedConn struct {
+	*tls.Conn
+	mu      sync.Mutex
+	pending []byte
+}
+
+func (u *upgradedConn) Read(b []byte) (int, error) {
+	u.mu.Lock()
+	if len(u.pending) > 0 {
+		n := copy(b, u.pending)
+		u.pending = u.pending[n:]
+		u.mu.Unlock()
+		return n, nil
+	}
+	u.mu.Unlock()
+	return u.Conn.Read(b)
+}
+
+// CloseWrite ends the data sent (the far side's read sees its end); reading goes on.
+func (u *upgradedConn) CloseWrite() error { return u.Conn.CloseWrite() }
