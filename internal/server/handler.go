@@ -27,10 +27,11 @@ type Authenticator interface {
 
 // Handler serves the API. Build it with NewHandler.
 type Handler struct {
-	auth    Authenticator
-	tenancy *Tenancy
-	limiter *RateLimiter
-	maxBody int64
+	auth        Authenticator
+	tenancy     *Tenancy
+	limiter     *RateLimiter
+	dialLimiter *RateLimiter
+	maxBody     int64
 	// maxApply bounds POST /v1/envs's body (the project and its files).
 	maxApply int64
 	audit    *slog.Logger
@@ -45,6 +46,9 @@ type HandlerOptions struct {
 	Tenancy *Tenancy
 	// Limiter limits requests per token (nil: no limit).
 	Limiter *RateLimiter
+	// DialLimiter, when set, limits the dial routes (one request per forwarded connection, so
+	// many more than the other routes take) in a budget of their own; nil: Limiter.
+	DialLimiter *RateLimiter
 	// MaxBody bounds request bodies (0: DefaultMaxBody).
 	MaxBody int64
 	// MaxApplyBody bounds POST /v1/envs's body (0: DefaultMaxApplyBody).
@@ -63,7 +67,7 @@ type HandlerOptions struct {
 
 // NewHandler returns the API's handler.
 func NewHandler(o HandlerOptions) *Handler {
-	h := &Handler{auth: o.Auth, tenancy: o.Tenancy, limiter: o.Limiter, maxBody: o.MaxBody, audit: o.Audit, version: o.Version}
+	h := &Handler{auth: o.Auth, tenancy: o.Tenancy, limiter: o.Limiter, dialLimiter: o.DialLimiter, maxBody: o.MaxBody, audit: o.Audit, version: o.Version}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
@@ -122,6 +126,15 @@ func errorf(status int, format string, args ...any) error {
 	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
+// limiterFor is the rate limiter of the action name: the dial routes (".dial") have their own
+// budget when one is configured.
+func (h *Handler) limiterFor(name string) *RateLimiter {
+	if h.dialLimiter != nil && strings.HasSuffix(name, ".dial") {
+		return h.dialLimiter
+	}
+	return h.limiter
+}
+
 // action wraps an authenticated endpoint: body size limit, bearer token, rate limit per token,
 // then fn, then one audit line.
 func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler {
@@ -177,8 +190,8 @@ func (h *Handler) actionLimit(name string, maxBody int64, fn func(*call) (any, e
 			return
 		}
 		c.who = who
-		if h.limiter != nil {
-			if ok, retry := h.limiter.Allow(who.TokenID); !ok {
+		if lim := h.limiterFor(name); lim != nil {
+			if ok, retry := lim.Allow(who.TokenID); !ok {
 				secs := int(math.Ceil(retry.Seconds()))
 				rec.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 				c.note = "rate limited"

@@ -201,6 +201,33 @@ func TestRateLimitPerToken(t *testing.T) {
 	}
 }
 
+// TestDialBudgetApart: dials (one per forwarded connection) spend a budget of their own, so a
+// page opening many connections does not starve the session's heartbeat and watch, nor the
+// other way round; each budget still ends in 429.
+func TestDialBudgetApart(t *testing.T) {
+	f := newFixture(t, HandlerOptions{Limiter: &RateLimiter{Rate: 0.001, Burst: 2}, DialLimiter: &RateLimiter{Rate: 0.001, Burst: 3}})
+	ctx := context.Background()
+	a := f.client(t, f.token(t, "alice"))
+	for range 2 {
+		if _, err := a.WhoAmI(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.WhoAmI(ctx); apiStatus(err) != http.StatusTooManyRequests {
+		t.Fatalf("third whoami = %v, want 429", err)
+	}
+	for i := range 3 {
+		err := a.do(ctx, http.MethodGet, "/v1/envs/shop/dial?service=web&port=80", nil, nil)
+		if st := apiStatus(err); st == http.StatusTooManyRequests || st == 0 {
+			t.Fatalf("dial %d = %v: want the dial's own answer, not the general budget's 429", i+1, err)
+		}
+	}
+	err := a.do(ctx, http.MethodGet, "/v1/envs/shop/dial?service=web&port=80", nil, nil)
+	if apiStatus(err) != http.StatusTooManyRequests {
+		t.Fatalf("fourth dial = %v, want 429 from the dial budget", err)
+	}
+}
+
 func TestBodySizeLimit(t *testing.T) {
 	f := newFixture(t, HandlerOptions{MaxBody: 1024})
 	c := f.client(t, f.token(t, "alice"))

@@ -45,6 +45,8 @@ type Options struct {
 	Config            *rest.Config
 	Rate              float64
 	Burst             int
+	DialRate          float64
+	DialBurst         int
 	MaxBody           int64
 	MaxApplyBody      int64
 	TokenCache        time.Duration
@@ -70,6 +72,8 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.Namespace, "namespace", ns, "the server's namespace: its tokens, configuration and the cluster settings (default: $POD_NAMESPACE)")
 	fs.Float64Var(&opts.Rate, "rate", 10, "requests per second allowed per token (each replica)")
 	fs.IntVar(&opts.Burst, "burst", 40, "burst of requests allowed per token")
+	fs.Float64Var(&opts.DialRate, "dial-rate", 200, "forwarded connections (dials) per second allowed per token (each replica), apart from --rate")
+	fs.IntVar(&opts.DialBurst, "dial-burst", 400, "burst of forwarded connections allowed per token")
 	fs.Int64Var(&opts.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
 	fs.Int64Var(&opts.MaxApplyBody, "max-apply-body", DefaultMaxApplyBody, "largest `up` request body (the project and the files it ships) accepted, in bytes")
 	fs.DurationVar(&opts.TokenCache, "token-cache", 5*time.Second, "how long a checked token is trusted before it is read again (the delay of a revocation)")
@@ -108,6 +112,7 @@ func Run(ctx context.Context, opts Options) error {
 		Auth:         &TokenStore{Client: cs, Namespace: opts.Namespace, CacheTTL: opts.TokenCache},
 		Tenancy:      tenancy,
 		Limiter:      &RateLimiter{Rate: rate.Limit(opts.Rate), Burst: opts.Burst},
+		DialLimiter:  &RateLimiter{Rate: rate.Limit(opts.DialRate), Burst: opts.DialBurst},
 		MaxBody:      opts.MaxBody,
 		MaxApplyBody: opts.MaxApplyBody,
 		Audit:        log,
