@@ -47,4 +47,7 @@ type SessionRequest struct {
 	Session string `json:"session"`
 	// TTL (detach only) is the environment's TTL from now on, a time.Duration string.
 	TTL string `json:"ttl,omitempty"`
+	// Forward (heartbeat only, with no Session): the caller forwards into the environment
+	// without holding it (`ergomake forward`), which keeps it alive as with a kubeconfig.
+	Forward bool `json:"forward,omitempty"`
 }

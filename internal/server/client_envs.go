@@ -128,6 +128,12 @@ func (c *Client) Heartbeat(ctx context.Context, name, sessionID string) error {
 	return c.doJSON(ctx, c.http, http.MethodPost, envPath(name, "heartbeat"), SessionRequest{Session: sessionID}, nil)
 }
 
+// ForwardHeartbeat renews the heartbeat of an environment the caller forwards into without
+// holding it (`ergomake forward`), as a forward with a kubeconfig does.
+func (c *Client) ForwardHeartbeat(ctx context.Context, name string) error {
+	return c.doJSON(ctx, c.http, http.MethodPost, envPath(name, "heartbeat"), SessionRequest{Forward: true}, nil)
+}
+
 // Detach ends the session's attachment: the environment's TTL becomes ttl from now, and its
 // session record goes when it is still this session's.
 func (c *Client) Detach(ctx context.Context, name, sessionID string, ttl time.Duration) error {

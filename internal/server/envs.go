@@ -366,7 +366,7 @@ func (h *Handler) sessionEnv(c *call) (*v1alpha1.ErgomakeEnv, SessionRequest, er
 	if err := decode(c, &req); err != nil {
 		return nil, req, err
 	}
-	if req.Session == "" {
+	if req.Session == "" && !req.Forward {
 		return nil, req, errorf(http.StatusBadRequest, "no session id")
 	}
 	return env, req, nil
@@ -377,7 +377,7 @@ func (h *Handler) heartbeat(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s, _ := v1alpha1.EnvSession(env); s == nil || s.ID != req.Session {
+	if s, _ := v1alpha1.EnvSession(env); req.Session != "" && (s == nil || s.ID != req.Session) {
 		who := "no session"
 		if s != nil {
 			who = fmt.Sprintf("the session of %s on host %s (pid %d)", s.User, s.Host, s.PID)
@@ -398,6 +398,9 @@ func (h *Handler) detach(c *call) (any, error) {
 	env, req, err := h.sessionEnv(c)
 	if err != nil {
 		return nil, err
+	}
+	if req.Session == "" {
+		return nil, errorf(http.StatusBadRequest, "no session id")
 	}
 	ttl, err := parseTTL(req.TTL, "ttl")
 	if err != nil {

@@ -130,7 +130,16 @@ func TestOtherUsersEnvIsNotFound(t *testing.T) {
 	if err := alice.Heartbeat(ctx, "shop", "s2"); apiStatus(err) != http.StatusConflict {
 		t.Errorf("a heartbeat of another session: %v, want 409", err)
 	}
+	// A forward (no session) keeps alice's environment alive, whoever holds it; it detaches
+	// nothing.
+	if err := alice.ForwardHeartbeat(ctx, "shop"); err != nil {
+		t.Errorf("alice's forward heartbeat: %v", err)
+	}
+	if err := alice.Detach(ctx, "shop", "", time.Hour); apiStatus(err) != http.StatusBadRequest {
+		t.Errorf("a detach without a session: %v, want 400", err)
+	}
 	checks := map[string]error{}
+	checks["forward heartbeat"] = bob.ForwardHeartbeat(ctx, "shop")
 	_, checks["get"] = bob.GetEnv(ctx, "shop")
 	checks["watch"] = bob.WatchEnv(ctx, "shop", func(WatchEvent) error { return nil })
 	checks["heartbeat"] = bob.Heartbeat(ctx, "shop", "s1")

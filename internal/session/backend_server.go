@@ -322,13 +322,13 @@ func (b *serverBackend) Detach(ctx context.Context, namespace, name, sessionID s
 	return b.explain(err)
 }
 
-// Heartbeat renews the heartbeat of the environment this session holds. A session that holds
-// none (`ergomake forward`) checks that the environment is still there and the token still
-// good.
+// Heartbeat renews the heartbeat of the environment this session holds, or of the one it
+// forwards into without holding it (`ergomake forward`, which keeps it alive as with a
+// kubeconfig). A refused token or a deleted environment ends the session.
 func (b *serverBackend) Heartbeat(ctx context.Context, namespace, name string, now time.Time) error {
 	var err error
 	if b.s.info.ID == "" {
-		_, err = b.c.GetEnv(ctx, b.s.project)
+		err = b.c.ForwardHeartbeat(ctx, b.s.project)
 	} else {
 		err = b.c.Heartbeat(ctx, b.s.project, b.s.info.ID)
 	}

@@ -38,6 +38,7 @@ type fakeServer struct {
 	applied []server.ApplyRequest
 	deletes int
 	beats   int
+	beatBodies []server.SessionRequest
 	detach  []string
 	// applyStatus, beatStatus: answer with this error status instead (0: none).
 	applyStatus, beatStatus int
@@ -67,9 +68,12 @@ func newFakeServer(t *testing.T) *fakeServer {
 	})
 	mux.HandleFunc("GET /v1/envs/{name}/watch", f.watch)
 	mux.HandleFunc("POST /v1/envs/{name}/heartbeat", func(w http.ResponseWriter, r *http.Request) {
+		var body server.SessionRequest
+		_ = json.NewDecoder(r.Body).Decode(&body)
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.beats++
+		f.beatBodies = append(f.beatBodies, body)
 		if f.beatStatus != 0 {
 			writeJSONT(w, f.beatStatus, server.ErrorBody{Error: "token revoked: log in again with a new token (`ergomake login`)"})
 			return
@@ -432,5 +436,48 @@ func TestServerUpRevokedDuringWait(t *testing.T) {
 	defer f.mu.Unlock()
 	if f.deletes != 0 {
 		t.Fatalf("tried to delete with a refused token (%d)", f.deletes)
+	}
+}
+
+// TestServerForwardKeepsAlive: `ergomake forward` through the server holds no session, yet its
+// heartbeat keeps the environment alive (as with a kubeconfig), and it ends when the
+// environment is deleted.
+func TestServerForwardKeepsAlive(t *testing.T) {
+	f := newFakeServer(t)
+	env := testServerEnv("shop")
+	env.Status.Phase = v1alpha1.PhaseReady
+	f.set(env)
+	rec := &recorder{}
+	opts := Options{Server: f.client(t), Reporter: rec, DownCommand: "ergomake down -p shop"}
+	ctx, stop := context.WithCancel(context.Background()) // the CLI's Ctrl-C
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- Forward(ctx, opts, env, nil) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		bodies := append([]server.SessionRequest(nil), f.beatBodies...)
+		f.mu.Unlock()
+		if len(bodies) > 0 {
+			if !bodies[0].Forward || bodies[0].Session != "" {
+				t.Fatalf("forward's heartbeat = %+v, want a forward heartbeat without a session", bodies[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat from forward\n%s", rec)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Forward did not end after Ctrl-C\n%s", rec)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deletes != 0 || len(f.detach) != 0 {
+		t.Errorf("forward deleted (%d) or detached (%v) the environment", f.deletes, f.detach)
 	}
 }
