@@ -32,14 +32,14 @@ type fakeServer struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change of env
-	env     *v1alpha1.ErgomakeEnv
-	applied []server.ApplyRequest
-	deletes int
-	beats   int
+	mu         sync.Mutex
+	changed    chan struct{} // closed and replaced on every change of env
+	env        *v1alpha1.ErgomakeEnv
+	applied    []server.ApplyRequest
+	deletes    int
+	beats      int
 	beatBodies []server.SessionRequest
-	detach  []string
+	detach     []string
 	// applyStatus, beatStatus: answer with this error status instead (0: none).
 	applyStatus, beatStatus int
 	// dropWatch: the number of watch streams still to cut after their first line (a server
