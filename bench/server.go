@@ -159,7 +159,7 @@ func (b *bench) serverPath(ctx context.Context, res *results) error {
 			add(conn99, p, percentile(lat, 99))
 		}
 	}
-	res.notef("server path: `ergomake server`'s handler (internal/server) run in the benchmark's process on the host, over TLS on loopback with the generated CA pinned, without the per-token rate limit (each new connection is one dial request; the installed server allows 10/s per token, burst 40); the host reaches the pod's IP on the cluster bridge as a server pod reaches it inside the cluster. The local side is forward.NewRouted, each connection one `GET /v1/envs/{name}/dial` upgrade on a new TLS connection resuming the session. The API-server path is ergomake's forwarder through pods/portforward (forward.New) to the same pod, measured in the same runs (its rows' ergomake column); kubectl and direct are shared by both rows")
+	res.notef("server path: `ergomake server`'s handler (internal/server) run in the benchmark's process on the host, over TLS on loopback with the generated CA pinned, with the installed server's default per-token limits (each new connection is one dial request, in a budget of 200 dials/s, burst 400, apart from the other requests' 10/s, burst 40); the host reaches the pod's IP on the cluster bridge as a server pod reaches it inside the cluster. The local side is forward.NewRouted, each connection one `GET /v1/envs/{name}/dial` upgrade on a new TLS connection resuming the session. The API-server path is ergomake's forwarder through pods/portforward (forward.New) to the same pod, measured in the same runs (its rows' ergomake column); kubectl and direct are shared by both rows")
 	return nil
 }
 
@@ -227,7 +227,10 @@ func (b *bench) setupServer(ctx context.Context) (*serverEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := server.NewHandler(server.HandlerOptions{Auth: store, Tenancy: tenancy, Audit: slog.New(slog.DiscardHandler)})
+	h := server.NewHandler(server.HandlerOptions{Auth: store, Tenancy: tenancy, Audit: slog.New(slog.DiscardHandler),
+		// The installed server's limits: each new connection is one dial request.
+		Limiter:     &server.RateLimiter{Rate: server.DefaultRate, Burst: server.DefaultBurst},
+		DialLimiter: &server.RateLimiter{Rate: server.DefaultDialRate, Burst: server.DefaultDialBurst}})
 	hs := server.NewHTTPServer(h, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
 	hs.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -37,6 +37,15 @@ const (
 	MaxHeaderBytes    = 64 << 10
 )
 
+// The server's default rate limits per token and replica: requests (Rate, Burst) and, apart,
+// dials, one per forwarded connection (DialRate, DialBurst).
+const (
+	DefaultRate      = 10
+	DefaultBurst     = 40
+	DefaultDialRate  = 200
+	DefaultDialBurst = 400
+)
+
 // Options of Run.
 type Options struct {
 	Addr              string
@@ -70,10 +79,10 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.CertFile, "tls-cert", "/etc/ergomake/tls/tls.crt", "serving certificate chain (PEM); re-read when it changes")
 	fs.StringVar(&opts.KeyFile, "tls-key", "/etc/ergomake/tls/tls.key", "serving certificate's key (PEM)")
 	fs.StringVar(&opts.Namespace, "namespace", ns, "the server's namespace: its tokens, configuration and the cluster settings (default: $POD_NAMESPACE)")
-	fs.Float64Var(&opts.Rate, "rate", 10, "requests per second allowed per token (each replica)")
-	fs.IntVar(&opts.Burst, "burst", 40, "burst of requests allowed per token")
-	fs.Float64Var(&opts.DialRate, "dial-rate", 200, "forwarded connections (dials) per second allowed per token (each replica), apart from --rate")
-	fs.IntVar(&opts.DialBurst, "dial-burst", 400, "burst of forwarded connections allowed per token")
+	fs.Float64Var(&opts.Rate, "rate", DefaultRate, "requests per second allowed per token (each replica)")
+	fs.IntVar(&opts.Burst, "burst", DefaultBurst, "burst of requests allowed per token")
+	fs.Float64Var(&opts.DialRate, "dial-rate", DefaultDialRate, "forwarded connections (dials) per second allowed per token (each replica), apart from --rate")
+	fs.IntVar(&opts.DialBurst, "dial-burst", DefaultDialBurst, "burst of forwarded connections allowed per token")
 	fs.Int64Var(&opts.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
 	fs.Int64Var(&opts.MaxApplyBody, "max-apply-body", DefaultMaxApplyBody, "largest `up` request body (the project and the files it ships) accepted, in bytes")
 	fs.DurationVar(&opts.TokenCache, "token-cache", 5*time.Second, "how long a checked token is trusted before it is read again (the delay of a revocation)")
