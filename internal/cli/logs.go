@@ -220,17 +220,10 @@ func (m *logMux) maybeStream(ctx context.Context, client *kube.Client, pod *core
 	if only != nil && !only[svc] {
 		return
 	}
-	container := kube.MainContainer(pod)
-	restarts := int32(-1)
-	for _, st := range pod.Status.ContainerStatuses {
-		if st.Name == container && (st.State.Running != nil || st.State.Terminated != nil) {
-			restarts = st.RestartCount
-		}
-	}
-	if restarts < 0 {
+	key, ok := kube.LogRun(pod)
+	if !ok {
 		return // not started yet: nothing to read
 	}
-	key := fmt.Sprintf("%s/%d", pod.UID, restarts)
 	m.mu.Lock()
 	if m.started[key] {
 		m.mu.Unlock()
@@ -242,7 +235,7 @@ func (m *logMux) maybeStream(ctx context.Context, client *kube.Client, pod *core
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		opts := &corev1.PodLogOptions{Container: container, Follow: follow, Timestamps: timestamps}
+		opts := &corev1.PodLogOptions{Container: kube.MainContainer(pod), Follow: follow, Timestamps: timestamps}
 		if tail >= 0 {
 			opts.TailLines = &tail
 		}

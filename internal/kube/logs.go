@@ -47,6 +47,23 @@ func MainContainer(pod *corev1.Pod) string {
 	return pod.Spec.Containers[0].Name
 }
 
+// LogRun names the run of the pod's main container whose log a follower streams: the pod's UID
+// and the container's restart count, once the container has started (ok false before: nothing to
+// read yet). A follower streams each run once.
+func LogRun(pod *corev1.Pod) (key string, ok bool) {
+	container := MainContainer(pod)
+	restarts := int32(-1)
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.Name == container && (st.State.Running != nil || st.State.Terminated != nil) {
+			restarts = st.RestartCount
+		}
+	}
+	if restarts < 0 {
+		return "", false
+	}
+	return fmt.Sprintf("%s/%d", pod.UID, restarts), true
+}
+
 // TailLogs returns the last n lines the service's most recent pod wrote. When its container has
 // restarted (a crash loop), the lines are those of the previous, failed run.
 func (c *Client) TailLogs(ctx context.Context, namespace, envName, service string, n int) ([]string, error) {

@@ -218,17 +218,10 @@ func (ls *logStreams) maybeStream(ctx context.Context, pod *corev1.Pod, tail int
 	if svc == "" {
 		svc = pod.Labels[v1alpha1.LabelService]
 	}
-	container := kube.MainContainer(pod)
-	restarts := int32(-1)
-	for _, st := range pod.Status.ContainerStatuses {
-		if st.Name == container && (st.State.Running != nil || st.State.Terminated != nil) {
-			restarts = st.RestartCount
-		}
-	}
-	if restarts < 0 {
+	key, ok := kube.LogRun(pod)
+	if !ok {
 		return // not started yet: nothing to read
 	}
-	key := fmt.Sprintf("%s/%d", pod.UID, restarts)
 	ls.mu.Lock()
 	if ls.started[key] {
 		ls.mu.Unlock()
@@ -239,7 +232,7 @@ func (ls *logStreams) maybeStream(ctx context.Context, pod *corev1.Pod, tail int
 	ls.wg.Add(1)
 	go func() {
 		defer ls.wg.Done()
-		opts := &corev1.PodLogOptions{Container: container, Follow: ls.o.Follow, Timestamps: ls.o.Timestamps}
+		opts := &corev1.PodLogOptions{Container: kube.MainContainer(pod), Follow: ls.o.Follow, Timestamps: ls.o.Timestamps}
 		if tail >= 0 {
 			opts.TailLines = &tail
 		}

@@ -119,28 +119,12 @@ func (b *serverBackend) findExisting(ctx context.Context, s *session) (*v1alpha1
 	case err != nil:
 		return nil, b.explain(err)
 	}
-	if existing != nil && existing.DeletionTimestamp != nil {
-		s.rep.Start(fmt.Sprintf("Waiting for the previous environment %s/%s to finish deleting", s.ns, s.name))
+	return s.settleExisting(ctx, existing, func(ctx context.Context) error {
 		if _, err := b.c.DeleteEnvWait(ctx, s.project); err != nil && !server.IsStatus(err, http.StatusNotFound) {
-			s.rep.End(false)
-			return nil, b.explain(err)
+			return b.explain(err)
 		}
-		s.rep.End(true)
-		existing = nil
-	}
-	// Another live session attached to it keeps it (the server refuses it too, 409).
-	if err := s.claim(ctx, existing); err != nil {
-		return nil, err
-	}
-	if existing != nil {
-		s.rep.Logf("Found existing environment %s in namespace %s (%s): attaching and applying changes",
-			s.name, s.ns, Summary(existing))
-	} else {
-		s.rep.Logf("Found no existing remote environments of project %s: creating one in namespace %s", s.project, s.ns)
-	}
-	s.existed = existing != nil
-	s.created = existing == nil
-	return existing, nil
+		return nil
+	})
 }
 
 func (b *serverBackend) apply(ctx context.Context, s *session, res *translate.Result, existing *v1alpha1.ErgomakeEnv) error {

@@ -256,16 +256,26 @@ func (s *session) findExisting(ctx context.Context) (*v1alpha1.ErgomakeEnv, erro
 	if err := s.checkNamespaceFree(ctx); err != nil {
 		return nil, err
 	}
+	return s.settleExisting(ctx, existing, func(ctx context.Context) error {
+		return s.client.DeleteEnv(ctx, s.ns, s.name, kube.DeleteOptions{Progress: s.rep.Update})
+	})
+}
+
+// settleExisting is the end of findExisting on either backend: it waits (with waitDeleted) for
+// an environment being deleted to be gone, refuses one another live session is attached to
+// (nothing changed), and says what up is about to do.
+func (s *session) settleExisting(ctx context.Context, existing *v1alpha1.ErgomakeEnv, waitDeleted func(context.Context) error) (*v1alpha1.ErgomakeEnv, error) {
 	if existing != nil && existing.DeletionTimestamp != nil {
 		s.rep.Start(fmt.Sprintf("Waiting for the previous environment %s/%s to finish deleting", s.ns, s.name))
-		if err := s.client.DeleteEnv(ctx, s.ns, s.name, kube.DeleteOptions{Progress: s.rep.Update}); err != nil {
+		if err := waitDeleted(ctx); err != nil {
 			s.rep.End(false)
 			return nil, err
 		}
 		s.rep.End(true)
 		existing = nil
 	}
-	// Another live session attached to it keeps it: refused, nothing changed.
+	// Another live session attached to it keeps it: refused, nothing changed (through the
+	// server, the server refuses it too: 409).
 	if err := s.claim(ctx, existing); err != nil {
 		return nil, err
 	}
