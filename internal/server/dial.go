@@ -159,6 +159,24 @@ func (s *streams) acquire(ctx context.Context, user, ns string) (*nsWatch, error
 }
 
 // release drops a reference; the last one stops the watch after the linger time.
+// acquireEnv is acquire of the namespace of user's environment name, and that environment
+// (ErrNotFound when user has none of that name). The caller releases the watch.
+func (s *streams) acquireEnv(ctx context.Context, user, name string) (*nsWatch, *v1alpha1.ErgomakeEnv, error) {
+	w, err := s.acquire(ctx, user, Namespace(user, name))
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := w.env(name)
+	if err == nil && env == nil {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.release(w)
+		return nil, nil, err
+	}
+	return w, env, nil
+}
+
 func (s *streams) release(w *nsWatch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -376,18 +394,11 @@ func (h *Handler) dial(c *call) (any, error) {
 		return nil, err
 	}
 	ctx := c.r.Context()
-	w, err := h.streams.acquire(ctx, c.who.User, Namespace(c.who.User, name))
+	w, env, err := h.streams.acquireEnv(ctx, c.who.User, name)
 	if err != nil {
 		return nil, err
 	}
 	defer h.streams.release(w)
-	env, err := w.env(name)
-	if err != nil {
-		return nil, err
-	}
-	if env == nil {
-		return nil, ErrNotFound
-	}
 	if _, err := servicePort(env, service, int32(port)); err != nil {
 		return nil, err
 	}

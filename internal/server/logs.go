@@ -40,18 +40,11 @@ func (h *Handler) logs(c *call) (any, error) {
 		o.Tail = n
 	}
 	ctx := c.r.Context()
-	w, err := h.streams.acquire(ctx, c.who.User, Namespace(c.who.User, name))
+	w, env, err := h.streams.acquireEnv(ctx, c.who.User, name)
 	if err != nil {
 		return nil, err
 	}
 	defer h.streams.release(w)
-	env, err := w.env(name)
-	if err != nil {
-		return nil, err
-	}
-	if env == nil {
-		return nil, ErrNotFound
-	}
 	byLabel := map[string]string{}
 	for _, s := range env.Spec.Services {
 		byLabel[render.LabelValue(s.Name)] = s.Name
