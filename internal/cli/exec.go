@@ -139,6 +139,9 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func execRun(opts *ExecOptions) error {
 	ctx := opts.Context
 	argv := remoteCommand(opts.Command, resolveEnv(opts.Env, opts.Factory.Environ()), opts.Workdir)
+	if err := clusterOnly(opts.Factory, opts.Cluster, "exec"); err != nil {
+		return err
+	}
 	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, nil)
 	if err != nil {
 		return err

@@ -73,6 +73,9 @@ const restartPoll = 500 * time.Millisecond
 
 func restartRun(opts *RestartOptions) error {
 	ctx := opts.Context
+	if err := clusterOnly(opts.Factory, opts.Cluster, "restart"); err != nil {
+		return err
+	}
 	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, nil)
 	if err != nil {
 		return err

@@ -172,3 +172,25 @@ func TestUnauthorizedSaysLogIn(t *testing.T) {
 		t.Fatalf("ls with a revoked token: %v", err)
 	}
 }
+
+// TestExecRestartClusterOnly: exec and restart talk to the cluster itself; logged in (where the
+// other commands go through the server) they say so instead of looking in a namespace the
+// environment is not in; with --context they run as before.
+func TestExecRestartClusterOnly(t *testing.T) {
+	f, _, _ := testFactory(t)
+	login(t, f, "https://srv.example.com:31443")
+	for _, verb := range []string{"exec", "restart"} {
+		err := clusterOnly(f, ClusterOptions{}, verb)
+		if err == nil || !strings.Contains(err.Error(), "ergomake "+verb+" is not available through the ergomake server (https://srv.example.com:31443)") || !strings.Contains(err.Error(), "--context") {
+			t.Errorf("%s logged in: %v", verb, err)
+		}
+		if err := clusterOnly(f, ClusterOptions{Context: "kind"}, verb); err != nil {
+			t.Errorf("%s --context: %v", verb, err)
+		}
+	}
+	root := NewCmdRoot(f)
+	root.SetArgs([]string{"exec", "-p", "shop", "web", "true"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "not available through the ergomake server") {
+		t.Errorf("ergomake exec logged in: %v", err)
+	}
+}
