@@ -372,6 +372,53 @@ func prepare(ctx context.Context, cfg *rest.Config, opts *Options, resolve func(
 	return objs, c, nil
 }
 
+// applyObject applies u and says so. An object of that name still being deleted (an uninstall
+// moments before: a Deployment deleted in the foreground waits for its pods) is waited for first:
+// applied to, it would vanish anyway, and a Deployment being deleted never rolls out.
+func applyObject(ctx context.Context, c client.Client, opts Options, u *unstructured.Unstructured, applyOpts []client.ApplyOption) error {
+	if !opts.DryRun {
+		if err := awaitDeleted(ctx, c, opts, u); err != nil {
+			return err
+		}
+	}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), applyOpts...); err != nil {
+		return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	fmt.Fprintf(opts.Out, "%s %s %s\n", opts.verb("applied"), u.GetKind(), qualifiedName(u))
+	return nil
+}
+
+// awaitDeleted waits (within opts.Timeout) until the object of u's kind and name is gone when it
+// is being deleted; it returns at once when it is not there or not being deleted.
+func awaitDeleted(ctx context.Context, c client.Client, opts Options, u *unstructured.Unstructured) error {
+	cur := &unstructured.Unstructured{}
+	cur.SetGroupVersionKind(u.GroupVersionKind())
+	key := client.ObjectKeyFromObject(u)
+	gone := func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, key, cur)
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return cur.GetDeletionTimestamp() == nil, nil
+	}
+	if done, err := gone(ctx); done || err != nil {
+		if err != nil {
+			return fmt.Errorf("reading %s %s: %w", u.GetKind(), qualifiedName(u), err)
+		}
+		return nil
+	}
+	fmt.Fprintf(opts.Out, "waiting for the previous %s %s to finish deleting\n", u.GetKind(), qualifiedName(u))
+	wctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := wait.PollUntilContextCancel(wctx, 500*time.Millisecond, false, gone); err != nil {
+		return fmt.Errorf("%s %s is still being deleted after %s: %w", u.GetKind(), qualifiedName(u), opts.Timeout, err)
+	}
+	return nil
+}
+
 // Install applies the CRD, the RBAC, the ServiceAccount and the operator Deployment, the registry
 // and its node relay, and waits until the operator, the registry and the relay are available.
 func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
@@ -384,10 +431,9 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) error {
 		applyOpts = append(applyOpts, client.DryRunAll)
 	}
 	for _, u := range objs {
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), applyOpts...); err != nil {
-			return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+		if err := applyObject(ctx, c, opts, u, applyOpts); err != nil {
+			return err
 		}
-		fmt.Fprintf(opts.Out, "%s %s %s\n", opts.verb("applied"), u.GetKind(), qualifiedName(u))
 		if opts.DryRun {
 			continue
 		}

@@ -149,10 +149,9 @@ func InstallServer(ctx context.Context, cfg *rest.Config, opts Options, sopts Se
 		applyOpts = append(applyOpts, client.DryRunAll)
 	}
 	for _, u := range objs {
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), applyOpts...); err != nil {
-			return nil, fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+		if err := applyObject(ctx, c, opts, u, applyOpts); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(opts.Out, "%s %s %s\n", opts.verb("applied"), u.GetKind(), qualifiedName(u))
 	}
 	if opts.DryRun {
 		return info, nil
