@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -106,10 +105,10 @@ type logMux struct {
 	byLabel map[string]string
 
 	// next and index number the pods of each service in the order they were first seen.
-	next    map[string]int
-	index   map[string]int // pod UID → number
-	started map[string]bool
-	wg      sync.WaitGroup
+	next  map[string]int
+	index map[string]int // pod UID → number
+	runs  kube.LogRuns
+	wg    sync.WaitGroup
 }
 
 // Colours of service prefixes, in docker compose's order.
@@ -117,7 +116,7 @@ var logColors = []string{"6", "3", "2", "5", "4", "14", "11", "10", "13", "12"}
 
 func newLogMux(ios *iostreams.IOStreams, services []string) *logMux {
 	m := &logMux{w: ios.Out, styles: ui.NewStyles(ios.ColorEnabled()), colors: map[string]lipgloss.Style{},
-		next: map[string]int{}, index: map[string]int{}, started: map[string]bool{}, byLabel: map[string]string{}}
+		next: map[string]int{}, index: map[string]int{}, byLabel: map[string]string{}}
 	for i, s := range services {
 		m.byLabel[render.LabelValue(s)] = s
 		m.colors[s] = m.styles.NewStyle().Foreground(lipgloss.Color(logColors[i%len(logColors)]))
@@ -220,42 +219,16 @@ func (m *logMux) maybeStream(ctx context.Context, client *kube.Client, pod *core
 	if only != nil && !only[svc] {
 		return
 	}
-	key, ok := kube.LogRun(pod)
-	if !ok {
-		return // not started yet: nothing to read
-	}
-	m.mu.Lock()
-	if m.started[key] {
-		m.mu.Unlock()
+	if !m.runs.Start(pod) {
 		return
 	}
-	m.started[key] = true
-	m.mu.Unlock()
 	name := m.prefix(pod)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		opts := &corev1.PodLogOptions{Container: kube.MainContainer(pod), Follow: follow, Timestamps: timestamps}
-		if tail >= 0 {
-			opts.TailLines = &tail
-		}
-		rc, err := client.Kube.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				m.line(svc, name, fmt.Sprintf("(cannot read the log: %v)", client.Explain(err)))
-			}
-			return
-		}
-		defer func() { _ = rc.Close() }()
-		r := bufio.NewReaderSize(rc, 64*1024)
-		for {
-			text, err := r.ReadString('\n')
-			if text != "" {
-				m.line(svc, name, strings.TrimRight(text, "\r\n"))
-			}
-			if err != nil {
-				return
-			}
+		err := kube.StreamLog(ctx, client.Kube, pod, follow, timestamps, tail, func(line string) { m.line(svc, name, line) })
+		if err != nil && ctx.Err() == nil {
+			m.line(svc, name, fmt.Sprintf("(cannot read the log: %v)", client.Explain(err)))
 		}
 	}()
 }

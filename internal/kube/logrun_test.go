@@ -36,3 +36,21 @@ func TestLogRun(t *testing.T) {
 		}
 	}
 }
+
+// TestLogRunsStartOnce: each run of the main container is started once; a restart is a new run;
+// a container not started yet is nothing to start.
+func TestLogRunsStartOnce(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "u1"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web"}}}}
+	var runs LogRuns
+	if runs.Start(pod) {
+		t.Error("started a container that has not started")
+	}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	if !runs.Start(pod) || runs.Start(pod) {
+		t.Error("the first run is not started exactly once")
+	}
+	pod.Status.ContainerStatuses[0].RestartCount = 1
+	if !runs.Start(pod) {
+		t.Error("the run after a restart is not started")
+	}
+}

@@ -7,9 +7,11 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -62,6 +64,57 @@ func LogRun(pod *corev1.Pod) (key string, ok bool) {
 		return "", false
 	}
 	return fmt.Sprintf("%s/%d", pod.UID, restarts), true
+}
+
+// LogRuns remembers the runs (LogRun) a log follower has started streaming, so that each run of
+// a pod's main container is streamed once. The zero value is ready; safe for concurrent use.
+type LogRuns struct {
+	mu      sync.Mutex
+	started map[string]bool
+}
+
+// Start says whether the pod's main container has started a run not streamed yet, and marks it
+// as streamed.
+func (r *LogRuns) Start(pod *corev1.Pod) bool {
+	key, ok := LogRun(pod)
+	if !ok {
+		return false // not started yet: nothing to read
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started[key] {
+		return false
+	}
+	if r.started == nil {
+		r.started = map[string]bool{}
+	}
+	r.started[key] = true
+	return true
+}
+
+// StreamLog reads the log of the pod's main container (its last tail lines first, all when tail is
+// negative; following it when follow) and hands each line, without its line ending, to line until
+// the log or ctx ends. The error is that of opening the log.
+func StreamLog(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, follow, timestamps bool, tail int64, line func(string)) error {
+	opts := &corev1.PodLogOptions{Container: MainContainer(pod), Follow: follow, Timestamps: timestamps}
+	if tail >= 0 {
+		opts.TailLines = &tail
+	}
+	rc, err := cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rc.Close() }()
+	r := bufio.NewReaderSize(rc, 64<<10)
+	for {
+		text, err := r.ReadString('\n')
+		if text != "" {
+			line(strings.TrimRight(text, "\r\n"))
+		}
+		if err != nil {
+			return nil
+		}
+	}
 }
 
 // TailLogs returns the last n lines the service's most recent pod wrote. When its container has

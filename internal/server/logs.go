@@ -1,14 +1,12 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +71,7 @@ func (h *Handler) logs(c *call) (any, error) {
 	stopFlush := out.flushLoop()
 	defer stopFlush()
 
-	ls := &logStreams{h: h, ns: w.ns, byLabel: byLabel, out: out, o: o, started: map[string]bool{}}
+	ls := &logStreams{h: h, ns: w.ns, byLabel: byLabel, out: out, o: o}
 	items := list.Items
 	sort.SliceStable(items, func(i, j int) bool {
 		ti, tj := items[i].CreationTimestamp, items[j].CreationTimestamp
@@ -197,9 +195,8 @@ type logStreams struct {
 	out     *logWriter
 	o       LogOptions
 
-	mu      sync.Mutex
-	started map[string]bool
-	wg      sync.WaitGroup
+	runs kube.LogRuns
+	wg   sync.WaitGroup
 }
 
 // maybeStream starts streaming a pod's main container once it has started, once per run.
@@ -211,41 +208,17 @@ func (ls *logStreams) maybeStream(ctx context.Context, pod *corev1.Pod, tail int
 	if svc == "" {
 		svc = pod.Labels[v1alpha1.LabelService]
 	}
-	key, ok := kube.LogRun(pod)
-	if !ok {
-		return // not started yet: nothing to read
-	}
-	ls.mu.Lock()
-	if ls.started[key] {
-		ls.mu.Unlock()
+	if !ls.runs.Start(pod) {
 		return
 	}
-	ls.started[key] = true
-	ls.mu.Unlock()
 	ls.wg.Add(1)
 	go func() {
 		defer ls.wg.Done()
-		opts := &corev1.PodLogOptions{Container: kube.MainContainer(pod), Follow: ls.o.Follow, Timestamps: ls.o.Timestamps}
-		if tail >= 0 {
-			opts.TailLines = &tail
-		}
-		rc, err := ls.h.streams.t.Kube.CoreV1().Pods(ls.ns).GetLogs(pod.Name, opts).Stream(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				ls.out.write(LogLine{Service: svc, Pod: pod.Name, Error: fmt.Sprintf("cannot read the log: %v", err)})
-			}
-			return
-		}
-		defer func() { _ = rc.Close() }()
-		r := bufio.NewReaderSize(rc, 64<<10)
-		for {
-			text, err := r.ReadString('\n')
-			if text != "" {
-				ls.out.write(LogLine{Service: svc, Pod: pod.Name, Line: strings.TrimRight(text, "\r\n")})
-			}
-			if err != nil {
-				return
-			}
+		err := kube.StreamLog(ctx, ls.h.streams.t.Kube, pod, ls.o.Follow, ls.o.Timestamps, tail, func(line string) {
+			ls.out.write(LogLine{Service: svc, Pod: pod.Name, Line: line})
+		})
+		if err != nil && ctx.Err() == nil {
+			ls.out.write(LogLine{Service: svc, Pod: pod.Name, Error: fmt.Sprintf("cannot read the log: %v", err)})
 		}
 	}()
 }
