@@ -324,19 +324,7 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 
 	f.wg.Add(1)
 	go f.supervise(ctx, tr, kick, ports)
-	for _, bp := range ports {
-		for _, l := range bp.listeners {
-			f.wg.Add(1)
-			go f.accept(ctx, tr, bp, l)
-		}
-	}
-
-	<-ctx.Done()
-	for _, bp := range ports {
-		for _, l := range bp.listeners {
-			_ = l.Close()
-		}
-	}
+	f.acceptUntilDone(ctx, tr, ports)
 	f.mu.Lock()
 	f.closing = true
 	pools := f.pools
@@ -348,6 +336,23 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	f.wg.Wait()
 	factory.Shutdown()
 	return nil
+}
+
+// acceptUntilDone runs an accept loop on every listener of ports until ctx ends, then closes the
+// listeners (the loops end; the connections they started go on until the caller ends them).
+func (f *Forwarder) acceptUntilDone(ctx context.Context, tr *tracker, ports []*boundPort) {
+	for _, bp := range ports {
+		for _, l := range bp.listeners {
+			f.wg.Add(1)
+			go f.accept(ctx, tr, bp, l)
+		}
+	}
+	<-ctx.Done()
+	for _, bp := range ports {
+		for _, l := range bp.listeners {
+			_ = l.Close()
+		}
+	}
 }
 
 // Stats returns the current counters.

@@ -57,18 +57,7 @@ func retryable(err error) bool {
 
 // serveRouted is Serve for a routed Forwarder: the accept loops only.
 func (f *Forwarder) serveRouted(ctx context.Context, ports []*boundPort) {
-	for _, bp := range ports {
-		for _, l := range bp.listeners {
-			f.wg.Add(1)
-			go f.accept(ctx, nil, bp, l)
-		}
-	}
-	<-ctx.Done()
-	for _, bp := range ports {
-		for _, l := range bp.listeners {
-			_ = l.Close()
-		}
-	}
+	f.acceptUntilDone(ctx, nil, ports)
 	f.wg.Wait()
 }
 
