@@ -13,33 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// echoServer echoes every connection until its EOF, then half-closes; it
-// returns its address.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
+	"github.com/ergomake/ergomake/internal/testutil/echo"
+)
 
 type permanent struct{ msg string }
 
@@ -72,7 +48,7 @@ func routedFixture(t *testing.T, route RouteFunc, opts Options) (addr string, f 
 }
 
 func TestRoutedRoundTripHalfClose(t *testing.T) {
-	echo := echoServer(t)
+	echo := echo.Serve(t).String()
 	var got atomic.Value
 	route := func(ctx context.Context, p Port) (net.Conn, error) {
 		got.Store(p)
@@ -109,7 +85,7 @@ func TestRoutedRoundTripHalfClose(t *testing.T) {
 }
 
 func TestRoutedRetriesUntilReady(t *testing.T) {
-	echo := echoServer(t)
+	echo := echo.Serve(t).String()
 	var calls atomic.Int32
 	route := func(ctx context.Context, p Port) (net.Conn, error) {
 		if calls.Add(1) <= 2 {
@@ -224,7 +200,7 @@ func TestRoutedRemoteEndPassedOn(t *testing.T) {
 }
 
 func TestRoutedServeEndClosesConnections(t *testing.T) {
-	echo := echoServer(t)
+	echo := echo.Serve(t).String()
 	route := func(ctx context.Context, p Port) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", echo)

@@ -23,34 +23,9 @@ import (
 
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/internal/testutil/echo"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
-
-// echoListener echoes every connection until its EOF, then half-closes. Pods of the fake cluster
-// have IP 127.0.0.1: the server dials this.
-func echoListener(t *testing.T) int32 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return int32(l.Addr().(*net.TCPAddr).Port)
-}
 
 // userEnv creates user's namespace for project with an environment whose service web declares
 // ports (compose ports) and returns the namespace.
@@ -82,7 +57,7 @@ func (f *fixture) userEnv(t *testing.T, user, project string, ports ...int32) st
 	return ns
 }
 
-// readyPod creates a ready pod of service with IP 127.0.0.1.
+// readyPod creates a ready pod of service with IP 127.0.0.1: the server dials an echo.Serve there.
 func (f *fixture) readyPod(t *testing.T, ns, project, service, name string, ready bool) *corev1.Pod {
 	t.Helper()
 	env := &v1alpha1.ErgomakeEnv{ObjectMeta: metav1.ObjectMeta{Name: kube.EnvName(project)}}
@@ -125,7 +100,7 @@ func roundTrip(t *testing.T, c net.Conn, size int) {
 
 func TestDialRoundTripAndRefusals(t *testing.T) {
 	f := newFixture(t, HandlerOptions{PodWait: 300 * time.Millisecond})
-	port := echoListener(t)
+	port := int32(echo.Serve(t).Port)
 	ns := f.userEnv(t, "alice", "shop", port)
 	f.readyPod(t, ns, "shop", "web", "web-1", true)
 	ctx := context.Background()
@@ -188,7 +163,7 @@ func TestDialRoundTripAndRefusals(t *testing.T) {
 
 func TestDialNoReadyPod(t *testing.T) {
 	f := newFixture(t, HandlerOptions{PodWait: 300 * time.Millisecond})
-	port := echoListener(t)
+	port := int32(echo.Serve(t).Port)
 	ns := f.userEnv(t, "alice", "shop", port)
 	alice := f.client(t, f.token(t, "alice"))
 	ctx := context.Background()
@@ -221,7 +196,7 @@ func TestDialNoReadyPod(t *testing.T) {
 
 func TestDialPodGoneEndsConnection(t *testing.T) {
 	f := newFixture(t, HandlerOptions{PodWait: 5 * time.Second})
-	port := echoListener(t)
+	port := int32(echo.Serve(t).Port)
 	ns := f.userEnv(t, "alice", "shop", port)
 	f.readyPod(t, ns, "shop", "web", "web-1", true)
 	alice := f.client(t, f.token(t, "alice"))
@@ -270,7 +245,7 @@ func waitLog(t *testing.T, b *syncBuf, want string) {
 
 func TestDialNeedsUpgrade(t *testing.T) {
 	f := newFixture(t, HandlerOptions{})
-	port := echoListener(t)
+	port := int32(echo.Serve(t).Port)
 	f.userEnv(t, "alice", "shop", port)
 	alice := f.client(t, f.token(t, "alice"))
 	err := alice.do(context.Background(), http.MethodGet, "/v1/envs/shop/dial?service=web&port=80", nil, nil)
@@ -292,7 +267,7 @@ func TestDialSurvivesServerTimeouts(t *testing.T) {
 	f := newFixture(t, HandlerOptions{}, func(s *http.Server) {
 		s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 	})
-	port := echoListener(t)
+	port := int32(echo.Serve(t).Port)
 	ns := f.userEnv(t, "alice", "shop", port)
 	f.readyPod(t, ns, "shop", "web", "web-1", true)
 	c, err := f.client(t, f.token(t, "alice")).Dial(context.Background(), "shop", "web", port)
@@ -313,7 +288,7 @@ func TestDialSurvivesServerTimeouts(t *testing.T) {
 }
 
 func TestDialBuilder(t *testing.T) {
-	port := echoListener(t)
+	port := int32(echo.Serve(t).Port)
 	var mu sync.Mutex
 	calls := 0
 	f := newFixture(t, HandlerOptions{BuilderDial: func(ctx context.Context) (net.Conn, error) {
@@ -343,7 +318,7 @@ func TestDialBuilder(t *testing.T) {
 // After a dial the client keeps spare connections, handshaken, and the next dial uses one.
 func TestDialUsesSpareConnections(t *testing.T) {
 	f := newFixture(t, HandlerOptions{})
-	port := echoListener(t)
+	port := int32(echo.Serve(t).Port)
 	ns := f.userEnv(t, "alice", "shop", port)
 	f.readyPod(t, ns, "shop", "web", "web-1", true)
 	c := f.client(t, f.token(t, "alice"))
