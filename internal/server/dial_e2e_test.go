@@ -25,6 +25,7 @@ import (
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -58,7 +59,7 @@ func TestStreamsOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenancy := &Tenancy{Kube: scs, Dynamic: sdyn, Namespace: srvNS, EnvRole: envRole}
-	audit := &syncBuf{}
+	audit := &syncbuf.Buffer{}
 	h := NewHandler(HandlerOptions{
 		Auth: &TokenStore{Client: scs, Namespace: srvNS}, Tenancy: tenancy, Audit: slog.New(slog.NewTextHandler(audit, nil)),
 		PodWait:     60 * time.Second,

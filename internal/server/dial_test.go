@@ -24,6 +24,7 @@ import (
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/testutil/echo"
+	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -232,7 +233,7 @@ func TestDialPodGoneEndsConnection(t *testing.T) {
 	waitLog(t, f.audit, "web-1 went away")
 }
 
-func waitLog(t *testing.T, b *syncBuf, want string) {
+func waitLog(t *testing.T, b *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(b.String(), want) {

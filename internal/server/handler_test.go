@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,31 +22,14 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
-
-// syncBuf is a bytes.Buffer safe for the server's goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type fixture struct {
 	store   *TokenStore
 	tenancy *Tenancy
-	audit   *syncBuf
+	audit   *syncbuf.Buffer
 	srv     *httptest.Server
 	ca      *CA
 	kube    *fake.Clientset
@@ -71,7 +53,7 @@ func newFixture(t *testing.T, opts HandlerOptions, tweak ...func(*http.Server)) 
 	f := &fixture{
 		store:   &TokenStore{Client: cs, Namespace: "ergomake-system"},
 		tenancy: &Tenancy{Kube: cs, Dynamic: dyn, Namespace: "ergomake-system"},
-		audit:   &syncBuf{},
+		audit:   &syncbuf.Buffer{},
 		kube:    cs,
 	}
 	opts.Auth, opts.Tenancy, opts.Audit = f.store, f.tenancy, slog.New(slog.NewTextHandler(f.audit, nil))

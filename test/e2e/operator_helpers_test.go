@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/operator"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -42,25 +42,7 @@ type opEnv struct {
 	mu   sync.Mutex
 	stop context.CancelFunc
 	done chan struct{}
-	logs *syncLog
-}
-
-// syncLog collects the operator's log; it is written to the test log when the test fails.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *syncbuf.Buffer // the operator's log, written to the test log when the test fails
 }
 
 var crdOnce sync.Once
@@ -89,7 +71,7 @@ func opSetupWith(t *testing.T, prefix string, clk clock.Clock, tweak func(*opera
 	if crdErr != nil {
 		t.Fatalf("installing the CRD: %v", crdErr)
 	}
-	e := &opEnv{t: t, cfg: cfg, cs: cs, c: c, logs: &syncLog{}, tweak: tweak}
+	e := &opEnv{t: t, cfg: cfg, cs: cs, c: c, logs: &syncbuf.Buffer{}, tweak: tweak}
 	e.ns = cluster.Namespace(t, cs, prefix)
 	t.Cleanup(func() {
 		e.stopOperator()
