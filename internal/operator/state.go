@@ -249,7 +249,10 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 		}
 		reason := nonEmpty(cs.State.Waiting.Reason, ReasonContainerCreating)
 		msg := cs.State.Waiting.Message
-		if msg == "" {
+		switch {
+		case transientCreateError(msg):
+			reason, msg = ReasonContainerCreating, "container "+cs.Name+" is being created: the node is still loading its Secrets and ConfigMaps"
+		case msg == "":
 			msg = "container " + cs.Name + " is being created"
 		}
 		return podAssessment{State: v1alpha1.StateStarting, Reason: reason, Message: msg, Started: started}
@@ -314,6 +317,10 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, init bool, evs
 				Log:     &logRef{Pod: pod.Name, Container: cs.Name, Previous: true},
 			}, true
 		case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError":
+			if transientCreateError(w.Message) {
+				// The kubelet retries by itself: not a failure, and not the user's to fix.
+				return podAssessment{}, false
+			}
 			return podAssessment{
 				State:   v1alpha1.StateFailed,
 				Reason:  w.Reason,
@@ -348,6 +355,13 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, init bool, evs
 		}, true
 	}
 	return podAssessment{}, false
+}
+
+// transientCreateError tells a container-creation error the kubelet gets over by itself: its
+// caches of the pod's Secrets and ConfigMaps not yet in sync when it first tries ("failed to sync
+// secret cache: timed out waiting for the condition"), seen on a busy node.
+func transientCreateError(msg string) bool {
+	return strings.Contains(msg, "failed to sync ") && strings.Contains(msg, " cache")
 }
 
 // crashInfo is what a container's status tells of its exits since the pod started.

@@ -157,6 +157,12 @@ func TestAssessPod(t *testing.T) {
 			wantMsg: []string{`container app cannot start: secret "s" not found`},
 		},
 		{
+			name: "the kubelet's secret cache not in sync yet: it retries",
+			pod:  pod("p", waiting("CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition")),
+			want: v1alpha1.StateStarting, wantReason: ReasonContainerCreating,
+			wantMsg: []string{"container app is being created: the node is still loading its Secrets and ConfigMaps"},
+		},
+		{
 			name:   "running, probe failing",
 			pod:    pod("p", running(false)),
 			events: []corev1.Event{event("p", "Unhealthy", "Readiness probe failed: pg_isready: no response\n", 10*time.Second)},
