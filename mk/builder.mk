@@ -12,7 +12,14 @@ BUILDER_IMAGE_KEY = $(ERGOMAKE_CLUSTER_DIR)/images/$(subst :,_,$(subst /,_,$(BUI
 BUILDER_MIRRORS ?= docker.io ergomake.test
 ROOTLESS_BUILDER_IMAGE ?= ergomake.test/buildkit:v0.34.2-rootless
 
-.PHONY: builder-image builder-rootless-image buildctl
+.PHONY: builder-image builder-rootless-image buildctl test-unit-cluster-tools
+
+# The cluster tooling's own Go modules have unit tests too (mkimage's modes and owners; the rootless
+# image's newuidmap/newgidmap: shadow's rules, and real maps written when run as root).
+test-unit: test-unit-cluster-tools
+test-unit-cluster-tools:
+	cd hack/cluster/images && $(GO) test -race -count=1 ./...
+	cd hack/cluster/rootless && $(GO) test -race -count=1 ./...
 
 builder-image: cluster-start
 	@hack/cluster/buildkit/image.sh $(BUILDER_IMAGE)
