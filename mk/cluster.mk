@@ -40,11 +40,11 @@ cluster-image:
 	@hack/cluster/image.sh $(IMAGE) $(PKG)
 
 # test/e2e/rootless reinstalls the builder every other end-to-end test shares (rootless, then back to
-# privileged): it runs alone, after them (this recipe runs once test-e2e's other prerequisites,
+# privileged): it runs alone (only with ERGOMAKE_E2E_EXCLUSIVE=1), after them (this recipe runs once test-e2e's other prerequisites,
 # the e2e tests of mk/render.mk and mk/up.mk, have finished).
 test-e2e: cluster-up
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) ERGOMAKE_E2E_REQUIRE=1 $(GO) test $(E2E_FLAGS) -tags e2e $$($(GO) list -tags e2e ./test/e2e/... | grep -v '/test/e2e/rootless$$')
-	KUBECONFIG=$(CLUSTER_KUBECONFIG) ERGOMAKE_E2E_REQUIRE=1 $(GO) test $(E2E_FLAGS) -tags e2e ./test/e2e/rootless
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) ERGOMAKE_E2E_REQUIRE=1 ERGOMAKE_E2E_EXCLUSIVE=1 $(GO) test $(E2E_FLAGS) -tags e2e ./test/e2e/rootless
 
 # demo: the main job on the example project: `ergomake up` brings elasticsearch and kibana
 # stand-ins up on the local cluster and binds localhost:9200 and localhost:5601 (a free port is

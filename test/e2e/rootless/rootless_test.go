@@ -40,6 +40,10 @@ import (
 // (make builder-rootless-image, hack/cluster/buildkit/image.sh --rootless).
 const rootlessImage = "ergomake.test/buildkit:" + install.BuildKitVersion + "-rootless"
 
+// exclusiveEnv must be 1 for the test to run: a go test ./... or ./test/e2e/... that runs it
+// together with other end-to-end tests would pull the shared builder from under their builds.
+const exclusiveEnv = "ERGOMAKE_E2E_EXCLUSIVE"
+
 // privilegedImage is the privileged builder image make cluster-up installs (make builder-image): what
 // the test restores when it finds the builder not privileged (a run killed before its cleanup).
 const privilegedImage = "ergomake.test/ergomake-builder:dev"
@@ -79,6 +83,9 @@ ENV SERVICE=rootless-web PORTS=8080
 // root), and `up` builds a Dockerfile with stages, ARG, ENV, COPY and RUN on it and runs the result,
 // which answers on localhost. The privileged builder is put back at the end.
 func TestRootlessBuilder(t *testing.T) {
+	if os.Getenv(exclusiveEnv) != "1" {
+		t.Skipf("it reinstalls the builder every other end-to-end test shares: it runs only alone, with %s=1 (make test-e2e does so after the others)", exclusiveEnv)
+	}
 	cfg := cluster.Config(t)
 	cs := cluster.Clientset(t, cfg)
 	ns := install.DefaultNamespace
