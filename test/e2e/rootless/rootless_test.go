@@ -261,7 +261,7 @@ var procRE = regexp.MustCompile(`(?m)^(\d+) (\S+) Uid: (\d+) (\d+) (\d+) (\d+) C
 
 // checkUnprivileged checks the ready builder pod: not privileged, run as 1000 in its spec; in the
 // pod, its first process (RootlessKit) runs as uid 1000 with no capabilities, and buildkitd as uid
-// 1000 too, in a user namespace of its own.
+// 1000 too, in a user namespace of its own; the image's setuid newuidmap maps only the user's ids.
 func checkUnprivileged(t *testing.T, cfg *rest.Config, cs kubernetes.Interface, ns string) {
 	t.Helper()
 	ctx := context.Background()
@@ -324,6 +324,25 @@ done`
 	}
 	if podNS == "" || kitNS == "" || podNS == kitNS {
 		t.Errorf("buildkitd runs in user namespace %q, the pod's is %q: want one of its own\n%s", kitNS, podNS, &stdout)
+	}
+
+	// the setuid newuidmap refuses ids that are not the user's, and maps those that are
+	script = `busybox unshare -U sleep 30 & p=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(ls -l /proc/$p/ns/user | sed 's/.*-> //')" != "$(ls -l /proc/self/ns/user | sed 's/.*-> //')" ] && break; sleep 0.2; done
+newuidmap $p 0 0 1 2>&1; echo "root: $?"
+newuidmap $p 0 1000 1 1 200000 10 2>&1; echo "others' ids: $?"
+newuidmap $p 0 1000 1 1 100000 65536 2>&1; echo "own and subordinate ids: $?"
+tr -s ' ' < /proc/$p/uid_map; kill $p`
+	stdout.Reset()
+	stderr.Reset()
+	if code, err := kc.Exec(ctx, kube.ExecOptions{Pod: pod, Container: c.Name, Command: []string{"sh", "-c", script}, Stdout: &stdout, Stderr: &stderr}); err != nil || code != 0 {
+		t.Fatalf("newuidmap in the builder: exit %d, %v\n%s%s", code, err, &stdout, &stderr)
+	}
+	out := stdout.String()
+	for _, want := range []string{"root: 1", "others' ids: 1", "own and subordinate ids: 0", " 0 1000 1\n", " 1 100000 65536\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("newuidmap in the builder: want %q in\n%s%s", want, out, &stderr)
+		}
 	}
 }
 

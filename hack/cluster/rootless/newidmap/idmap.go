@@ -110,6 +110,15 @@ func verify(ms []mapping, subs []subRange, own uint64) (fromSub bool, err error)
 	return fromSub, nil
 }
 
+// checkRoot says why it cannot work when the effective uid is not root: the setuid bit missing, or
+// ignored because no_new_privs is set (Kubernetes: allowPrivilegeEscalation false).
+func checkRoot(euid int) error {
+	if euid != 0 {
+		return fmt.Errorf("running as uid %d, not root: install me setuid root, in a container that allows privilege escalation (no no_new_privs; Kubernetes: allowPrivilegeEscalation not false)", euid)
+	}
+	return nil
+}
+
 // checkOwner is shadow's check that the caller may map the target process: the caller's real uid
 // and gid are its passwd entry's, and the process (its /proc/PID directory) is owned by them.
 func checkOwner(ruid, rgid, pwUID, pwGID, procUID, procGID uint64) error {

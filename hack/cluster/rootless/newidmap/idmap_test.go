@@ -108,6 +108,15 @@ func TestCheckOwner(t *testing.T) {
 	}
 }
 
+func TestCheckRoot(t *testing.T) {
+	if err := checkRoot(0); err != nil {
+		t.Error(err)
+	}
+	if err := checkRoot(1000); err == nil || !strings.Contains(err.Error(), "allowPrivilegeEscalation") {
+		t.Errorf("uid 1000: %v", err)
+	}
+}
+
 func TestKind(t *testing.T) {
 	if k, _ := kind("newuidmap"); k != "uid" {
 		t.Errorf("newuidmap: %q", k)

@@ -67,6 +67,9 @@ func run(prog string, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRoot(unix.Geteuid()); err != nil {
+		return err
+	}
 	ruid, rgid := uint64(unix.Getuid()), uint64(unix.Getgid())
 	pw, err := user.LookupId(strconv.FormatUint(ruid, 10))
 	if err != nil {
