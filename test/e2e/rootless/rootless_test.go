@@ -91,7 +91,9 @@ func TestRootlessBuilder(t *testing.T) {
 	ns := install.DefaultNamespace
 	needImage(t, cs, rootlessImage)
 	cur := currentInstall(t, cs, ns)
+	start := time.Now()
 	bin := ergomake(t, cur.version)
+	t.Logf("ergomake built in %s", time.Since(start).Round(time.Second))
 	kubecfg := cluster.KubeconfigPath(t)
 
 	t.Cleanup(func() {
@@ -109,7 +111,7 @@ func TestRootlessBuilder(t *testing.T) {
 		}
 		t.Logf("privileged builder restored in %s", time.Since(start).Round(time.Second))
 	})
-	start := time.Now()
+	start = time.Now()
 	out, code := runBin(t, bin, kubecfg, "", nil, 4*time.Minute, append([]string{"install"}, cur.args(true)...)...)
 	if code != 0 {
 		t.Fatalf("install --builder-mode rootless exited %d\n%s", code, out)
@@ -131,9 +133,11 @@ func TestRootlessBuilder(t *testing.T) {
 	project := "rootless-" + rand.String(5)
 	env := []string{"COMPOSE_PROJECT_NAME=" + project, "WEB_PORT=" + strconv.Itoa(port), "XDG_CONFIG_HOME=" + filepath.Join(dir, "xdg")}
 	t.Cleanup(func() {
+		start := time.Now()
 		if out, code := runBin(t, bin, kubecfg, dir, env, 2*time.Minute, "down"); code != 0 {
 			t.Errorf("down exited %d\n%s", code, out)
 		}
+		t.Logf("down in %s", time.Since(start).Round(time.Second))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_ = cs.CoreV1().Namespaces().Delete(ctx, "ergomake-"+project, metav1.DeleteOptions{})
