@@ -157,7 +157,11 @@ func TestServerFlow(t *testing.T) {
 	})
 
 	t.Run("exec and restart through the server", func(t *testing.T) {
-		a, b := devs[0], devs[1]
+		// alice's and bob's projects, failing this subtest.
+		ap, bp := *devs[0].p, *devs[1].p
+		ap.t, bp.t = t, t
+		a := &dev{u: devs[0].u, p: &ap}
+		b := &dev{u: devs[1].u, p: &bp}
 		secret := "e2e-secret-" + suffix
 		stdout, stderr, code := a.p.execRun(nil, time.Minute, "exec", "web", "--", "sh", "-c", "echo hi; echo err >&2; exit 3", secret)
 		if code != 3 || stdout != "hi\n" || stderr != "err\n" {
