@@ -30,8 +30,10 @@ func (h *Handler) restart(c *call) (any, error) {
 		return nil, err
 	}
 	var req RestartRequest
-	if err := decode(c, &req); err != nil {
-		return nil, err
+	if c.r.ContentLength != 0 { // no body: every service, the default timeout
+		if err := decode(c, &req); err != nil {
+			return nil, err
+		}
 	}
 	timeout := DefaultRestartTimeout
 	if req.Timeout != "" {

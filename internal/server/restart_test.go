@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -90,6 +91,18 @@ func TestRestartThroughServer(t *testing.T) {
 	}
 	if err := alice.Restart(ctx, "shop", RestartRequest{Timeout: "soon"}, func(RestartEvent) error { return nil }); apiStatus(err) != http.StatusBadRequest {
 		t.Errorf("a bad timeout: %v", err)
+	}
+	// No body at all: every service.
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/v1/envs/shop/restart", nil)
+	req.Header.Set("Authorization", "Bearer "+f.token(t, "alice"))
+	resp, err := alice.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasSuffix(string(body), `{"kind":"done"}`+"\n") {
+		t.Errorf("restart without a body: %s %s", resp.Status, body)
 	}
 
 	// A rollout that does not finish: the restart says what it waited for.
