@@ -61,7 +61,7 @@ type streamed struct{}
 
 // client is the server's cluster client for environments.
 func (t *Tenancy) client() *kube.Client {
-	return &kube.Client{Kube: t.Kube, Dynamic: t.Dynamic, ClusterName: "the cluster"}
+	return &kube.Client{Config: t.Rest, Kube: t.Kube, Dynamic: t.Dynamic, ClusterName: "the cluster"}
 }
 
 func (t *Tenancy) now() time.Time {
