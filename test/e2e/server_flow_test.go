@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
@@ -409,5 +410,39 @@ services:
 	up.signal(syscall.SIGINT)
 	if code := up.wait(3 * time.Minute); code != 0 {
 		t.Fatalf("up exited %d after Ctrl-C\n%s", code, up.stderr)
+	}
+
+	// --registry through the server: the builder pushes to the user's registry with the
+	// credentials this machine's BuildKit session hands it (the server never holds them), and the
+	// server stores the pull secret in the user's namespace. This registry serves plain HTTP off
+	// loopback, which the node's runtime does not pull from (TestBuildUserRegistry runs such an
+	// image through loopback): up fails on the pull, and --keep leaves what it applied to look at.
+	reg := startUserRegistry(t, p.cs, "")
+	ref := "http://" + reg.host + "/srv"
+	p.setEnv("DOCKER_CONFIG=" + reg.dockerConfig(reg.host))
+	stdout, stderr, code := p.run(buildTimeout, "build", "--registry", ref, "-o", "json")
+	var results []struct{ Service, Image, Digest string }
+	if err := json.Unmarshal([]byte(stdout), &results); code != 0 || err != nil || len(results) != 1 ||
+		!strings.HasPrefix(results[0].Image, reg.host+"/srv/") {
+		t.Fatalf("build --registry through the server exited %d (%v): %s\n%s", code, err, stdout, stderr)
+	}
+	repo, digest, _ := strings.Cut(strings.TrimPrefix(results[0].Image, reg.host+"/"), "@")
+	if code, _, err := reg.get(ctx, "/v2/"+repo+"/manifests/"+digest, true); code != http.StatusOK {
+		t.Fatalf("the user's registry has no %s@%s: %d %v", repo, digest, code, err)
+	}
+	_, stderr, code = p.run(buildTimeout, "up", "--registry", ref, "--keep", "--wait-timeout", "2m")
+	if code != 1 || !strings.Contains(stderr, "cannot pull image \""+reg.host+"/srv/") {
+		t.Fatalf("up --registry through the server exited %d, want 1 on the plain-HTTP pull\n%s", code, stderr)
+	}
+	secretName := "ergomake-pull-" + strings.NewReplacer(":", "-").Replace(reg.host)
+	secret, err := p.cs.CoreV1().Secrets(p.ns).Get(ctx, secretName, metav1.GetOptions{})
+	if err != nil || secret.Type != corev1.SecretTypeDockerConfigJson || !strings.Contains(string(secret.Data[corev1.DockerConfigJsonKey]), reg.host) {
+		t.Fatalf("the pull secret %s in %s: %v %+v", secretName, p.ns, err, secret)
+	}
+	if env := p.envSpec(); len(env.Spec.ImagePullSecrets) != 1 || env.Spec.ImagePullSecrets[0] != secretName {
+		t.Errorf("the environment's pull secrets: %v, want [%s]", env.Spec.ImagePullSecrets, secretName)
+	}
+	if _, stderr, code := p.run(3*time.Minute, "down"); code != 0 || !p.namespaceGone() {
+		t.Errorf("down exited %d\n%s", code, stderr)
 	}
 }
