@@ -180,10 +180,7 @@ RUN echo "$VERSION" > /version
 	}
 
 	// 2. up: unchanged images are reused, run by digest.
-	stdout, stderr, code = p.run(buildTimeout, "up", "-d", "--wait-timeout", "4m")
-	if code != 0 {
-		t.Fatalf("up -d exited %d\n%s%s", code, stdout, stderr)
-	}
+	_, stderr = p.upDetached(buildTimeout, "--wait-timeout", "4m")
 	if strings.Contains(stderr, "COPY . /srv/web") || strings.Contains(stderr, "RUN echo") {
 		t.Errorf("up ran build steps for unchanged images:\n%s", stderr)
 	}
@@ -201,11 +198,7 @@ RUN echo "$VERSION" > /version
 
 	// 3. As built, on localhost, reaching peers by name.
 	p.forwarding(func(*upProc) {
-		for port, want := range map[int]string{webPort: "web", apiPort: "api-7", jobsPort: "inline", cachePort: "cache"} {
-			if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != want {
-				t.Errorf("localhost:%d answered %+v, want service %q", port, r, want)
-			}
-		}
+		answering(t, map[int]string{webPort: "web", apiPort: "api-7", jobsPort: "inline", cachePort: "cache"})
 		for from, to := range map[int]string{webPort: "http://api:9000/", apiPort: "http://jobs:7000/", jobsPort: "http://cache:6379/", cachePort: "http://web:8080/"} {
 			r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/fetch?url=%s", from, to))
 			if r.Status != 200 {
@@ -220,10 +213,7 @@ RUN echo "$VERSION" > /version
 
 	// 4. A change in web's context: up builds web again, reuses api and jobs.
 	writeFiles(t, p.dir, map[string]string{"web/index.html": "<h1>two</h1>\n"})
-	stdout, stderr, code = p.run(buildTimeout, "up", "-d", "--wait-timeout", "4m")
-	if code != 0 {
-		t.Fatalf("second up -d exited %d\n%s%s", code, stdout, stderr)
-	}
+	p.upDetached(buildTimeout, "--wait-timeout", "4m")
 	again := builtDigests(p.envSpec())
 	if again["web"] == built["web"] || again["api"] != built["api"] || again["jobs"] != built["jobs"] {
 		t.Errorf("after a change in web/: digests %v, before %v: want only web's changed", again, built)

@@ -92,9 +92,7 @@ func TestUpNamespacePodSecurityLabels(t *testing.T) {
 	t.Parallel()
 	p := newUpProject(t, "e2e-psa", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
 	level := clusterCeiling(t, p.cs)
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ns, err := p.cs.CoreV1().Namespaces().Get(ctx, p.ns, metav1.GetOptions{})

@@ -64,11 +64,8 @@ services:
 	}
 	checkNoValues(t, "ergomake render", stdout+stderr, values)
 
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	} else {
-		checkNoValues(t, "ergomake up", stdout+stderr, values)
-	}
+	stdout, stderr = p.upDetached(4*time.Minute, "--wait-timeout", "3m")
+	checkNoValues(t, "ergomake up", stdout+stderr, values)
 
 	// inside the container: the values, with compose's rules
 	out, errOut, code := p.execRun(nil, time.Minute, "exec", "-T", "app", "sh", "-c",
@@ -137,16 +134,12 @@ services:
 
 	// up again: unchanged values restart nothing; a changed env_file value reaches a new pod
 	before := pods[0].UID
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("second up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	if now := p.servicePods("app"); len(now) != 1 || now[0].UID != before {
 		t.Errorf("an up with unchanged values replaced the pod")
 	}
 	write("app.env", "FROM_FILE=changed-"+tag+"\nOVERRIDE=from-env-file\n", 0o644)
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("third up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	cluster.Eventually(t, 2*time.Minute, time.Second, "the changed value reaches the container", func(ctx context.Context) (bool, string, error) {
 		out, _, code := p.execRun(nil, time.Minute, "exec", "-T", "app", "sh", "-c", `printf '%s' "$FROM_FILE"`)
 		return code == 0 && out == "changed-"+tag, out, nil

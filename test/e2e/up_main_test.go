@@ -27,6 +27,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
 	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -210,6 +211,27 @@ func (p *upProject) forwarding(check func(fwd *upProc)) {
 	fwd.signal(syscall.SIGINT)
 	if code := fwd.wait(time.Minute); code != 0 {
 		p.t.Fatalf("forward exited %d after SIGINT\n%s", code, fwd.stderr)
+	}
+}
+
+// upDetached runs `ergomake up -d args...` and fails the test unless it exits 0 within timeout;
+// it returns the command's output.
+func (p *upProject) upDetached(timeout time.Duration, args ...string) (stdout, stderr string) {
+	p.t.Helper()
+	stdout, stderr, code := p.run(timeout, append([]string{"up", "-d"}, args...)...)
+	if code != 0 {
+		p.t.Fatalf("up -d %s exited %d\n%s\n%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+	return stdout, stderr
+}
+
+// answering checks that each localhost port answers as the test app of the service it maps to.
+func answering(t *testing.T, services map[int]string) {
+	t.Helper()
+	for port, want := range services {
+		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != want {
+			t.Errorf("localhost:%d answered %+v, want service %q", port, r, want)
+		}
 	}
 }
 

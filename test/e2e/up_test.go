@@ -221,10 +221,7 @@ func TestUpDetachThenDown(t *testing.T) {
 	t.Parallel()
 	webPort := freePort(t)
 	p := newUpProject(t, "e2e-detach", upWebCompose, fmt.Sprintf("WEB_PORT=%d", webPort))
-	stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m")
-	if code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	stdout, _ := p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	if !strings.Contains(stdout, "Environment ready") {
 		t.Errorf("up -d did not say the environment is ready:\n%s", stdout)
 	}
@@ -233,7 +230,7 @@ func TestUpDetachThenDown(t *testing.T) {
 		t.Errorf("up -d left localhost:%d bound", webPort)
 	}
 
-	stdout, stderr, code = p.run(time.Minute, "ps", "-o", "json")
+	stdout, stderr, code := p.run(time.Minute, "ps", "-o", "json")
 	if code != 0 {
 		t.Fatalf("ps exited %d: %s", code, stderr)
 	}
@@ -281,11 +278,7 @@ func TestUpDetachThenDown(t *testing.T) {
 		t.Errorf("logs exited %d:\n%s\n%s", code, stdout, stderr)
 	}
 
-	p.forwarding(func(*upProc) {
-		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", webPort)); r.Service != "web" {
-			t.Errorf("web through forward answered %+v", r)
-		}
-	})
+	p.forwarding(func(*upProc) { answering(t, map[int]string{webPort: "web"}) })
 	if envs := p.envsOfProject(); len(envs) != 1 {
 		t.Errorf("after forward ended, environments = %v, want the one left running", envs)
 	}
@@ -445,10 +438,7 @@ func TestUpInUserNamespace(t *testing.T) {
 	t.Parallel()
 	p := newUpProject(t, "e2e-userns", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
 	p.ns = cluster.Namespace(t, p.cs, "e2e-userns")
-	stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "-n", p.ns)
-	if code != 0 {
-		t.Fatalf("up -d -n %s exited %d\n%s\n%s", p.ns, code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "-n", p.ns)
 	if envs := p.envsOfProject(); len(envs) != 1 || envs[0] != p.ns+"/"+p.name {
 		t.Fatalf("environments = %v, want %s/%s", envs, p.ns, p.name)
 	}
@@ -475,9 +465,7 @@ func TestUpReattach(t *testing.T) {
 	t.Parallel()
 	webPort := freePort(t)
 	p := newUpProject(t, "e2e-reattach", upWebCompose, fmt.Sprintf("WEB_PORT=%d", webPort))
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4 * time.Minute)
 	changed := strings.Replace(upWebCompose, "SERVICE: web", "SERVICE: web-v2", 1)
 	if err := os.WriteFile(filepath.Join(p.dir, "compose.yaml"), []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
