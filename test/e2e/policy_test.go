@@ -157,14 +157,7 @@ func TestOperatorRefusesBeyondCeiling(t *testing.T) {
 	}
 	as := rest.CopyConfig(e.cfg)
 	as.Impersonate = rest.ImpersonationConfig{UserName: user}
-	scheme, err := operator.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	userClient, err := client.New(as, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	userClient := envClient(t, as)
 	// The user cannot make a pod directly.
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: e.ns},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: cluster.TestImage}}}}
