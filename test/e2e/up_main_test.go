@@ -19,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
 	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
@@ -40,6 +42,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The controller-runtime clients log through its global logger, which, never set, prints a
+	// warning with a goroutine stack into the test output; nothing here reads that log (the
+	// operators these tests run log through their own).
+	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
 	if upBinDir != "" {
 		_ = os.RemoveAll(upBinDir)
