@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,10 +147,6 @@ RUN echo "$VERSION" > /version
 	}
 
 	// 1. ergomake build: every built service, built and pushed; nothing else created.
-	stdout, stderr, code := p.run(buildTimeout, "build", "-o", "json")
-	if code != 0 {
-		t.Fatalf("build exited %d\n%s", code, stderr)
-	}
 	var results []struct {
 		Service      string `json:"service"`
 		Image        string `json:"image"`
@@ -159,9 +154,7 @@ RUN echo "$VERSION" > /version
 		Reused       bool   `json:"reused"`
 		ContextBytes int64  `json:"contextBytes"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &results); err != nil {
-		t.Fatalf("build -o json: %v\n%s", err, stdout)
-	}
+	p.runJSON(buildTimeout, &results, "build")
 	built := map[string]string{}
 	for _, r := range results {
 		built[r.Service] = r.Digest
@@ -180,7 +173,7 @@ RUN echo "$VERSION" > /version
 	}
 
 	// 2. up: unchanged images are reused, run by digest.
-	_, stderr = p.upDetached(buildTimeout, "--wait-timeout", "4m")
+	_, stderr := p.upDetached(buildTimeout, "--wait-timeout", "4m")
 	if strings.Contains(stderr, "COPY . /srv/web") || strings.Contains(stderr, "RUN echo") {
 		t.Errorf("up ran build steps for unchanged images:\n%s", stderr)
 	}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -229,6 +230,21 @@ func (p *upProject) upDetached(timeout time.Duration, args ...string) (stdout, s
 		p.t.Fatalf("up -d %s exited %d\n%s\n%s", strings.Join(args, " "), code, stdout, stderr)
 	}
 	return stdout, stderr
+}
+
+// runJSON runs `ergomake args... -o json`, which must exit 0 within timeout, and decodes its output
+// into v; it returns what the command wrote on stderr.
+func (p *upProject) runJSON(timeout time.Duration, v any, args ...string) (stderr string) {
+	p.t.Helper()
+	args = append(args, "-o", "json")
+	stdout, stderr, code := p.run(timeout, args...)
+	if code != 0 {
+		p.t.Fatalf("ergomake %s exited %d\n%s", strings.Join(args, " "), code, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), v); err != nil {
+		p.t.Fatalf("ergomake %s: %v\n%s", strings.Join(args, " "), err, stdout)
+	}
+	return stderr
 }
 
 // answering checks that each localhost port answers as the test app of the service it maps to.
