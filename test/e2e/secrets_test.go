@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -44,13 +45,7 @@ services:
 `)
 	write := func(name, content string, mode os.FileMode) {
 		t.Helper()
-		path := filepath.Join(p.dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
+		tree.File(t, filepath.Join(p.dir, name), content, mode)
 	}
 	write("app.env", "FROM_FILE="+fromFile+"\nOVERRIDE=from-env-file\n", 0o644)
 	write("conf/app.conf", "public=1\n", 0o644)
