@@ -33,7 +33,7 @@ type fixture struct {
 	audit   *syncbuf.Buffer
 	srv     *httptest.Server
 	ca      *CA
-	kube    kubernetes.Interface
+	kube    *fake.Clientset // newFixture's: the fake the handler acts on
 }
 
 func envObject(ns, name string, phase v1alpha1.Phase) *unstructured.Unstructured {
@@ -51,20 +51,21 @@ func newFixture(t *testing.T, opts HandlerOptions, tweak ...func(*http.Server)) 
 	cs := fake.NewClientset()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: "ErgomakeEnvList"})
-	return serveFixture(t, cs, &Tenancy{Kube: cs, Dynamic: dyn, Namespace: "ergomake-system"}, opts, tweak...)
+	f := serveFixture(t, cs, &Tenancy{Kube: cs, Dynamic: dyn, Namespace: "ergomake-system"}, opts, tweak...)
+	f.kube = cs
+	return f
 }
 
 // serveFixture serves the handler of opts over TLS with a generated CA, with the server's own
 // timeouts (as Run does, but for what tweak changes). The handler authenticates and acts with the
-// clients of server (its Auth a token store in server's namespace); the fixture's store and kube,
-// for what the test itself does (tokens, checks), use kube; its tenancy is server.
+// clients of server (its Auth a token store in server's namespace); the fixture's store, for the
+// test's own tokens, uses kube; its tenancy is server.
 func serveFixture(t *testing.T, kube kubernetes.Interface, server *Tenancy, opts HandlerOptions, tweak ...func(*http.Server)) *fixture {
 	t.Helper()
 	f := &fixture{
 		store:   &TokenStore{Client: kube, Namespace: server.Namespace},
 		tenancy: server,
 		audit:   &syncbuf.Buffer{},
-		kube:    kube,
 	}
 	opts.Auth, opts.Tenancy, opts.Audit = f.store, f.tenancy, slog.New(slog.NewTextHandler(f.audit, nil))
 	if server.Kube != kube {
