@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -24,15 +23,7 @@ import (
 func applyRequest(t *testing.T, files map[string]string, session string) ApplyRequest {
 	t.Helper()
 	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tree.Write(t, dir, files)
 	p, err := compose.Load(context.Background(), compose.Options{WorkingDir: dir, Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)

@@ -241,17 +241,9 @@ func (b *serverBackend) waitUntil(ctx context.Context, namespace, name string, o
 	var result error
 	err := b.follow(wctx, func(env *v1alpha1.ErgomakeEnv) bool {
 		last = env
-		if opts.OnUpdate != nil {
-			opts.OnUpdate(env)
-		}
-		switch wait.Evaluate(env) {
-		case wait.Ready:
-			return true
-		case wait.Degraded:
-			result = &wait.DegradedError{Env: env, Service: wait.Failing(env)}
-			return true
-		}
-		return false
+		var over bool
+		over, result = wait.Step(opts, env)
+		return over
 	})
 	switch {
 	case ctx.Err() != nil:
