@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
-	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/internal/testutil/tree"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -186,10 +185,7 @@ RUN echo "$VERSION" > /version
 	p.forwarding(func(*upProc) {
 		answering(t, map[int]string{webPort: "web", apiPort: "api-7", jobsPort: "inline", cachePort: "cache"})
 		for from, to := range map[int]string{webPort: "http://api:9000/", apiPort: "http://jobs:7000/", jobsPort: "http://cache:6379/", cachePort: "http://web:8080/"} {
-			r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/fetch?url=%s", from, to))
-			if r.Status != 200 {
-				t.Errorf("localhost:%d fetching %s: %+v", from, to, r)
-			}
+			fetchInCluster(t, fmt.Sprintf("http://localhost:%d", from), to)
 		}
 		out, errOut, code := p.execRun(nil, time.Minute, "exec", "web", "ls", "-a", "/srv/web")
 		if code != 0 || !strings.Contains(out, "index.html") || strings.Contains(out, "node_modules") || strings.Contains(out, "big.bin") {

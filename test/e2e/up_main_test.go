@@ -257,6 +257,22 @@ func answering(t *testing.T, services map[int]string) {
 	}
 }
 
+// fetchInCluster has the test app answering at base (a forwarded localhost address) fetch u from
+// inside the cluster, until it gets an answer: a new Service's DNS name and kube-proxy rules can
+// lag its ready endpoints by a moment on a busy node, as cluster_test.go's peers find too.
+func fetchInCluster(t *testing.T, base, u string) testapp.Reply {
+	t.Helper()
+	var r testapp.Reply
+	cluster.Eventually(t, 30*time.Second, 500*time.Millisecond, base+" fetching "+u, func(ctx context.Context) (bool, string, error) {
+		var err error
+		if r, err = testapp.Get(ctx, base+"/fetch?url="+u); err != nil {
+			return false, err.Error(), nil
+		}
+		return r.Status == 200, fmt.Sprintf("%+v", r), nil
+	})
+	return r
+}
+
 // run runs `ergomake args...` to its end and returns its output and exit code.
 func (p *upProject) run(timeout time.Duration, args ...string) (stdout, stderr string, code int) {
 	p.t.Helper()

@@ -81,8 +81,8 @@ func TestUpSeedProject(t *testing.T) {
 
 	t.Run("both ports answer, kibana reaches elasticsearch by name", func(t *testing.T) {
 		checkBoth(t)
-		r := testapp.MustGet(t, kb+"/fetch?url=http://elasticsearch:9200/")
-		if r.Status != 200 || !strings.Contains(r.Body, `"service":"elasticsearch"`) {
+		r := fetchInCluster(t, kb, "http://elasticsearch:9200/")
+		if !strings.Contains(r.Body, `"service":"elasticsearch"`) {
 			t.Errorf("kibana's fetch of http://elasticsearch:9200/ = %+v", r)
 		}
 		// Both loopback addresses are bound.
