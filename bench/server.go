@@ -146,6 +146,7 @@ func (b *bench) serverPath(ctx context.Context, res *results) error {
 			return fmt.Errorf("%s path: %w", serverPathNames[p], err)
 		}
 	}
+	retried := map[int]int{} // transfers tried again after an error, by path
 	for r := range c.runs {
 		var ord [nServerPaths]int
 		for i := range ord {
@@ -161,12 +162,28 @@ func (b *bench) serverPath(ctx context.Context, res *results) error {
 				if err := ensureKube(); err != nil {
 					return err
 				}
-				start := time.Now()
+				var start time.Time
 				var err error
-				if dir == "download" {
-					err = download(ctx, s.addr(p, httpPort), c.size, nil, nil)
-				} else {
-					err = upload(ctx, s.addr(p, httpPort), c.size)
+				// A transfer that fails is tried once more (the cluster's relay, under load,
+				// sometimes drops a port-forward: containerd's "failed to execute portforward");
+				// the retries are counted in a note, a second failure ends the group.
+				for try := 0; try < 2; try++ {
+					if try > 0 {
+						retried[p]++
+						b.logf("  %s %s failed (%v): trying once more", serverPathNames[p], dir, err)
+						if err := ensureKube(); err != nil {
+							return err
+						}
+					}
+					start = time.Now()
+					if dir == "download" {
+						err = download(ctx, s.addr(p, httpPort), c.size, nil, nil)
+					} else {
+						err = upload(ctx, s.addr(p, httpPort), c.size)
+					}
+					if err == nil || ctx.Err() != nil {
+						break
+					}
 				}
 				if err != nil {
 					return fmt.Errorf("%s path %s: %w", serverPathNames[p], dir, err)
@@ -193,6 +210,9 @@ func (b *bench) serverPath(ctx context.Context, res *results) error {
 			conn50.add(p, percentile(lat, 50))
 			conn99.add(p, percentile(lat, 99))
 		}
+	}
+	if n := retriedNote(retried); n != "" {
+		res.notef("server group retries: %s", n)
 	}
 	res.notef("server (installed, NodePort): `ergomake server` as `ergomake install --server --server-expose nodeport` installs it (2 replicas, the default limits: a dial budget of 200/s per token, burst 400), from this tree's operator image (%s), in a namespace of its own; reached from the host at the NodePort on the node's address, through kube-proxy, over TLS with the CA fingerprint pinned by `ergomake login` (the user's token from `ergomake server token create`); the local side is forward.NewRouted with the logged-in client, each connection one `GET /v1/envs/{name}/dial` upgrade on a new TLS connection resuming the session, and the server pod dials the pod's IP", serverImage)
 	res.notef("server path (in-process): the same server's handler (internal/server) run in the benchmark's process on the host, over TLS on loopback with its CA pinned, with the same limits and the same token; the host reaches the pod's IP on the cluster bridge as a server pod reaches it inside the cluster (no NodePort hop, no pod CPU limit, but the server's CPU is the benchmark's). The API-server path is ergomake's forwarder through pods/portforward (forward.New) to the same pod; all three are measured in the same runs (each row's ergomake column), kubectl and direct are shared by the three rows")
@@ -409,4 +429,18 @@ func waitReadyPod(ctx context.Context, b *bench, ns string, sel map[string]strin
 		}
 	}
 	return nil, errors.New("no ready pod of the server path's environment after 3m")
+}
+
+// retriedNote says which paths had transfers tried again after an error ("" when none).
+func retriedNote(retried map[int]int) string {
+	var parts []string
+	for p := range nServerPaths {
+		if n := retried[p]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", serverPathNames[p], n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "transfers that failed and were tried once more (the second try's rate counts): " + strings.Join(parts, ", ")
 }

@@ -53,3 +53,14 @@ services:
 		t.Error("imageCompose without api's image: no error")
 	}
 }
+
+func TestRetriedNote(t *testing.T) {
+	if got := retriedNote(map[int]int{}); got != "" {
+		t.Errorf("no retries: %q", got)
+	}
+	got := retriedNote(map[int]int{sAPI: 1, sInstalled: 2})
+	want := "transfers that failed and were tried once more (the second try's rate counts): installed server 2, API server 1"
+	if got != want {
+		t.Errorf("retriedNote = %q, want %q", got, want)
+	}
+}

@@ -51,6 +51,9 @@ func TestServerObjects(t *testing.T) {
 	if typ, _, _ := unstructured.NestedString(find(t, objs, "Service", server.ServiceName).Object, "spec", "type"); typ != "NodePort" {
 		t.Errorf("Service type %q", typ)
 	}
+	if aff, _, _ := unstructured.NestedString(find(t, objs, "Service", server.ServiceName).Object, "spec", "sessionAffinity"); aff != "ClientIP" {
+		t.Errorf("Service sessionAffinity %q, want ClientIP (a client's TLS sessions resume on one replica)", aff)
+	}
 	d := find(t, objs, "Deployment", server.ServiceName)
 	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
 	c := containers[0].(map[string]any)
