@@ -52,6 +52,7 @@ const serverImage = "ergomake.test/ergomake-server:bench"
 // operator runs, and the forwards to its pod.
 type serverEnv struct {
 	ns        string
+	sel       map[string]string // the pod's labels
 	pod       *corev1.Pod
 	installed map[int]string // local addresses of the routed forwarder through the installed server
 	routed    map[int]string // through the in-process server
@@ -171,8 +172,15 @@ func (b *bench) serverPath(ctx context.Context, res *results) error {
 					if try > 0 {
 						retried[p]++
 						b.logf("  %s %s failed (%v): trying once more", serverPathNames[p], dir, err)
+						// the pod may have been replaced meanwhile (an operator upgrade rolls it)
+						if s.pod, err = waitReadyPod(ctx, b, s.ns, s.sel); err != nil {
+							return err
+						}
 						if err := ensureKube(); err != nil {
 							return err
+						}
+						if err := waitHTTP(ctx, s.addr(p, httpPort), 60*time.Second); err != nil {
+							return fmt.Errorf("%s path: %w", serverPathNames[p], err)
 						}
 					}
 					start = time.Now()
@@ -274,7 +282,7 @@ func (b *bench) setupServer(ctx context.Context, s *serverEnv) error {
 		return fmt.Errorf("applying the server path's environment: %w", err)
 	}
 	sel := render.SelectorLabels(env, "app")
-	s.ns = ns
+	s.ns, s.sel = ns, sel
 	if s.pod, err = waitReadyPod(ctx, b, ns, sel); err != nil {
 		return err
 	}
