@@ -6,10 +6,15 @@
 #   hack/cluster/image.sh [options] NAME:TAG [PACKAGE]
 #     -C DIR            build PACKAGE in the Go module at DIR (default: the repository root)
 #     --entrypoint P    image entrypoint (default /<last element of PACKAGE>; required without PACKAGE)
+#     --entrypoint-arg A  a further element of the entrypoint (repeatable)
 #     --file HOST=/PATH also put the host file HOST at /PATH (repeatable; e.g. prebuilt binaries)
 #     --cmd ARG         default command element (repeatable)
 #     --env K=V         environment variable (repeatable)
 #     --port P/proto    exposed port (repeatable)
+#     --user UID:GID    user the image runs as (default root)
+#     --dir /PATH       an empty directory (repeatable)
+#     --mode /PATH=OCT  mode of a file or directory, e.g. /usr/bin/newuidmap=4755 (setuid root; repeatable)
+#     --owner /PATH=U:G owner of a file or directory (default root; repeatable)
 #     --no-shell        leave out busybox (/bin/sh, wget, nslookup, ...)
 #     --no-import       only build the tarball
 #
@@ -25,13 +30,18 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	-C) dir=$2; shift 2 ;;
 	--entrypoint) entry=$2; shift 2 ;;
+	--entrypoint-arg) extra+=(-entrypoint "$2"); shift 2 ;;
 	--cmd) extra+=(-cmd "$2"); shift 2 ;;
 	--env) extra+=(-env "$2"); shift 2 ;;
 	--port) extra+=(-port "$2"); shift 2 ;;
+	--user) extra+=(-user "$2"); shift 2 ;;
+	--dir) extra+=(-dir "$2"); shift 2 ;;
+	--mode) extra+=(-mode "$2"); shift 2 ;;
+	--owner) extra+=(-owner "$2"); shift 2 ;;
 	--file) files+=("$2"); shift 2 ;;
 	--no-shell) shell=0; shift ;;
 	--no-import) import=0; shift ;;
-	-h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,23p' "$0"; exit 0 ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) break ;;
 	esac

@@ -39,7 +39,11 @@ const (
 	BuilderPrivileged BuilderMode = "privileged"
 	// BuilderRootless runs BuildKit's rootless image as user 1000, with seccomp and AppArmor
 	// unconfined and no process sandbox (BuildKit's documented set-up for Kubernetes), for
-	// clusters that refuse privileged pods.
+	// clusters that refuse privileged pods. The image's entrypoint is `rootlesskit buildkitd`:
+	// RootlessKit maps the user's subordinate ids with the setuid-root newuidmap/newgidmap, so
+	// privilege escalation must be allowed (allowPrivilegeEscalation: true), and the default
+	// seccomp profile would refuse it the user namespace. The local cluster builds such
+	// an image from source (hack/cluster/README.md, test/e2e/rootless).
 	BuilderRootless BuilderMode = "rootless"
 	// BuilderNone installs no builder: services with build: cannot be built in the cluster.
 	BuilderNone BuilderMode = "none"
@@ -140,10 +144,13 @@ func setBuilderDeployment(u *unstructured.Unstructured, opts Options) error {
 		if rootless {
 			args = append(args, "--oci-worker-no-process-sandbox")
 			c["securityContext"] = map[string]any{
-				"runAsUser":       int64(rootlessUID),
-				"runAsGroup":      int64(rootlessUID),
-				"seccompProfile":  map[string]any{"type": "Unconfined"},
-				"appArmorProfile": map[string]any{"type": "Unconfined"},
+				"runAsUser":  int64(rootlessUID),
+				"runAsGroup": int64(rootlessUID),
+				// RootlessKit's newuidmap/newgidmap are setuid root: said outright, so that a policy
+				// defaulting it to false refuses the pod instead of crash-looping it
+				"allowPrivilegeEscalation": true,
+				"seccompProfile":           map[string]any{"type": "Unconfined"},
+				"appArmorProfile":          map[string]any{"type": "Unconfined"},
 			}
 		}
 		c["args"] = args

@@ -101,7 +101,7 @@ func TestBuilderObjectsRootless(t *testing.T) {
 		t.Errorf("args %v", args)
 	}
 	sc := c["securityContext"].(map[string]any)
-	want := map[string]any{"runAsUser": int64(1000), "runAsGroup": int64(1000),
+	want := map[string]any{"runAsUser": int64(1000), "runAsGroup": int64(1000), "allowPrivilegeEscalation": true,
 		"seccompProfile": map[string]any{"type": "Unconfined"}, "appArmorProfile": map[string]any{"type": "Unconfined"}}
 	if !reflect.DeepEqual(sc, want) {
 		t.Errorf("securityContext %v", sc)

@@ -251,7 +251,7 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 		msg := cs.State.Waiting.Message
 		switch {
 		case transientCreateError(msg):
-			reason, msg = ReasonContainerCreating, "container "+cs.Name+" is being created: the node is still loading its Secrets and ConfigMaps"
+			reason, msg = ReasonContainerCreating, "container "+cs.Name+" is being created: "+transientCreateWhy(msg)
 		case msg == "":
 			msg = "container " + cs.Name + " is being created"
 		}
@@ -357,11 +357,24 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, init bool, evs
 	return podAssessment{}, false
 }
 
-// transientCreateError tells a container-creation error the kubelet gets over by itself: its
-// caches of the pod's Secrets and ConfigMaps not yet in sync when it first tries ("failed to sync
-// secret cache: timed out waiting for the condition"), seen on a busy node.
+// transientCreateError tells a container-creation error the kubelet gets over by itself, seen on
+// a busy node: its caches of the pod's Secrets and ConfigMaps not yet in sync when it first tries
+// ("failed to sync secret cache: timed out waiting for the condition"), the container runtime
+// slower than the kubelet's deadline ("context deadline exceeded"), and the name of the container
+// it is still creating from that timed-out try ("failed to reserve container name").
 func transientCreateError(msg string) bool {
-	return strings.Contains(msg, "failed to sync ") && strings.Contains(msg, " cache")
+	return (strings.Contains(msg, "failed to sync ") && strings.Contains(msg, " cache")) ||
+		strings.Contains(msg, "context deadline exceeded") ||
+		strings.Contains(msg, "failed to reserve container name")
+}
+
+// transientCreateWhy says in the user's words what the node is still doing (msg: a
+// transientCreateError).
+func transientCreateWhy(msg string) string {
+	if strings.Contains(msg, " cache") && strings.Contains(msg, "failed to sync ") {
+		return "the node is still loading its Secrets and ConfigMaps"
+	}
+	return "the node's container runtime is slow to respond, retrying"
 }
 
 // crashInfo is what a container's status tells of its exits since the pod started.

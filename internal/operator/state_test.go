@@ -163,6 +163,18 @@ func TestAssessPod(t *testing.T) {
 			wantMsg: []string{"container app is being created: the node is still loading its Secrets and ConfigMaps"},
 		},
 		{
+			name: "the container runtime slower than the kubelet's deadline: it retries",
+			pod:  pod("p", waiting("CreateContainerError", `failed to reserve container name "app_p_default_0": name "app_p_default_0" is reserved for "4a1c"`)),
+			want: v1alpha1.StateStarting, wantReason: ReasonContainerCreating,
+			wantMsg: []string{"container app is being created: the node's container runtime is slow to respond, retrying"},
+		},
+		{
+			name: "a container that cannot be created",
+			pod:  pod("p", waiting("CreateContainerError", `Error: failed to create containerd container: mount /data: not a directory`)),
+			want: v1alpha1.StateFailed, wantReason: "CreateContainerError", wantFailed: true,
+			wantMsg: []string{"container app cannot start: Error: failed to create containerd container: mount /data: not a directory"},
+		},
+		{
 			name:   "running, probe failing",
 			pod:    pod("p", running(false)),
 			events: []corev1.Event{event("p", "Unhealthy", "Readiness probe failed: pg_isready: no response\n", 10*time.Second)},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
+	"github.com/ergomake/ergomake/internal/kube"
 )
 
 // BuilderInfo is GET /v1/builder's answer: where the images a user builds through the server
@@ -16,6 +17,9 @@ type BuilderInfo struct {
 	RegistryPush string `json:"registryPush"`
 	RegistryPull string `json:"registryPull,omitempty"`
 	Insecure     bool   `json:"insecure,omitempty"`
+	// Platforms are the nodes' platforms (os/arch), which images are built for; none when the
+	// server cannot list the nodes (the builder's own platform then).
+	Platforms []string `json:"platforms,omitempty"`
 }
 
 // builderInfo answers GET /v1/builder from the cluster's settings (ergomake install): 404 when the
@@ -32,7 +36,8 @@ func (h *Handler) builderInfo(c *call) (any, error) {
 	case s.RegistryPush == "":
 		return nil, errorf(http.StatusNotFound, "this cluster has no registry for built images: ask your admin to run `ergomake install`")
 	}
-	return BuilderInfo{RegistryPush: s.RegistryPush, RegistryPull: s.RegistryPull, Insecure: true}, nil
+	return BuilderInfo{RegistryPush: s.RegistryPush, RegistryPull: s.RegistryPull, Insecure: true,
+		Platforms: kube.NodePlatforms(c.r.Context(), h.tenancy.Kube)}, nil
 }
 
 // Builder asks the server where built images go (GET /v1/builder).

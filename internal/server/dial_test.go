@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/testutil/echo"
@@ -353,4 +355,35 @@ func TestDialUsesSpareConnections(t *testing.T) {
 	}
 	roundTrip(t, next, 10)
 	_ = next.Close()
+}
+
+// GET /v1/builder says where built images go and the nodes' platforms, which the CLI builds for;
+// 404 saying to ask the admin when the cluster has no builder.
+func TestBuilderInfo(t *testing.T) {
+	f := newFixture(t, HandlerOptions{})
+	c := f.client(t, f.token(t, "alice"))
+	if _, err := c.Builder(context.Background()); apiStatus(err) != http.StatusNotFound || !strings.Contains(err.Error(), "ergomake install") {
+		t.Errorf("Builder without an install = %v, want 404 naming ergomake install", err)
+	}
+
+	settings := clustersettings.Settings{Namespace: "ergomake-system", RegistryPush: "ergomake-registry.ergomake-system.svc:5000",
+		RegistryPull: "127.0.0.1:5100", BuilderSelector: "app.kubernetes.io/name=ergomake-builder", BuilderPort: 1234}
+	node := func(name, arch string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: arch}}}
+	}
+	for _, o := range []runtime.Object{settings.ConfigMap(), node("a", "arm64"), node("b", "amd64"), node("c", "arm64")} {
+		if err := f.kube.Tracker().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := c.Builder(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := BuilderInfo{RegistryPush: settings.RegistryPush, RegistryPull: settings.RegistryPull, Insecure: true,
+		Platforms: []string{"linux/amd64", "linux/arm64"}}
+	if !reflect.DeepEqual(info, want) {
+		t.Errorf("Builder = %+v, want %+v", info, want)
+	}
 }

@@ -343,5 +343,5 @@ func BuildThroughServer(ctx context.Context, c *server.Client, rep Reporter, opt
 		conn, err := c.DialBuilder(ctx)
 		return conn, (&serverBackend{c: c}).explain(err)
 	}
-	return buildWith(ctx, rep, opts, services, reg, nil, dial, "")
+	return buildWith(ctx, rep, opts, services, reg, info.Platforms, dial, "")
 }

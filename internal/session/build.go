@@ -155,7 +155,7 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	dial := func(ctx context.Context) (net.Conn, error) {
 		return dialer.Dial(ctx, settings.BuilderSelector, int32(settings.BuilderPort))
 	}
-	return buildWith(ctx, rep, opts, services, reg, nodePlatforms(ctx, client.Kube), dial, settings.Namespace)
+	return buildWith(ctx, rep, opts, services, reg, kube.NodePlatforms(ctx, client.Kube), dial, settings.Namespace)
 }
 
 // buildWith plans the builds of services for reg and the platforms, and runs them on the builder
@@ -208,29 +208,6 @@ func buildWith(ctx context.Context, rep Reporter, opts BuildOptions, services []
 	}
 	built.Results = results
 	return built, nil
-}
-
-// nodePlatforms are the platforms (os/arch) of the cluster's nodes, which built images are
-// built for; nil when the nodes cannot be listed (the builder's own platform then).
-func nodePlatforms(ctx context.Context, cs kubernetes.Interface) []string {
-	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range nodes.Items {
-		goos, arch := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable]
-		if goos == "" || arch == "" {
-			goos, arch = n.Status.NodeInfo.OperatingSystem, n.Status.NodeInfo.Architecture
-		}
-		if p := goos + "/" + arch; goos != "" && arch != "" && !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // build is Up's build step: after connect, before anything is applied. A failed build applies

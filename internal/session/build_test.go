@@ -214,26 +214,6 @@ func TestBuildDisplayThroughLogf(t *testing.T) {
 	}
 }
 
-func TestNodePlatforms(t *testing.T) {
-	node := func(name string, labels map[string]string, os, arch string) *corev1.Node {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
-		n.Status.NodeInfo.OperatingSystem, n.Status.NodeInfo.Architecture = os, arch
-		return n
-	}
-	cs := fake.NewClientset(
-		node("a", map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}, "linux", "amd64"),
-		node("b", nil, "linux", "arm64"),
-		node("c", map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}, "", ""),
-		node("d", nil, "", ""),
-	)
-	if got := nodePlatforms(context.Background(), cs); strings.Join(got, ",") != "linux/amd64,linux/arm64" {
-		t.Errorf("platforms %v", got)
-	}
-	if got := nodePlatforms(context.Background(), fake.NewClientset()); got != nil {
-		t.Errorf("no nodes: %v", got)
-	}
-}
-
 // TestBuildNoBuilder: on a cluster without ergomake's settings, or whose settings name no builder
 // (installed before builds existed), a build is one error saying to run `ergomake install`, and
 // nothing is asked of the cluster beyond reading the settings.
