@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path"
@@ -20,7 +21,8 @@ import (
 	"github.com/ergomake/ergomake/internal/iostreams"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
-	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
+	"github.com/ergomake/ergomake/internal/server"
+	"github.com/ergomake/ergomake/internal/workload"
 )
 
 // ExecOptions are the options of `ergomake exec`.
@@ -123,6 +125,7 @@ image with /bin/sh. -u/--user cannot be honoured and is refused.`,
 	_ = fs.MarkHidden("tty")
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	complete := completeServices(f, &opts.Project)
 	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) > 0 {
@@ -139,48 +142,70 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func execRun(opts *ExecOptions) error {
 	ctx := opts.Context
 	argv := remoteCommand(opts.Command, resolveEnv(opts.Env, opts.Factory.Environ()), opts.Workdir)
-	if err := clusterOnly(opts.Factory, opts.Cluster, "exec"); err != nil {
-		return err
-	}
-	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, nil)
+	target, err := openEnvVia(ctx, opts.Factory, opts.Project, opts.Cluster, nil, true)
 	if err != nil {
 		return err
 	}
-	client, env := target.client, target.env
-	if _, err := serviceSpec(env, opts.Service); err != nil {
+	env := target.env
+	if _, err := workload.ServiceSpec(env, opts.Service); err != nil {
 		return err
 	}
-	pods, err := client.ServicePods(ctx, env.Namespace, env.Name, render.LabelValue(opts.Service))
-	if err != nil {
-		return err
-	}
-	pod, err := pickReplica(env, opts.Service, pods, opts.Index)
-	if err != nil {
-		return err
+	var pod *corev1.Pod
+	if target.client != nil {
+		pods, err := target.client.ServicePods(ctx, env.Namespace, env.Name, render.LabelValue(opts.Service))
+		if err != nil {
+			return err
+		}
+		if pod, err = workload.PickReplica(env, opts.Service, pods, opts.Index); err != nil {
+			return err
+		}
 	}
 
 	ios := opts.IO
 	tty := !opts.NoTTY && ios.IsStdinTTY() && ios.IsStdoutTTY()
-	eo := kube.ExecOptions{Pod: pod, Container: kube.MainContainer(pod), Command: argv,
-		Stdout: ios.Out, Stderr: ios.ErrOut, TTY: tty}
+	var stdin io.Reader
 	if !opts.NoStdin {
-		eo.Stdin = ios.In
+		stdin = ios.In
 	}
+	var sizes *terminalSizes
 	if tty {
 		restore, err := rawTerminal(ios.In)
 		if err != nil {
 			return err
 		}
 		defer restore()
-		sizes := newTerminalSizes(ios.Out)
+		sizes = newTerminalSizes(ios.Out)
 		defer sizes.stop()
-		eo.Sizes = sizes
 	}
-	code, err := client.Exec(ctx, eo)
+	var code int
+	podName := ""
+	if target.srv != nil {
+		// Through the ergomake server: it picks the replica as above, and runs the command.
+		streams := server.ExecStreams{Stdin: stdin, Stdout: ios.Out, Stderr: ios.ErrOut}
+		if sizes != nil {
+			streams.Sizes = sizes
+		}
+		var res server.ExecResult
+		res, err = target.srv.Exec(ctx, env.Spec.Project, server.ExecRequest{Service: opts.Service, Index: opts.Index,
+			Command: argv, Stdin: stdin != nil, TTY: tty}, streams)
+		code, podName = res.Code, res.Pod
+		if server.IsStatus(err, http.StatusNotFound) {
+			return &notFoundError{msg: fmt.Sprintf("you have no environment of project %q on the ergomake server %s", env.Spec.Project, target.srv.Host())}
+		}
+		err = serverError(target.srv, err)
+	} else {
+		eo := kube.ExecOptions{Pod: pod, Container: kube.MainContainer(pod), Command: argv,
+			Stdin: stdin, Stdout: ios.Out, Stderr: ios.ErrOut, TTY: tty}
+		if sizes != nil {
+			eo.Sizes = sizes
+		}
+		podName = pod.Name
+		code, err = target.client.Exec(ctx, eo)
+	}
 	var notStarted *kube.ExecStartError
 	if errors.As(err, &notStarted) {
 		// As docker: 126, the command could not be invoked.
-		msg := fmt.Sprintf("cannot run %s in service %s (pod %s): %s", opts.Command[0], opts.Service, pod.Name, notStarted.Reason)
+		msg := fmt.Sprintf("cannot run %s in service %s (pod %s): %s", opts.Command[0], opts.Service, podName, notStarted.Reason)
 		if len(argv) != len(opts.Command) {
 			msg += " (with -e or -w the command is started through /bin/sh, which the image must have)"
 		}
@@ -236,105 +261,6 @@ func resolveEnv(vars, environ []string) []string {
 		}
 	}
 	return out
-}
-
-// serviceSpec finds a service of the environment by its compose name; the error names the ones
-// there are.
-func serviceSpec(env *v1alpha1.ErgomakeEnv, name string) (*v1alpha1.ServiceSpec, error) {
-	var names []string
-	for i := range env.Spec.Services {
-		if env.Spec.Services[i].Name == name {
-			return &env.Spec.Services[i], nil
-		}
-		names = append(names, env.Spec.Services[i].Name)
-	}
-	return nil, fmt.Errorf("no such service: %s (the services of project %s: %s)", name, env.Spec.Project, strings.Join(names, ", "))
-}
-
-// pickReplica chooses the pod a command runs in among the service's pods (oldest first): the
-// index-th replica (1-based) when index > 0, else the first running one. Pods that are going
-// away or finished are not replicas. The errors say why no pod fits: the service's state as the
-// operator sees it, or the replica's own.
-func pickReplica(env *v1alpha1.ErgomakeEnv, service string, pods []corev1.Pod, index int) (*corev1.Pod, error) {
-	var replicas []*corev1.Pod
-	for i := range pods {
-		p := &pods[i]
-		if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
-			replicas = append(replicas, p)
-		}
-	}
-	if index > 0 {
-		if index > len(replicas) {
-			if len(replicas) == 0 {
-				return nil, notRunning(env, service)
-			}
-			word := "replicas"
-			if len(replicas) == 1 {
-				word = "replica"
-			}
-			return nil, fmt.Errorf("service %s has %d %s: --index must be between 1 and %d", service, len(replicas), word, len(replicas))
-		}
-		p := replicas[index-1]
-		if why := podNotRunning(p); why != "" {
-			return nil, fmt.Errorf("replica %d of service %s (pod %s) is not running: %s", index, service, p.Name, why)
-		}
-		return p, nil
-	}
-	for _, p := range replicas {
-		if podNotRunning(p) == "" {
-			return p, nil
-		}
-	}
-	return nil, notRunning(env, service)
-}
-
-// podNotRunning says why the pod's main container is not running ("" when it is).
-func podNotRunning(p *corev1.Pod) string {
-	main := kube.MainContainer(p)
-	for _, st := range p.Status.ContainerStatuses {
-		if st.Name != main {
-			continue
-		}
-		switch {
-		case st.State.Running != nil:
-			return ""
-		case st.State.Waiting != nil && st.State.Waiting.Reason != "":
-			return st.State.Waiting.Reason
-		case st.State.Terminated != nil:
-			return fmt.Sprintf("exited with code %d", st.State.Terminated.ExitCode)
-		}
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason != "" {
-			return c.Reason + ": " + c.Message // Unschedulable: 0/1 nodes are available: ...
-		}
-	}
-	return strings.ToLower(string(p.Status.Phase))
-}
-
-// notRunning is the error for a service without a running container, with its state as the
-// operator reports it (ps shows the same).
-func notRunning(env *v1alpha1.ErgomakeEnv, service string) error {
-	return fmt.Errorf("service %s is not running%s: see `ergomake ps` and `ergomake logs %s`", service, serviceState(env, service), service)
-}
-
-// serviceState is " (state, reason, waiting for ...)" from the environment's status, "" when
-// the status does not have the service yet.
-func serviceState(env *v1alpha1.ErgomakeEnv, service string) string {
-	for _, s := range env.Status.Services {
-		if s.Name != service {
-			continue
-		}
-		parts := []string{string(s.State)}
-		if s.Reason != "" {
-			parts = append(parts, s.Reason)
-		}
-		if len(s.WaitingFor) > 0 {
-			parts = append(parts, "waiting for "+strings.Join(s.WaitingFor, ", "))
-		}
-		return " (" + strings.Join(parts, ", ") + ")"
-	}
-	return ""
 }
 
 // rawTerminal puts the terminal of in into raw mode, so that every key reaches the remote

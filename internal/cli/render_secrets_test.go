@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 )
 
 // TestRenderHidesSecretValues: no value of environment, env_file, a compose secret or a private
@@ -16,13 +18,7 @@ func TestRenderHidesSecretValues(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) {
 		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
+		tree.File(t, filepath.Join(dir, name), content, mode)
 	}
 	values := []string{"inline-value-7f3a", "from-env-file-91c2", "compose-secret-55d0", "private-file-c0ffee", "dot-env-file-ab12", "pem-body-e4e4"}
 	write("compose.yaml", `services:

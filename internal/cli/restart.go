@@ -2,19 +2,17 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ergomake/ergomake/internal/iostreams"
-	"github.com/ergomake/ergomake/internal/kube"
-	"github.com/ergomake/ergomake/internal/render"
+	"github.com/ergomake/ergomake/internal/server"
 	"github.com/ergomake/ergomake/internal/ui"
+	"github.com/ergomake/ergomake/internal/workload"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -64,183 +62,66 @@ cannot be restarted.`,
 	cmd.Flags().DurationVar(&opts.WaitTimeout, "wait-timeout", 5*time.Minute, "how long to wait until the services are ready again")
 	addProjectFlags(cmd, &opts.Project)
 	addClusterFlags(cmd, &opts.Cluster)
+	addServerFlag(cmd, &opts.Cluster)
 	cmd.ValidArgsFunction = completeServices(f, &opts.Project)
 	return cmd
 }
 
-// restartPoll is how often the rollouts are read while waiting.
-const restartPoll = 500 * time.Millisecond
-
 func restartRun(opts *RestartOptions) error {
 	ctx := opts.Context
-	if err := clusterOnly(opts.Factory, opts.Cluster, "restart"); err != nil {
-		return err
-	}
-	target, err := openEnv(ctx, opts.Factory, opts.Project, opts.Cluster, nil)
+	target, err := openEnvVia(ctx, opts.Factory, opts.Project, opts.Cluster, nil, true)
 	if err != nil {
 		return err
 	}
-	client, env := target.client, target.env
 	status := ui.NewStatus(opts.IO, ui.StatusOptions{Now: opts.Factory.Now})
 	defer status.Stop()
-
-	deployments, err := envDeployments(ctx, client, env)
-	if err != nil {
-		return err
+	progress := workload.Progress{
+		Started: func(services []string) { status.Start("Restarting " + strings.Join(services, ", ")) },
+		Ready:   func(service string, state v1alpha1.ServiceState) { status.Logf("%s: %s", service, state) },
+		Pending: func(restarted, total int) { status.Update(fmt.Sprintf("%d/%d restarted", restarted, total)) },
 	}
-	chosen, err := restartable(env, opts.Services, deployments, status)
-	if err != nil {
-		return err
+	skipped := func(skips []workload.Skip, services []string) {
+		for _, s := range skips {
+			status.Logf("%s: %s", s.Service, s.Why)
+		}
+		if len(services) == 0 {
+			status.Logf("No service to restart.")
+		}
 	}
-	if len(chosen) == 0 {
-		status.Logf("No service to restart.")
-		return nil
-	}
-
-	// Restart them all first, then wait: they restart together, as in docker compose.
-	generation := map[string]int64{}
-	now := opts.Factory.Now()
-	for _, name := range chosen {
-		d, err := client.RestartDeployment(ctx, deployments[name], now)
-		if err != nil {
+	if target.srv != nil {
+		err = serverRestart(ctx, target.srv, target.env.Spec.Project, opts, skipped, progress)
+	} else {
+		var plan *workload.Restart
+		if plan, err = workload.PlanRestart(ctx, target.client, target.env, opts.Services); err != nil {
 			return err
 		}
-		generation[name] = d.Generation
+		skipped(plan.Skipped, plan.Services)
+		err = plan.Run(ctx, opts.Factory.Now(), opts.WaitTimeout, progress)
 	}
+	status.End(err == nil) // only once started
+	return err
+}
 
-	status.Start("Restarting " + strings.Join(chosen, ", "))
-	wctx, cancel := context.WithTimeout(ctx, opts.WaitTimeout)
-	defer cancel()
-	pending := append([]string(nil), chosen...)
-	tick := time.NewTicker(restartPoll)
-	defer tick.Stop()
-	for {
-		// Read with ctx, not wctx: only the select below decides that time is up.
-		current, err := envDeployments(ctx, client, env)
-		if err != nil {
-			status.End(false)
-			return err
-		}
-		var still []string
-		for _, name := range pending {
-			d := current[name]
-			if d == nil {
-				status.End(false)
-				return fmt.Errorf("the deployment of service %s is gone: was the environment changed or removed meanwhile?", name)
+// serverRestart restarts through the ergomake server (POST /v1/envs/{name}/restart): the same
+// restart, run by the server, its progress streamed back.
+func serverRestart(ctx context.Context, c *server.Client, project string, opts *RestartOptions,
+	skipped func([]workload.Skip, []string), p workload.Progress) error {
+	err := c.Restart(ctx, project, server.RestartRequest{Services: opts.Services, Timeout: opts.WaitTimeout.String()},
+		func(ev server.RestartEvent) error {
+			switch ev.Kind {
+			case server.RestartPlan:
+				skipped(ev.Skipped, ev.Services)
+			case server.RestartStarted:
+				p.Started(ev.Services)
+			case server.RestartReady:
+				p.Ready(ev.Service, ev.State)
+			case server.RestartProgress:
+				p.Pending(ev.Restarted, ev.Total)
 			}
-			r := kube.RolloutOf(d, generation[name])
-			switch {
-			case r.Done:
-				// Ready as the Deployment counts it: its healthcheck passes, or, without one, it
-				// runs (a crash after that shows in `ergomake ps`).
-				state := v1alpha1.StateRunning
-				if spec, _ := serviceSpec(env, name); spec != nil && spec.Healthcheck != nil {
-					state = v1alpha1.StateHealthy
-				}
-				status.Logf("%s: %s", name, state)
-			case r.Stalled != "":
-				status.End(false)
-				return fmt.Errorf("service %s did not become ready again (%s): %s", name, r.Stalled, restartProblem(ctx, client, env, name))
-			default:
-				still = append(still, name)
-			}
-		}
-		pending = still
-		if len(pending) == 0 {
-			status.End(true)
 			return nil
-		}
-		status.Update(fmt.Sprintf("%d/%d restarted", len(chosen)-len(pending), len(chosen)))
-		select {
-		case <-tick.C:
-		case <-wctx.Done():
-			status.End(false)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var why []string
-			for _, name := range pending {
-				why = append(why, name+" ("+restartProblem(ctx, client, env, name)+")")
-			}
-			return fmt.Errorf("timed out after %s waiting for %s", opts.WaitTimeout, strings.Join(why, ", "))
-		}
+		})
+	if server.IsStatus(err, http.StatusNotFound) {
+		return &notFoundError{msg: fmt.Sprintf("you have no environment of project %q on the ergomake server %s", project, c.Host())}
 	}
-}
-
-// envDeployments are the Deployments of the environment's services, by compose service name.
-// Only the ones the environment controls count: nothing else is ever restarted.
-func envDeployments(ctx context.Context, client *kube.Client, env *v1alpha1.ErgomakeEnv) (map[string]*appsv1.Deployment, error) {
-	list, err := client.Deployments(ctx, env.Namespace, map[string]string{v1alpha1.LabelEnv: render.LabelValue(env.Name)})
-	if err != nil {
-		return nil, err
-	}
-	byLabel := map[string]*appsv1.Deployment{}
-	for i := range list {
-		if metav1.IsControlledBy(&list[i], env) {
-			byLabel[list[i].Labels[v1alpha1.LabelService]] = &list[i]
-		}
-	}
-	out := map[string]*appsv1.Deployment{}
-	for _, s := range env.Spec.Services {
-		if d := byLabel[render.LabelValue(s.Name)]; d != nil {
-			out[s.Name] = d
-		}
-	}
-	return out, nil
-}
-
-// errOneShot says a one-shot service cannot be restarted.
-var errOneShot = errors.New("is a one-shot service (it runs once to completion, as a Kubernetes Job): it cannot be restarted")
-
-// restartable chooses the services to restart: the named ones, each of which must be a
-// long-running service that has been started; or, when none is named, every started long-running
-// one (the others are mentioned on status, not restarted).
-func restartable(env *v1alpha1.ErgomakeEnv, names []string, deployments map[string]*appsv1.Deployment, status *ui.Status) ([]string, error) {
-	if len(names) == 0 {
-		var out []string
-		for _, s := range env.Spec.Services {
-			switch {
-			case s.Lifecycle == v1alpha1.OneShot:
-				status.Logf("%s: one-shot service, not restarted", s.Name)
-			case deployments[s.Name] == nil:
-				status.Logf("%s: not started yet, not restarted", s.Name)
-			default:
-				out = append(out, s.Name)
-			}
-		}
-		return out, nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, name := range names {
-		spec, err := serviceSpec(env, name)
-		if err != nil {
-			return nil, err
-		}
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		if spec.Lifecycle == v1alpha1.OneShot {
-			return nil, fmt.Errorf("service %s %w", name, errOneShot)
-		}
-		if deployments[name] == nil {
-			return nil, fmt.Errorf("service %s has not been started yet%s", name, serviceState(env, name))
-		}
-		out = append(out, name)
-	}
-	return out, nil
-}
-
-// restartProblem says what keeps a restarted service from being ready: its newest pod's state.
-func restartProblem(ctx context.Context, client *kube.Client, env *v1alpha1.ErgomakeEnv, service string) string {
-	pods, err := client.ServicePods(ctx, env.Namespace, env.Name, render.LabelValue(service))
-	if err != nil || len(pods) == 0 {
-		return "no pod"
-	}
-	p := &pods[len(pods)-1]
-	if why := podNotRunning(p); why != "" {
-		return "pod " + p.Name + ": " + why
-	}
-	return "pod " + p.Name + ": running, not ready (its healthcheck does not pass yet)"
+	return serverError(c, err)
 }

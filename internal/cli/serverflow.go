@@ -71,20 +71,6 @@ func serverClient(f *Factory, c ClusterOptions) (*server.Client, error) {
 	return f.ServerClient(creds)
 }
 
-// clusterOnly refuses, for a command that talks to the cluster itself (exec, restart), to run
-// when the others would go through the ergomake server: the environment lives in the user's
-// namespace there, which a kubeconfig may not reach.
-func clusterOnly(f *Factory, c ClusterOptions, verb string) error {
-	sc, err := serverClient(f, c)
-	if err != nil {
-		return err
-	}
-	if sc != nil {
-		return fmt.Errorf("ergomake %s is not available through the ergomake server (%s) yet: it needs access to the cluster itself (--kubeconfig or --context)", verb, sc.URL())
-	}
-	return nil
-}
-
 // serverError is what the command says of the server's answer: a refused token as one line
 // saying to log in again.
 func serverError(c *server.Client, err error) error {

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -173,24 +174,33 @@ func TestUnauthorizedSaysLogIn(t *testing.T) {
 	}
 }
 
-// TestExecRestartClusterOnly: exec and restart talk to the cluster itself; logged in (where the
-// other commands go through the server) they say so instead of looking in a namespace the
-// environment is not in; with --context they run as before.
-func TestExecRestartClusterOnly(t *testing.T) {
+// TestExecRestartThroughServer: logged in, exec and restart go through the ergomake server, as
+// the other commands do (here it has no such environment, and says so in the same words).
+func TestExecRestartThroughServer(t *testing.T) {
+	var paths []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		w.WriteHeader(404)
+		_, _ = w.Write([]byte(`{"error":"you have no environment \"shop\""}`))
+	}))
+	defer srv.Close()
 	f, _, _ := testFactory(t)
-	login(t, f, "https://srv.example.com:31443")
-	for _, verb := range []string{"exec", "restart"} {
-		err := clusterOnly(f, ClusterOptions{}, verb)
-		if err == nil || !strings.Contains(err.Error(), "ergomake "+verb+" is not available through the ergomake server (https://srv.example.com:31443)") || !strings.Contains(err.Error(), "--context") {
-			t.Errorf("%s logged in: %v", verb, err)
-		}
-		if err := clusterOnly(f, ClusterOptions{Context: "kind"}, verb); err != nil {
-			t.Errorf("%s --context: %v", verb, err)
-		}
+	f.ServerClient = func(c *server.Credentials) (*server.Client, error) {
+		c.CA = string(pemCert(srv.Certificate().Raw))
+		return server.NewClient(c)
 	}
-	root := NewCmdRoot(f)
-	root.SetArgs([]string{"exec", "-p", "shop", "web", "true"})
-	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "not available through the ergomake server") {
-		t.Errorf("ergomake exec logged in: %v", err)
+	login(t, f, srv.URL)
+	for _, argv := range [][]string{{"exec", "-p", "shop", "web", "true"}, {"restart", "-p", "shop", "web"}} {
+		paths = nil
+		root := NewCmdRoot(f)
+		root.SetArgs(argv)
+		err := root.Execute()
+		var nf *notFoundError
+		if !errors.As(err, &nf) || !strings.Contains(err.Error(), `you have no environment of project "shop" on the ergomake server`) {
+			t.Errorf("%s logged in: %v", argv[0], err)
+		}
+		if len(paths) != 1 || paths[0] != "GET /v1/envs/shop" {
+			t.Errorf("%s asked the server %q", argv[0], paths)
+		}
 	}
 }

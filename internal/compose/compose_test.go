@@ -10,24 +10,13 @@ import (
 	"testing"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 )
 
 func TestMain(m *testing.M) {
 	logrus.SetOutput(io.Discard) // compose-go's own warnings; TestWarningsCaptured checks them
 	os.Exit(m.Run())
-}
-
-func write(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func TestBadInput(t *testing.T) {
@@ -85,7 +74,7 @@ func TestBadInput(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			write(t, dir, c.files)
+			tree.Write(t, dir, c.files)
 			_, err := Load(context.Background(), Options{WorkingDir: dir, Environ: []string{}})
 			var ce *Error
 			if !errors.As(err, &ce) {
@@ -106,7 +95,7 @@ func TestBadInput(t *testing.T) {
 
 func TestDiscoveryAndEnv(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, map[string]string{
+	tree.Write(t, dir, map[string]string{
 		"docker-compose.yml":          "services:\n  web:\n    image: nginx:${TAG}\n    environment:\n      FROM_DOTENV: ${DOT}\n",
 		"docker-compose.override.yml": "services:\n  web:\n    environment:\n      OVERRIDDEN: \"yes\"\n",
 		".env":                        "TAG=1.25\nDOT=dotenv\n",
@@ -166,7 +155,7 @@ func TestDiscoveryAndEnv(t *testing.T) {
 
 func TestWarningsCaptured(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, map[string]string{"compose.yaml": "version: \"3.8\"\nservices:\n  web:\n    image: nginx:${UNSET_TAG}\n"})
+	tree.Write(t, dir, map[string]string{"compose.yaml": "version: \"3.8\"\nservices:\n  web:\n    image: nginx:${UNSET_TAG}\n"})
 	var got []string
 	_, err := Load(context.Background(), Options{WorkingDir: dir, Environ: []string{}, Warn: func(m string) { got = append(got, m) }})
 	if err != nil {
@@ -180,7 +169,7 @@ func TestWarningsCaptured(t *testing.T) {
 
 func TestErrorsInIncludedFiles(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, map[string]string{
+	tree.Write(t, dir, map[string]string{
 		"compose.yaml":    "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: nginx\n",
 		"db/compose.yaml": "services:\n  db:\n    image: postgres\n    ports:\n      - \"5432:abc\"\n",
 	})
@@ -200,7 +189,7 @@ func TestErrorsInIncludedFiles(t *testing.T) {
 
 func TestProjectDirectoryIncludeExtends(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, map[string]string{
+	tree.Write(t, dir, map[string]string{
 		"app/compose.yaml":     "include:\n  - ../shared/db.yaml\nservices:\n  web:\n    extends:\n      file: base.yaml\n      service: base\n    environment:\n      FROM: ${FROM_APP_ENV}\n",
 		"app/base.yaml":        "services:\n  base:\n    image: nginx:${TAG:-1}\n    ports: [\"80\"]\n",
 		"app/.env":             "FROM_APP_ENV=app\nTAG=2\n",

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 )
 
 // hugeFile makes a sparse file of size bytes.
@@ -86,7 +88,7 @@ func TestEnvFileBounded(t *testing.T) {
 		{"/dev/zero", "is a device, not a regular file"},
 		{filepath.Join(dir, "huge.env"), "is too large (3072 MiB; the limit is 1 MiB)"},
 	} {
-		write(t, dir, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    env_file:\n      - " + c.file + "\n"})
+		tree.Write(t, dir, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    env_file:\n      - " + c.file + "\n"})
 		done := make(chan error, 1)
 		go func() {
 			_, err := Load(context.Background(), Options{WorkingDir: dir, Environ: []string{}})
@@ -103,12 +105,12 @@ func TestEnvFileBounded(t *testing.T) {
 		}
 	}
 	// label_file too
-	write(t, dir, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    label_file: " + fifo + "\n"})
+	tree.Write(t, dir, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    label_file: " + fifo + "\n"})
 	if _, err := Load(context.Background(), Options{WorkingDir: dir, Environ: []string{}}); err == nil || !strings.Contains(err.Error(), `service "web": label_file: `+fifo+" is a named pipe") {
 		t.Errorf("label_file FIFO: %v", err)
 	}
 	// An optional env_file that is missing is still fine, and a regular one is read.
-	write(t, dir, map[string]string{
+	tree.Write(t, dir, map[string]string{
 		"compose.yaml": "services:\n  web:\n    image: nginx\n    env_file:\n      - path: missing.env\n        required: false\n      - ok.env\n",
 		"ok.env":       "A=1\n",
 	})

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 )
 
 // TestLocate pins how each kind of compose-go message is turned into an *Error, one case per
@@ -136,7 +138,7 @@ func TestLocate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			write(t, dir, c.files)
+			tree.Write(t, dir, c.files)
 			files := []string{filepath.Join(dir, "compose.yaml")}
 			if _, ok := c.files["b.yaml"]; ok && !strings.Contains(c.files["compose.yaml"], "b.yaml") {
 				files = append(files, filepath.Join(dir, "b.yaml"))

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 )
 
 type settings struct {
@@ -64,12 +66,7 @@ func setEnviron(t *testing.T, environ []string) {
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tree.File(t, path, content, 0o644)
 }
 
 func TestPrecedence(t *testing.T) {

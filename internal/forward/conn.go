@@ -105,29 +105,14 @@ func (f *Forwarder) forward(ctx context.Context, tr *tracker, bp *boundPort, loc
 			t, err = p.dial(ctx)
 			if err != nil {
 				p.unreserve()
-			} else if !p.adopt(t, true) {
-				t.kill()
-				continue // the pod went away meanwhile: pick again
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					reset(local)
-					return false
-				}
-				d := bo.next()
-				if time.Now().Add(d).After(deadline) {
-					f.logf("forward: %s: pod %s: %v; closing the connection from %s",
-						bp.port.Service, pod.Name, err, local.RemoteAddr())
-					reset(local)
-					return false
-				}
-				f.logf("forward: %s: pod %s: %v (retrying in %s)", bp.port.Service, pod.Name, err, d.Round(time.Millisecond))
-				f.stats.redials.Add(1)
-				if !sleepCtx(ctx, nil, d) {
-					reset(local)
+				if !f.redial(ctx, bo, deadline, local, bp.port.Service+": pod "+pod.Name, err) {
 					return false
 				}
 				continue
+			}
+			if !p.adopt(t, true) {
+				t.kill()
+				continue // the pod went away meanwhile: pick again
 			}
 		}
 		switch f.pipe(ctx, p, bp, pod, local, t) {
@@ -143,6 +128,29 @@ func (f *Forwarder) forward(ctx context.Context, tr *tracker, bp *boundPort, loc
 			}
 		}
 	}
+}
+
+// redial decides what follows a failed dial (err) for the connection from
+// local, bounded by deadline: unless ctx ended, err is not worth another try
+// (retryable) or the next delay of bo would pass the deadline, it counts a
+// redial, logs that it retries, waits the delay out and answers true.
+// Otherwise it resets local and answers false, having logged why (but for
+// ctx's end). what names the far side in the log lines ("web: pod web-1").
+func (f *Forwarder) redial(ctx context.Context, bo *backoff, deadline time.Time, local net.Conn, what string, err error) bool {
+	if ctx.Err() == nil {
+		d := bo.next()
+		if !retryable(err) || time.Now().Add(d).After(deadline) {
+			f.logRepeat("forward: %s: %v; closing the connection from %s", what, err, local.RemoteAddr())
+		} else {
+			f.stats.redials.Add(1)
+			f.logRepeat("forward: %s: %v (retrying in %s)", what, err, d.Round(time.Millisecond))
+			if sleepCtx(ctx, nil, d) {
+				return true
+			}
+		}
+	}
+	reset(local)
+	return false
 }
 
 // pipe carries local over a pair of fresh streams of tunnel t, and gives t
@@ -240,14 +248,8 @@ func (f *Forwarder) pipe(ctx context.Context, p *pool, bp *boundPort, pod *corev
 
 // logCut tells about a connection whose upload did not reach the pod whole.
 func (f *Forwarder) logCut(bp *boundPort, pod *corev1.Pod) {
-	line := fmt.Sprintf("forward: %s: localhost:%d → pod %s port %d: the pod side ended the connection before it took all the data sent to it",
+	f.logRepeat("forward: %s: localhost:%d → pod %s port %d: the pod side ended the connection before it took all the data sent to it",
 		bp.port.Service, bp.local, pod.Name, bp.port.RemotePort)
-	if n, ok := f.quiet.allow(line, time.Now()); ok {
-		if n > 0 {
-			line += fmt.Sprintf(" (and %d more like it)", n)
-		}
-		f.logf("%s", line)
-	}
 }
 
 // connState is where one forwarded connection stands, as its events arrive.
@@ -346,13 +348,7 @@ func (s *connState) after(ev event) (logged string, spoiled bool) {
 // logPodErr tells about an error the pod side reported for one connection
 // (the same line at most once per window of f.quiet).
 func (f *Forwarder) logPodErr(bp *boundPort, pod *corev1.Pod, msg string) {
-	line := fmt.Sprintf("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, podErrText(msg, bp.port.RemotePort))
-	if n, ok := f.quiet.allow(line, time.Now()); ok {
-		if n > 0 {
-			line += fmt.Sprintf(" (and %d more like it)", n)
-		}
-		f.logf("%s", line)
-	}
+	f.logRepeat("forward: %s: localhost:%d → pod %s port %d: %s", bp.port.Service, bp.local, pod.Name, bp.port.RemotePort, podErrText(msg, bp.port.RemotePort))
 }
 
 // podErrText is msg, an error the pod side reported for a connection to

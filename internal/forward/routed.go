@@ -78,20 +78,7 @@ func (f *Forwarder) forwardRouted(ctx context.Context, bp *boundPort, local net.
 			break
 		}
 		f.stats.dialFailures.Add(1)
-		if ctx.Err() != nil {
-			reset(local)
-			return false
-		}
-		d := bo.next()
-		if !retryable(err) || time.Now().Add(d).After(deadline) {
-			f.logRepeat("forward: %s: port %d: %v; closing the connection from %s", bp.port.Service, bp.port.RemotePort, err, local.RemoteAddr())
-			reset(local)
-			return false
-		}
-		f.stats.redials.Add(1)
-		f.logRepeat("forward: %s: port %d: %v (retrying)", bp.port.Service, bp.port.RemotePort, err)
-		if !sleepCtx(ctx, nil, d) {
-			reset(local)
+		if !f.redial(ctx, bo, deadline, local, fmt.Sprintf("%s: port %d", bp.port.Service, bp.port.RemotePort), err) {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -141,8 +142,9 @@ func scopeClusterObject(u *unstructured.Unstructured, ns string) error {
 	rules, _, _ := unstructured.NestedSlice(u.Object, "rules")
 	for _, r := range rules {
 		m, ok := r.(map[string]any)
-		if !ok {
-			continue
+		resources, _ := m["resources"].([]any)
+		if !ok || !slices.Contains(resources, any("clusterroles")) {
+			continue // only the names of the ClusterRoles it may bind are the server's own
 		}
 		names, _ := m["resourceNames"].([]any)
 		for i, n := range names {

@@ -29,4 +29,3 @@ func TestNodePlatforms(t *testing.T) {
 		t.Errorf("no nodes: %v", got)
 	}
 }
-

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -75,7 +76,7 @@ func planHosts(env *v1alpha1.ErgomakeEnv, objs *render.Objects, clusterIPs map[s
 	for _, ip := range ips {
 		names := byIP[ip]
 		sort.Strings(names)
-		fmt.Fprintf(&extra, "%s\t%s\n", ip, strings.Join(dedupe(names), " "))
+		fmt.Fprintf(&extra, "%s\t%s\n", ip, strings.Join(slices.Compact(names), " "))
 	}
 
 	plan := &hostsPlan{Files: map[string]string{}, Keys: map[string]string{}}
@@ -111,16 +112,6 @@ func planHosts(env *v1alpha1.ErgomakeEnv, objs *render.Objects, clusterIPs map[s
 		plan.Keys[rs.Name] = svc.ServiceName
 	}
 	return plan
-}
-
-func dedupe(sorted []string) []string {
-	out := sorted[:0]
-	for i, s := range sorted {
-		if i == 0 || s != sorted[i-1] {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func podTemplateOf(rs *render.Service) *corev1.PodTemplateSpec {

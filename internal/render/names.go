@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -210,18 +211,8 @@ func mergeHostAliases(byIP map[string][]string) []corev1.HostAlias {
 	for _, ip := range ips {
 		names := append([]string(nil), byIP[ip]...)
 		sort.Strings(names)
-		names = compact(names)
+		names = slices.Compact(names)
 		out = append(out, corev1.HostAlias{IP: ip, Hostnames: names})
-	}
-	return out
-}
-
-func compact(sorted []string) []string {
-	out := sorted[:0]
-	for i, s := range sorted {
-		if i == 0 || s != sorted[i-1] {
-			out = append(out, s)
-		}
 	}
 	return out
 }

@@ -20,6 +20,10 @@ type ApplyRequest struct {
 	TTL string `json:"ttl,omitempty"`
 	// Builds are the images the CLI built for build: services (image by digest).
 	Builds map[string]v1alpha1.BuildSpec `json:"builds,omitempty"`
+	// PullSecrets are the image pull secrets of the user's registry (`--registry`), by Secret name
+	// (ergomake-pull-HOST): each one's .dockerconfigjson, made of the user's docker credentials.
+	// The server stores them in the environment's namespace and pods pull with them.
+	PullSecrets map[string][]byte `json:"pullSecrets,omitempty"`
 	// Session is the attaching session (id, host, pid, start, heartbeat interval). Its user is
 	// the token's, whatever the request says.
 	Session v1alpha1.Session `json:"session"`

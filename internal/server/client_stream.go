@@ -103,6 +103,15 @@ func (c *Client) authorize(req *http.Request) {
 // TLS session of an earlier one when it can) and returns the connection once the server
 // switched protocols.
 func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
+	conn, _, err := c.upgradeTo(ctx, path, UpgradeProtocol)
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// upgradeTo is upgrade to proto; it returns the headers of the server's 101 answer too.
+func (c *Client) upgradeTo(ctx context.Context, path, proto string) (*upgradedConn, http.Header, error) {
 	host := c.base.Host
 	if c.base.Port() == "" {
 		host = net.JoinHostPort(c.base.Hostname(), "443")
@@ -112,21 +121,21 @@ func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
 		raw, err := dialTLS(ctx, c.dialTLS, host)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
+			return nil, nil, fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
 		}
 		conn = raw
 	}
 	// ctx bounds the request and its answer: a cancel closes the connection.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	fail := func(err error) (net.Conn, error) {
+	fail := func(err error) (*upgradedConn, http.Header, error) {
 		stop()
 		_ = conn.Close()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	req, err := http.NewRequest(http.MethodGet, c.base.String()+path, nil)
 	if err != nil {
@@ -134,7 +143,7 @@ func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
 	}
 	c.authorize(req)
 	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", UpgradeProtocol)
+	req.Header.Set("Upgrade", proto)
 	if err := req.Write(conn); err != nil {
 		return fail(fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err))
 	}
@@ -150,7 +159,7 @@ func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
 	}
 	if !stop() { // ctx ended meanwhile
 		_ = conn.Close()
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	_ = conn.SetDeadline(time.Time{})
 	uc := &upgradedConn{Conn: conn}
@@ -158,7 +167,7 @@ func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
 		b, _ := br.Peek(n)
 		uc.pending = append([]byte(nil), b...)
 	}
-	return uc, nil
+	return uc, resp.Header, nil
 }
 
 func dialTLS(ctx context.Context, cfg *tls.Config, host string) (*tls.Conn, error) {

@@ -473,12 +473,15 @@ func (h *Handler) dialBuilder(c *call) (any, error) {
 }
 
 // wantUpgrade checks that r asks for the ergomake-tcp upgrade over HTTP/1.1.
-func wantUpgrade(r *http.Request) error {
+func wantUpgrade(r *http.Request) error { return wantUpgradeTo(r, "dial", UpgradeProtocol) }
+
+// wantUpgradeTo checks that r (of the route what) asks for the upgrade to proto over HTTP/1.1.
+func wantUpgradeTo(r *http.Request, what, proto string) error {
 	if r.ProtoMajor != 1 {
-		return errorf(http.StatusHTTPVersionNotSupported, "dial needs HTTP/1.1 (Upgrade: %s)", UpgradeProtocol)
+		return errorf(http.StatusHTTPVersionNotSupported, "%s needs HTTP/1.1 (Upgrade: %s)", what, proto)
 	}
-	if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", UpgradeProtocol) {
-		return errorf(http.StatusUpgradeRequired, "dial needs Connection: Upgrade and Upgrade: %s", UpgradeProtocol)
+	if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", proto) {
+		return errorf(http.StatusUpgradeRequired, "%s needs Connection: Upgrade and Upgrade: %s", what, proto)
 	}
 	return nil
 }
@@ -496,7 +499,10 @@ func headerHas(h http.Header, key, token string) bool {
 
 // upgrade answers 101 and takes the connection over, without the server's deadlines. rest holds
 // bytes the client sent after its request (none, normally).
-func upgrade(c *call) (net.Conn, []byte, error) {
+func upgrade(c *call) (net.Conn, []byte, error) { return upgradeTo(c, UpgradeProtocol, nil) }
+
+// upgradeTo is upgrade to proto, with the extra headers of the 101 answer.
+func upgradeTo(c *call, proto string, header http.Header) (net.Conn, []byte, error) {
 	conn, brw, err := http.NewResponseController(c.w).Hijack()
 	if err != nil {
 		return nil, nil, fmt.Errorf("taking the connection over: %w", err)
@@ -510,7 +516,9 @@ func upgrade(c *call) (net.Conn, []byte, error) {
 		rest, _ = brw.Reader.Peek(n)
 		rest = append([]byte(nil), rest...)
 	}
-	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+UpgradeProtocol+"\r\n\r\n")
+	var extra strings.Builder
+	_ = header.Write(&extra)
+	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+proto+"\r\n"+extra.String()+"\r\n")
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, err

@@ -7,13 +7,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +22,6 @@ import (
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/render"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
-	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -49,37 +45,21 @@ func TestStreamsOnCluster(t *testing.T) {
 	defer cancel()
 
 	srvNS := cluster.Namespace(t, cs, "srvdial") // the server's own: tokens
-	store := &TokenStore{Client: cs, Namespace: srvNS}
 	// The handler runs with the server's own rights (config/server/rbac.yaml), not the admin's;
 	// but for the builder, which lives in ergomake-system, not in this test's server namespace.
 	scfg, envRole := asServer(t, cfg, cs, srvNS)
-	scs := cluster.Clientset(t, scfg)
 	sdyn, err := dynamic.NewForConfig(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenancy := &Tenancy{Kube: scs, Dynamic: sdyn, Namespace: srvNS, EnvRole: envRole}
-	audit := &syncbuf.Buffer{}
-	h := NewHandler(HandlerOptions{
-		Auth: &TokenStore{Client: scs, Namespace: srvNS}, Tenancy: tenancy, Audit: slog.New(slog.NewTextHandler(audit, nil)),
+	f := serveFixture(t, cs, &Tenancy{Kube: cluster.Clientset(t, scfg), Dynamic: sdyn, Namespace: srvNS, EnvRole: envRole}, HandlerOptions{
 		PodWait:     60 * time.Second,
 		BuilderDial: BuilderDialer(cfg, &Tenancy{Kube: cs, Dynamic: dyn, Namespace: srvNS}, "ergomake-system", 30*time.Second),
 	})
-	url, caPEM := serveTLS(t, h)
+	tenancy, audit := f.tenancy, f.audit
 	suffix := krand.String(5)
 	alice, bob := "alice"+suffix, "bob"+suffix
-	client := func(user string) *Client {
-		tok, _, err := store.Create(ctx, user, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := NewClient(&Credentials{URL: url, Token: tok, CA: string(caPEM)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	ac, bc := client(alice), client(bob)
+	ac, bc := f.client(t, f.token(t, alice)), f.client(t, f.token(t, bob))
 
 	project := "shop"
 	ns, err := tenancy.EnsureNamespace(ctx, alice, project)
@@ -225,32 +205,6 @@ func TestStreamsOnCluster(t *testing.T) {
 	if hdr[3] != 4 {
 		t.Errorf("buildkitd's first frame is of type %d, want SETTINGS (4)", hdr[3])
 	}
-}
-
-// serveTLS serves h over TLS with a generated CA, as the server does; it returns the URL and the
-// CA's PEM.
-func serveTLS(t *testing.T, h http.Handler) (string, []byte) {
-	t.Helper()
-	ca, err := NewCA(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, key, err := ca.Issue(ServingHosts("ergomake-system"), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(chain, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	hs := NewHTTPServer(h, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
-	srv.Config = hs
-	srv.TLS = hs.TLSConfig.Clone()
-	srv.TLS.Certificates = []tls.Certificate{cert}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv.URL, ca.CertPEM
 }
 
 // echoCheck sends size random bytes, half-closes, and checks the echo and its end.

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/policy"
@@ -58,7 +61,7 @@ type streamed struct{}
 
 // client is the server's cluster client for environments.
 func (t *Tenancy) client() *kube.Client {
-	return &kube.Client{Kube: t.Kube, Dynamic: t.Dynamic, ClusterName: "the cluster"}
+	return &kube.Client{Config: t.Rest, Kube: t.Kube, Dynamic: t.Dynamic, ClusterName: "the cluster"}
 }
 
 func (t *Tenancy) now() time.Time {
@@ -180,6 +183,14 @@ func (h *Handler) applyEnv(c *call) (any, error) {
 	if err != nil {
 		return nil, errorf(http.StatusUnprocessableEntity, "%v", err)
 	}
+	pull, err := pullSecrets(req.PullSecrets, ns)
+	if err != nil {
+		return nil, err
+	}
+	res.Secrets = append(res.Secrets, pull...)
+	for _, sec := range pull {
+		res.Env.Spec.ImagePullSecrets = append(res.Env.Spec.ImagePullSecrets, sec.Name)
+	}
 	level := h.ceiling(ctx)
 	if vs := policy.CheckFiles(p, &res.Env.Spec, level, files); len(vs) > 0 {
 		lines := make([]string, len(vs))
@@ -235,6 +246,50 @@ func (h *Handler) applyEnv(c *call) (any, error) {
 		resp.Warnings = append(resp.Warnings, w.String())
 	}
 	return resp, nil
+}
+
+// pullSecretPrefix starts the name of every image pull secret a client may send (the CLI names
+// them ergomake-pull-HOST), so that they never take the name of one of the project's Secrets.
+const pullSecretPrefix = "ergomake-pull-"
+
+// pullSecrets are the Secrets of ApplyRequest.PullSecrets in namespace ns: each a docker config
+// (.dockerconfigjson) with credentials for at least one registry. 400 for anything else.
+func pullSecrets(in map[string][]byte, ns string) ([]*corev1.Secret, error) {
+	names := make([]string, 0, len(in))
+	for name := range in {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []*corev1.Secret
+	for _, name := range names {
+		if !strings.HasPrefix(name, pullSecretPrefix) {
+			return nil, errorf(http.StatusBadRequest, "pull secret %q: its name must start with %q", name, pullSecretPrefix)
+		}
+		if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+			return nil, errorf(http.StatusBadRequest, "pull secret %q: %s", name, strings.Join(msgs, "; "))
+		}
+		var cfg struct {
+			Auths map[string]json.RawMessage `json:"auths"`
+		}
+		if err := json.Unmarshal(in[name], &cfg); err != nil || len(cfg.Auths) == 0 {
+			return nil, errorf(http.StatusBadRequest, "pull secret %q: not a docker config with credentials (%s)", name, nonNil(err, "no auths"))
+		}
+		out = append(out, &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Type:       corev1.SecretTypeDockerConfigJson,
+			Data:       map[string][]byte{corev1.DockerConfigJsonKey: in[name]},
+		})
+	}
+	return out, nil
+}
+
+// nonNil is err's message, or def when err is nil.
+func nonNil(err error, def string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return def
 }
 
 // inUse says why the session id may not attach to env ("" when it may): another session is

@@ -4,11 +4,9 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -29,32 +27,6 @@ import (
 	"github.com/ergomake/ergomake/internal/wait"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
-
-// serveE2E serves h over TLS, with the server's own timeouts, as Run does.
-func serveE2E(t *testing.T, h http.Handler) (string, *CA) {
-	t.Helper()
-	ca, err := NewCA(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, key, err := ca.Issue(ServingHosts("ergomake-system"), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(chain, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	hs := NewHTTPServer(h, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
-	hs.WriteTimeout = 5 * time.Second // short, to prove the watch outlives it
-	srv.Config = hs
-	srv.TLS = hs.TLSConfig.Clone()
-	srv.TLS.Certificates = []tls.Certificate{cert}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv.URL, ca
-}
 
 var errReady = errors.New("ready")
 
@@ -137,35 +109,22 @@ func TestEnvsThroughServerE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	serverNS := cluster.Namespace(t, cs, "e2e-server")
-	store := &TokenStore{Client: cs, Namespace: serverNS}
 	tenancy := &Tenancy{Kube: cs, Dynamic: dyn, Namespace: serverNS}
 	// The handler runs with the server's own rights (config/server/rbac.yaml), not the admin's.
 	scfg, envRole := asServer(t, cfg, cs, serverNS)
-	scs := cluster.Clientset(t, scfg)
 	sdyn, err := dynamic.NewForConfig(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(HandlerOptions{Auth: &TokenStore{Client: scs, Namespace: serverNS},
-		Tenancy: &Tenancy{Kube: scs, Dynamic: sdyn, Namespace: serverNS, EnvRole: envRole}, MaxApplyBody: 256 << 10})
-	url, ca := serveE2E(t, h)
+	f := serveFixture(t, cs, &Tenancy{Kube: cluster.Clientset(t, scfg), Dynamic: sdyn, Namespace: serverNS, EnvRole: envRole},
+		HandlerOptions{MaxApplyBody: 256 << 10},
+		func(hs *http.Server) { hs.WriteTimeout = 5 * time.Second }) // short, to prove the watch outlives it
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	suffix := rand.String(5)
 	aliceUser, bobUser := "alice"+suffix, "bob"+suffix
-	client := func(user string) *Client {
-		tok, _, err := store.Create(ctx, user, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := NewClient(&Credentials{URL: url, Token: tok, CA: string(ca.CertPEM)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	alice, bob := client(aliceUser), client(bobUser)
+	alice, bob := f.client(t, f.token(t, aliceUser)), f.client(t, f.token(t, bobUser))
 	t.Cleanup(func() {
 		for _, u := range []string{aliceUser, bobUser} {
 			for _, p := range []string{"shop", "priv"} {

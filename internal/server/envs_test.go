@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/internal/compose"
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 	"github.com/ergomake/ergomake/internal/translate"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -24,15 +23,7 @@ import (
 func applyRequest(t *testing.T, files map[string]string, session string) ApplyRequest {
 	t.Helper()
 	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tree.Write(t, dir, files)
 	p, err := compose.Load(context.Background(), compose.Options{WorkingDir: dir, Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)
@@ -172,5 +163,43 @@ func TestInUse(t *testing.T) {
 		if msg := inUse(e, "me", "shop", now); msg != "" {
 			t.Errorf("%s: in use: %q", name, msg)
 		}
+	}
+}
+
+// TestApplyPullSecrets: the pull secrets of the user's registry (up --registry through the
+// server) become Secrets of type dockerconfigjson in the environment's namespace; a name outside
+// ergomake-pull-*, or content that is no docker config with credentials, is 400 and nothing is
+// created.
+func TestApplyPullSecrets(t *testing.T) {
+	cfg := []byte(`{"auths":{"registry.example.com":{"auth":"dTpw"}}}`)
+	got, err := pullSecrets(map[string][]byte{"ergomake-pull-registry.example.com": cfg}, "ergomake-alice-shop")
+	if err != nil || len(got) != 1 {
+		t.Fatalf("pullSecrets = %v, %v", got, err)
+	}
+	if s := got[0]; s.Name != "ergomake-pull-registry.example.com" || s.Namespace != "ergomake-alice-shop" ||
+		s.Type != corev1.SecretTypeDockerConfigJson || string(s.Data[corev1.DockerConfigJsonKey]) != string(cfg) {
+		t.Errorf("secret %+v", s)
+	}
+
+	f := newFixture(t, HandlerOptions{})
+	ctx := context.Background()
+	c := f.client(t, f.token(t, "alice"))
+	for name, tc := range map[string]struct {
+		secrets map[string][]byte
+		want    string
+	}{
+		"a project's secret name": {map[string][]byte{"token": cfg}, `its name must start with "ergomake-pull-"`},
+		"not a name":              {map[string][]byte{"ergomake-pull-A_B": cfg}, "RFC 1123"},
+		"not JSON":                {map[string][]byte{"ergomake-pull-r": []byte("{")}, "not a docker config"},
+		"no credentials":          {map[string][]byte{"ergomake-pull-r": []byte(`{"auths":{}}`)}, "no auths"},
+	} {
+		req := applyRequest(t, map[string]string{"compose.yaml": "name: shop\nservices:\n  web:\n    image: nginx\n"}, "s1")
+		req.PullSecrets = tc.secrets
+		if _, err := c.Apply(ctx, req); apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v (status %d), want 400 saying %q", name, err, apiStatus(err), tc.want)
+		}
+	}
+	if l, _ := f.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); len(l.Items) != 0 {
+		t.Errorf("a refused apply left namespaces: %v", l.Items)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ergomake/ergomake/internal/kube"
 )
 
 // APIVersion is the version prefix of every API path.
@@ -38,6 +40,8 @@ type Handler struct {
 	version  string
 	mux      *http.ServeMux
 	streams  *streams // dial and logs (dial.go, logs.go)
+	// execIn runs a command in a pod (nil: with the tenancy's credentials, kube.Client.Exec).
+	execIn func(ctx context.Context, o kube.ExecOptions) (int, error)
 }
 
 // HandlerOptions configure NewHandler.
@@ -63,11 +67,14 @@ type HandlerOptions struct {
 	// DefaultPodWait).
 	BuilderDial func(ctx context.Context) (net.Conn, error)
 	PodWait     time.Duration
+	// Exec runs a command in a pod for GET /v1/envs/{name}/exec (nil: kube.Client.Exec with the
+	// Tenancy's credentials; tests give their own).
+	Exec func(ctx context.Context, o kube.ExecOptions) (int, error)
 }
 
 // NewHandler returns the API's handler.
 func NewHandler(o HandlerOptions) *Handler {
-	h := &Handler{auth: o.Auth, tenancy: o.Tenancy, limiter: o.Limiter, dialLimiter: o.DialLimiter, maxBody: o.MaxBody, audit: o.Audit, version: o.Version}
+	h := &Handler{auth: o.Auth, tenancy: o.Tenancy, limiter: o.Limiter, dialLimiter: o.DialLimiter, maxBody: o.MaxBody, audit: o.Audit, version: o.Version, execIn: o.Exec}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
@@ -96,6 +103,9 @@ func NewHandler(o HandlerOptions) *Handler {
 	// streams: dial, builder dial, logs (dial.go, logs.go)
 	h.streams = newStreams(o.Tenancy, o.BuilderDial, o.PodWait)
 	h.streamRoutes(mux)
+	// restart and exec (restart.go, exec.go)
+	mux.Handle("POST /v1/envs/{name}/restart", h.action("envs.restart", h.restart))
+	mux.Handle("GET /v1/envs/{name}/exec", h.action("envs.exec", h.exec))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this server speaks /%s: see docs/server-api.md)", r.Method, r.URL.Path, APIVersion))
 	})

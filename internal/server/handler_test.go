@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
@@ -32,7 +33,7 @@ type fixture struct {
 	audit   *syncbuf.Buffer
 	srv     *httptest.Server
 	ca      *CA
-	kube    *fake.Clientset
+	kube    *fake.Clientset // newFixture's: the fake the handler acts on
 }
 
 func envObject(ns, name string, phase v1alpha1.Phase) *unstructured.Unstructured {
@@ -50,13 +51,26 @@ func newFixture(t *testing.T, opts HandlerOptions, tweak ...func(*http.Server)) 
 	cs := fake.NewClientset()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: "ErgomakeEnvList"})
+	f := serveFixture(t, cs, &Tenancy{Kube: cs, Dynamic: dyn, Namespace: "ergomake-system"}, opts, tweak...)
+	f.kube = cs
+	return f
+}
+
+// serveFixture serves the handler of opts over TLS with a generated CA, with the server's own
+// timeouts (as Run does, but for what tweak changes). The handler authenticates and acts with the
+// clients of server (its Auth a token store in server's namespace); the fixture's store, for the
+// test's own tokens, uses kube; its tenancy is server.
+func serveFixture(t *testing.T, kube kubernetes.Interface, server *Tenancy, opts HandlerOptions, tweak ...func(*http.Server)) *fixture {
+	t.Helper()
 	f := &fixture{
-		store:   &TokenStore{Client: cs, Namespace: "ergomake-system"},
-		tenancy: &Tenancy{Kube: cs, Dynamic: dyn, Namespace: "ergomake-system"},
+		store:   &TokenStore{Client: kube, Namespace: server.Namespace},
+		tenancy: server,
 		audit:   &syncbuf.Buffer{},
-		kube:    cs,
 	}
 	opts.Auth, opts.Tenancy, opts.Audit = f.store, f.tenancy, slog.New(slog.NewTextHandler(f.audit, nil))
+	if server.Kube != kube {
+		opts.Auth = &TokenStore{Client: server.Kube, Namespace: server.Namespace}
+	}
 	ca, err := NewCA(time.Now())
 	if err != nil {
 		t.Fatal(err)

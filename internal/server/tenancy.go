@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/internal/kube"
@@ -124,6 +125,8 @@ func ParseConfig(data map[string]string) (Config, error) {
 type Tenancy struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
+	// Rest is the server's REST configuration, for pods/exec (GET /v1/envs/{name}/exec).
+	Rest *rest.Config
 	// Namespace is the server's own (its ConfigMap, the cluster settings).
 	Namespace string
 	Now       func() time.Time

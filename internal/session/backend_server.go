@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/ergomake/ergomake/internal/forward"
@@ -138,6 +139,16 @@ func (b *serverBackend) apply(ctx context.Context, s *session, res *translate.Re
 	if s.ttl > 0 {
 		req.TTL = s.ttl.String()
 	}
+	for _, name := range res.Env.Spec.ImagePullSecrets { // the user's registry's (Built.Apply)
+		for _, sec := range res.Secrets {
+			if sec.Name == name && sec.Type == corev1.SecretTypeDockerConfigJson {
+				if req.PullSecrets == nil {
+					req.PullSecrets = map[string][]byte{}
+				}
+				req.PullSecrets[name] = sec.Data[corev1.DockerConfigJsonKey]
+			}
+		}
+	}
 	for _, svc := range res.Env.Spec.Services {
 		if svc.Build != nil {
 			if req.Builds == nil {
@@ -230,17 +241,9 @@ func (b *serverBackend) waitUntil(ctx context.Context, namespace, name string, o
 	var result error
 	err := b.follow(wctx, func(env *v1alpha1.ErgomakeEnv) bool {
 		last = env
-		if opts.OnUpdate != nil {
-			opts.OnUpdate(env)
-		}
-		switch wait.Evaluate(env) {
-		case wait.Ready:
-			return true
-		case wait.Degraded:
-			result = &wait.DegradedError{Env: env, Service: wait.Failing(env)}
-			return true
-		}
-		return false
+		var over bool
+		over, result = wait.Step(opts, env)
+		return over
 	})
 	switch {
 	case ctx.Err() != nil:
@@ -330,15 +333,19 @@ func BuildThroughServer(ctx context.Context, c *server.Client, rep Reporter, opt
 	if err != nil || len(services) == 0 {
 		return &Built{}, err
 	}
-	var reg imagebuild.Registry
-	if opts.Registry != "" {
-		return nil, errors.New("--registry is not available through the ergomake server: its images go to the cluster's registry")
-	}
 	info, err := c.Builder(ctx)
-	if err != nil {
+	if err != nil && (opts.Registry == "" || !server.IsStatus(err, http.StatusNotFound)) {
 		return nil, (&serverBackend{c: c}).explain(err)
 	}
-	reg = imagebuild.Registry{Push: info.RegistryPush, Pull: info.RegistryPull, Insecure: info.Insecure}
+	reg := imagebuild.Registry{Push: info.RegistryPush, Pull: info.RegistryPull, Insecure: info.Insecure}
+	if opts.Registry != "" {
+		// The user's registry: the builder pushes there with the credentials this machine's
+		// BuildKit session hands it, and the server stores the pull secret in the environment's
+		// namespace (ApplyRequest.PullSecrets).
+		if reg, err = userRegistry(opts.Registry); err != nil {
+			return nil, err
+		}
+	}
 	dial := func(ctx context.Context) (net.Conn, error) {
 		conn, err := c.DialBuilder(ctx)
 		return conn, (&serverBackend{c: c}).explain(err)

@@ -295,14 +295,7 @@ const (
 // (ergomake install's settings), else the one the cluster publishes (KEP-1755).
 func registryFor(ctx context.Context, cs kubernetes.Interface, settings clustersettings.Settings, user string) (imagebuild.Registry, error) {
 	if user != "" {
-		// http://: a registry that serves plain HTTP (the builder pushes over HTTP; the nodes'
-		// container runtime must be configured to pull from it so).
-		plain := strings.HasPrefix(user, "http://")
-		ref := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(user, "https://"), "http://"), "/")
-		if ref == "" || strings.ContainsAny(ref, " @") || strings.Contains(ref, "//") {
-			return imagebuild.Registry{}, fmt.Errorf("--registry %q is not a registry reference ([http://]host[:port][/path])", user)
-		}
-		return imagebuild.Registry{Push: ref, Pull: ref, Insecure: plain}, nil
+		return userRegistry(user)
 	}
 	if settings.RegistryPush != "" {
 		pull := settings.RegistryPull
@@ -315,6 +308,17 @@ func registryFor(ctx context.Context, cs kubernetes.Interface, settings clusters
 		return reg, nil
 	}
 	return imagebuild.Registry{}, errors.New("no registry for built images: `ergomake install` installs one in the cluster, or name yours with --registry")
+}
+
+// userRegistry is the registry --registry names. http://: a registry that serves plain HTTP (the
+// builder pushes over HTTP; the nodes' container runtime must be configured to pull from it so).
+func userRegistry(user string) (imagebuild.Registry, error) {
+	plain := strings.HasPrefix(user, "http://")
+	ref := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(user, "https://"), "http://"), "/")
+	if ref == "" || strings.ContainsAny(ref, " @") || strings.Contains(ref, "//") {
+		return imagebuild.Registry{}, fmt.Errorf("--registry %q is not a registry reference ([http://]host[:port][/path])", user)
+	}
+	return imagebuild.Registry{Push: ref, Pull: ref, Insecure: plain}, nil
 }
 
 // localRegistry reads the registry the cluster publishes (KEP-1755), if it does.

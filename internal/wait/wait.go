@@ -201,6 +201,21 @@ func Changed(prev, cur *v1alpha1.ErgomakeEnv) []v1alpha1.ServiceStatus {
 	return out
 }
 
+// Step is what a wait does with each version of the environment it sees: opts.OnUpdate, then
+// whether the wait is over, with its outcome: Ready (nil) or Degraded (*DegradedError).
+func Step(opts Options, env *v1alpha1.ErgomakeEnv) (over bool, err error) {
+	if opts.OnUpdate != nil {
+		opts.OnUpdate(env)
+	}
+	switch Evaluate(env) {
+	case Ready:
+		return true, nil
+	case Degraded:
+		return true, &DegradedError{Env: env, Service: failed(env)}
+	}
+	return false, nil
+}
+
 // Until watches the environment until it is Ready (returned with a nil error), Degraded
 // (*DegradedError), deleted (ErrGone) or opts.Timeout passes (*TimeoutError). When ctx ends first,
 // its error is returned.
@@ -219,17 +234,9 @@ func Until(ctx context.Context, c *kube.Client, namespace, name string, opts Opt
 			return false, err
 		}
 		last = env
-		if opts.OnUpdate != nil {
-			opts.OnUpdate(env)
-		}
-		switch Evaluate(env) {
-		case Ready:
-			return true, nil
-		case Degraded:
-			result = &DegradedError{Env: env, Service: failed(env)}
-			return true, nil
-		}
-		return false, nil
+		var over bool
+		over, result = Step(opts, env)
+		return over, nil
 	}
 	pre := func(store cache.Store) (bool, error) {
 		items := store.List()

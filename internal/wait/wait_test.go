@@ -153,3 +153,45 @@ func TestErrors(t *testing.T) {
 		t.Error("errors.As DegradedError failed")
 	}
 }
+
+func TestStep(t *testing.T) {
+	starting := v1alpha1.ServiceStatus{Name: "api", State: v1alpha1.StateStarting, Desired: 1}
+	crashing := v1alpha1.ServiceStatus{Name: "worker", State: v1alpha1.StateFailed, Reason: "CrashLoopBackOff"}
+	withStatus := func(e *v1alpha1.ErgomakeEnv, s ...v1alpha1.ServiceStatus) *v1alpha1.ErgomakeEnv {
+		e.Status.Services = s
+		return e
+	}
+	tests := []struct {
+		name     string
+		env      *v1alpha1.ErgomakeEnv
+		over     bool
+		degraded string // the error's text; "" for none
+	}{
+		{"pending", withStatus(env(1, 1, v1alpha1.PhasePending), starting), false, ""},
+		{"ready", env(1, 1, v1alpha1.PhaseReady, cond(v1alpha1.ConditionReady, metav1.ConditionTrue, 1)), true, ""},
+		{"degraded names the failed service, not the first one not ready",
+			withStatus(env(1, 1, v1alpha1.PhaseDegraded), starting, crashing), true, `service "worker"`},
+		{"degraded as a whole names none",
+			withStatus(env(1, 1, v1alpha1.PhaseDegraded, cond(v1alpha1.ConditionDegraded, metav1.ConditionTrue, 1)), starting),
+			true, "environment cannot become ready: Degraded message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen *v1alpha1.ErgomakeEnv
+			over, err := Step(Options{OnUpdate: func(e *v1alpha1.ErgomakeEnv) { seen = e }}, tt.env)
+			if seen != tt.env {
+				t.Errorf("OnUpdate got %v, want the environment", seen)
+			}
+			if over != tt.over {
+				t.Errorf("over = %v, want %v", over, tt.over)
+			}
+			var de *DegradedError
+			switch {
+			case tt.degraded == "" && err != nil:
+				t.Errorf("err = %v, want none", err)
+			case tt.degraded != "" && (!errors.As(err, &de) || !strings.Contains(err.Error(), tt.degraded)):
+				t.Errorf("err = %v, want a DegradedError saying %q", err, tt.degraded)
+			}
+		})
+	}
+}

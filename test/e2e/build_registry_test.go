@@ -245,16 +245,13 @@ func TestBuildUserRegistry(t *testing.T) {
 
 	// 2. With the user's credentials: pushed, by digest; the registry has it, for them only.
 	p.setEnv("DOCKER_CONFIG=" + reg.dockerConfig(reg.host))
-	stdout, stderr, code := p.run(buildTimeout, "build", "--registry", ref, "-o", "json")
-	if code != 0 {
-		t.Fatalf("build --registry exited %d\n%s", code, stderr)
-	}
+	var results []struct{ Service, Image, Digest string }
+	stderr = p.runJSON(buildTimeout, &results, "build", "--registry", ref)
 	if !strings.Contains(stderr, "plain HTTP") {
 		t.Errorf("no word that the push goes over plain HTTP:\n%s", stderr)
 	}
-	var results []struct{ Service, Image, Digest string }
-	if err := json.Unmarshal([]byte(stdout), &results); err != nil || len(results) != 1 {
-		t.Fatalf("build -o json: %v\n%s", err, stdout)
+	if len(results) != 1 {
+		t.Fatalf("build -o json: %+v, want one image", results)
 	}
 	repo, d, ok := strings.Cut(results[0].Image, "@")
 	if !ok || d != results[0].Digest || !strings.HasPrefix(repo, reg.host+"/proj/") {

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
 	"github.com/ergomake/ergomake/internal/testutil/testapp"
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -60,15 +60,7 @@ const bigFile = 32 << 20
 // writeFiles writes files (path relative to dir → content) under dir.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tree.Write(t, dir, files)
 }
 
 // needBuilder skips nothing: it fails the test when the cluster has no builder, since these
@@ -148,10 +140,6 @@ RUN echo "$VERSION" > /version
 	}
 
 	// 1. ergomake build: every built service, built and pushed; nothing else created.
-	stdout, stderr, code := p.run(buildTimeout, "build", "-o", "json")
-	if code != 0 {
-		t.Fatalf("build exited %d\n%s", code, stderr)
-	}
 	var results []struct {
 		Service      string `json:"service"`
 		Image        string `json:"image"`
@@ -159,9 +147,7 @@ RUN echo "$VERSION" > /version
 		Reused       bool   `json:"reused"`
 		ContextBytes int64  `json:"contextBytes"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &results); err != nil {
-		t.Fatalf("build -o json: %v\n%s", err, stdout)
-	}
+	p.runJSON(buildTimeout, &results, "build")
 	built := map[string]string{}
 	for _, r := range results {
 		built[r.Service] = r.Digest
@@ -180,10 +166,7 @@ RUN echo "$VERSION" > /version
 	}
 
 	// 2. up: unchanged images are reused, run by digest.
-	stdout, stderr, code = p.run(buildTimeout, "up", "-d", "--wait-timeout", "4m")
-	if code != 0 {
-		t.Fatalf("up -d exited %d\n%s%s", code, stdout, stderr)
-	}
+	_, stderr := p.upDetached(buildTimeout, "--wait-timeout", "4m")
 	if strings.Contains(stderr, "COPY . /srv/web") || strings.Contains(stderr, "RUN echo") {
 		t.Errorf("up ran build steps for unchanged images:\n%s", stderr)
 	}
@@ -201,11 +184,7 @@ RUN echo "$VERSION" > /version
 
 	// 3. As built, on localhost, reaching peers by name.
 	p.forwarding(func(*upProc) {
-		for port, want := range map[int]string{webPort: "web", apiPort: "api-7", jobsPort: "inline", cachePort: "cache"} {
-			if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != want {
-				t.Errorf("localhost:%d answered %+v, want service %q", port, r, want)
-			}
-		}
+		answering(t, map[int]string{webPort: "web", apiPort: "api-7", jobsPort: "inline", cachePort: "cache"})
 		for from, to := range map[int]string{webPort: "http://api:9000/", apiPort: "http://jobs:7000/", jobsPort: "http://cache:6379/", cachePort: "http://web:8080/"} {
 			r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/fetch?url=%s", from, to))
 			if r.Status != 200 {
@@ -220,10 +199,7 @@ RUN echo "$VERSION" > /version
 
 	// 4. A change in web's context: up builds web again, reuses api and jobs.
 	writeFiles(t, p.dir, map[string]string{"web/index.html": "<h1>two</h1>\n"})
-	stdout, stderr, code = p.run(buildTimeout, "up", "-d", "--wait-timeout", "4m")
-	if code != 0 {
-		t.Fatalf("second up -d exited %d\n%s%s", code, stdout, stderr)
-	}
+	p.upDetached(buildTimeout, "--wait-timeout", "4m")
 	again := builtDigests(p.envSpec())
 	if again["web"] == built["web"] || again["api"] != built["api"] || again["jobs"] != built["jobs"] {
 		t.Errorf("after a change in web/: digests %v, before %v: want only web's changed", again, built)

@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ergomake/ergomake/internal/install"
-	"github.com/ergomake/ergomake/internal/operator"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -45,14 +44,7 @@ func TestDNSSurvivesOperatorRestart(t *testing.T) {
 	}
 	waitDeploymentReady(t, cs, sys, install.DNSName)
 
-	scheme, err := operator.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := envClient(t, cfg)
 	ns := cluster.Namespace(t, cs, "e2e-dns-restart")
 	web := testService("web_app")
 	env := &v1alpha1.ErgomakeEnv{

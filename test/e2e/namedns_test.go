@@ -23,7 +23,6 @@ import (
 
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/namedns"
-	"github.com/ergomake/ergomake/internal/operator"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
@@ -46,14 +45,7 @@ func TestEnvironmentDNS(t *testing.T) {
 	}
 	dnsIP := dnsSvc.Spec.ClusterIP
 
-	scheme, err := operator.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := envClient(t, cfg)
 	ns := cluster.Namespace(t, cs, "e2e-dns")
 	web := testService("web_app")
 	web.ServiceName = "web-app"

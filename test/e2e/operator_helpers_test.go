@@ -58,14 +58,7 @@ func opSetupWith(t *testing.T, prefix string, clk clock.Clock, tweak func(*opera
 	t.Helper()
 	cfg := cluster.Config(t)
 	cs := cluster.Clientset(t, cfg)
-	scheme, err := operator.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := envClient(t, cfg)
 	var crdErr error
 	crdOnce.Do(func() { crdErr = applyCRD(cfg) })
 	if crdErr != nil {
@@ -81,6 +74,21 @@ func opSetupWith(t *testing.T, prefix string, clk clock.Clock, tweak func(*opera
 	})
 	e.startOperator(clk)
 	return e
+}
+
+// envClient is a controller-runtime client of cfg that knows the ErgomakeEnv type (the operator's
+// scheme).
+func envClient(t *testing.T, cfg *rest.Config) client.Client {
+	t.Helper()
+	scheme, err := operator.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func applyCRD(cfg *rest.Config) error {

@@ -127,9 +127,7 @@ func TestOwnershipSecondUpRefused(t *testing.T) {
 func TestOwnershipReattachDetaches(t *testing.T) {
 	t.Parallel()
 	p := newUpProject(t, "e2e-own-reattach", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4 * time.Minute)
 	// up -d ended its session: the next up need not wait for its heartbeat to go stale.
 	if env := p.getEnv(); env == nil || env.Annotations[v1alpha1.AnnotationSession] != "" {
 		t.Fatalf("after up -d: %v", env)
@@ -206,9 +204,7 @@ func impersonating(t *testing.T, user string) string {
 func TestOwnershipDownOtherIdentity(t *testing.T) {
 	t.Parallel()
 	p := newUpProject(t, "e2e-own-down", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4 * time.Minute)
 	other := "e2e-other-" + rand.String(5)
 	kubeconfig := impersonating(t, other)
 	me := clusterUser(t)

@@ -92,9 +92,7 @@ func TestUpNamespacePodSecurityLabels(t *testing.T) {
 	t.Parallel()
 	p := newUpProject(t, "e2e-psa", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
 	level := clusterCeiling(t, p.cs)
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ns, err := p.cs.CoreV1().Namespaces().Get(ctx, p.ns, metav1.GetOptions{})
@@ -159,14 +157,7 @@ func TestOperatorRefusesBeyondCeiling(t *testing.T) {
 	}
 	as := rest.CopyConfig(e.cfg)
 	as.Impersonate = rest.ImpersonationConfig{UserName: user}
-	scheme, err := operator.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	userClient, err := client.New(as, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	userClient := envClient(t, as)
 	// The user cannot make a pod directly.
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: e.ns},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: cluster.TestImage}}}}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/tree"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -44,13 +45,7 @@ services:
 `)
 	write := func(name, content string, mode os.FileMode) {
 		t.Helper()
-		path := filepath.Join(p.dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
+		tree.File(t, filepath.Join(p.dir, name), content, mode)
 	}
 	write("app.env", "FROM_FILE="+fromFile+"\nOVERRIDE=from-env-file\n", 0o644)
 	write("conf/app.conf", "public=1\n", 0o644)
@@ -64,11 +59,8 @@ services:
 	}
 	checkNoValues(t, "ergomake render", stdout+stderr, values)
 
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	} else {
-		checkNoValues(t, "ergomake up", stdout+stderr, values)
-	}
+	stdout, stderr = p.upDetached(4*time.Minute, "--wait-timeout", "3m")
+	checkNoValues(t, "ergomake up", stdout+stderr, values)
 
 	// inside the container: the values, with compose's rules
 	out, errOut, code := p.execRun(nil, time.Minute, "exec", "-T", "app", "sh", "-c",
@@ -137,16 +129,12 @@ services:
 
 	// up again: unchanged values restart nothing; a changed env_file value reaches a new pod
 	before := pods[0].UID
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("second up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	if now := p.servicePods("app"); len(now) != 1 || now[0].UID != before {
 		t.Errorf("an up with unchanged values replaced the pod")
 	}
 	write("app.env", "FROM_FILE=changed-"+tag+"\nOVERRIDE=from-env-file\n", 0o644)
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m"); code != 0 {
-		t.Fatalf("third up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	cluster.Eventually(t, 2*time.Minute, time.Second, "the changed value reaches the container", func(ctx context.Context) (bool, string, error) {
 		out, _, code := p.execRun(nil, time.Minute, "exec", "-T", "app", "sh", "-c", `printf '%s' "$FROM_FILE"`)
 		return code == 0 && out == "changed-"+tag, out, nil

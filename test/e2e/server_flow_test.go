@@ -3,11 +3,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/ergomake/ergomake/internal/install"
+	"github.com/ergomake/ergomake/internal/iostreams/termtest"
 	"github.com/ergomake/ergomake/internal/server"
 	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
@@ -149,6 +154,102 @@ func TestServerFlow(t *testing.T) {
 		// bob's is untouched.
 		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", b.port)); r.Service != "web-bob" {
 			t.Errorf("bob's port after alice's attempts: %+v", r)
+		}
+	})
+
+	t.Run("exec and restart through the server", func(t *testing.T) {
+		// alice's and bob's projects, failing this subtest.
+		ap, bp := *devs[0].p, *devs[1].p
+		ap.t, bp.t = t, t
+		a := &dev{u: devs[0].u, p: &ap}
+		b := &dev{u: devs[1].u, p: &bp}
+		secret := "e2e-secret-" + suffix
+		stdout, stderr, code := a.p.execRun(nil, time.Minute, "exec", "web", "--", "sh", "-c", "echo hi; echo err >&2; exit 3", secret)
+		if code != 3 || stdout != "hi\n" || stderr != "err\n" {
+			t.Errorf("exec: exit %d, stdout %q, stderr %q; want 3, \"hi\\n\", \"err\\n\"", code, stdout, stderr)
+		}
+		in := strings.Repeat("line\n", 3000) + "last"
+		stdout, stderr, code = a.p.execRun(strings.NewReader(in), time.Minute,
+			"exec", "-T", "web", "sh", "-c", `n=0; while IFS= read -r l || [ -n "$l" ]; do n=$((n+1)); last=$l; done; echo "$n $last"`)
+		if code != 0 || stdout != "3001 last\n" {
+			t.Errorf("exec reading stdin: exit %d, stdout %q, stderr %q; want 0, \"3001 last\\n\"", code, stdout, stderr)
+		}
+		_, stderr, code = a.p.execRun(nil, time.Minute, "exec", "-T", "web", "no-such-command")
+		if code != 126 || !strings.HasPrefix(stderr, "error: cannot run no-such-command in service web (pod web-") || !strings.Contains(stderr, "executable file not found") {
+			t.Errorf("exec of a command that does not exist: exit %d, stderr %q; want 126 and why", code, stderr)
+		}
+		_, stderr, code = a.p.execRun(nil, time.Minute, "exec", "nope", "true")
+		if code != 1 || !strings.Contains(stderr, "no such service: nope") {
+			t.Errorf("exec in an unknown service: exit %d, stderr %q", code, stderr)
+		}
+
+		// A terminal, as with a kubeconfig.
+		term := termtest.OpenPTY(t)
+		var errOut bytes.Buffer
+		cmd := exec.Command(a.p.bin, "exec", "web", "sh", "-c", `[ -t 0 ] && [ -t 1 ] && echo tty; exit 4`)
+		cmd.Dir, cmd.Env = a.p.dir, a.p.env
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = term.Slave, term.Slave, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+			t.Errorf("exec with a terminal: %v, want code 4; stderr %q", err, &errOut)
+		}
+		if out := term.Output(t); !strings.Contains(out, "tty") {
+			t.Errorf("the command did not get a terminal: output %q, stderr %q", out, &errOut)
+		}
+
+		// Ctrl-C ends exec at once with 130.
+		pr := a.p.start("exec", "-T", "web", "sleep", "60")
+		time.Sleep(3 * time.Second)
+		pr.signal(syscall.SIGINT)
+		if code := pr.wait(15 * time.Second); code != 130 {
+			t.Errorf("exec: exit %d after SIGINT, want 130", code)
+		}
+
+		// restart replaces web's pod and waits until it is ready again.
+		old := map[string]bool{}
+		for _, pod := range a.p.servicePods("web") {
+			old[string(pod.UID)] = true
+		}
+		stdout, stderr, code = a.p.execRun(nil, 4*time.Minute, "restart", "web", "--wait-timeout", "3m")
+		if code != 0 || !strings.Contains(stderr, "Restarting web") || !strings.Contains(stderr, "web: running") {
+			t.Fatalf("restart: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		ready := 0
+		for _, pod := range a.p.servicePods("web") {
+			if old[string(pod.UID)] {
+				t.Errorf("pod %s was not replaced", pod.Name)
+			}
+			if podReady(&pod) {
+				ready++
+			}
+		}
+		if ready != 1 {
+			t.Errorf("%d of web's pods ready after restart returned, want 1", ready)
+		}
+		if stdout, stderr, code := a.p.execRun(nil, time.Minute, "exec", "-T", "web", "sh", "-c", "echo again"); code != 0 || stdout != "again\n" {
+			t.Errorf("exec after restart: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+		_, stderr, code = a.p.execRun(nil, time.Minute, "restart", "hello")
+		if code != 1 || !strings.Contains(stderr, "service hello is a one-shot service") {
+			t.Errorf("restart of a one-shot service: exit %d, stderr %q", code, stderr)
+		}
+
+		// bob reaches neither.
+		for _, args := range [][]string{{"exec", "-p", a.p.ns, "web", "true"}, {"restart", "-p", a.p.ns, "web"}} {
+			stdout, stderr, code := b.p.run(time.Minute, args...)
+			if code == 0 || !strings.Contains(stderr, "you have no environment") {
+				t.Errorf("bob: ergomake %s = %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+			}
+		}
+		logs := s.serverLogs(ctx)
+		for _, want := range []string{"user=" + a.u.name + " action=envs.exec env=" + name + " status=101", "user=" + a.u.name + " action=envs.restart env=" + name + " status=200"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("the server's audit has no %q", want)
+			}
+		}
+		if strings.Contains(logs, secret) {
+			t.Errorf("the server's log has the command's arguments")
 		}
 	})
 
@@ -309,5 +410,39 @@ services:
 	up.signal(syscall.SIGINT)
 	if code := up.wait(3 * time.Minute); code != 0 {
 		t.Fatalf("up exited %d after Ctrl-C\n%s", code, up.stderr)
+	}
+
+	// --registry through the server: the builder pushes to the user's registry with the
+	// credentials this machine's BuildKit session hands it (the server never holds them), and the
+	// server stores the pull secret in the user's namespace. This registry serves plain HTTP off
+	// loopback, which the node's runtime does not pull from (TestBuildUserRegistry runs such an
+	// image through loopback): up fails on the pull, and --keep leaves what it applied to look at.
+	reg := startUserRegistry(t, p.cs, "")
+	ref := "http://" + reg.host + "/srv"
+	p.setEnv("DOCKER_CONFIG=" + reg.dockerConfig(reg.host))
+	stdout, stderr, code := p.run(buildTimeout, "build", "--registry", ref, "-o", "json")
+	var results []struct{ Service, Image, Digest string }
+	if err := json.Unmarshal([]byte(stdout), &results); code != 0 || err != nil || len(results) != 1 ||
+		!strings.HasPrefix(results[0].Image, reg.host+"/srv/") {
+		t.Fatalf("build --registry through the server exited %d (%v): %s\n%s", code, err, stdout, stderr)
+	}
+	repo, digest, _ := strings.Cut(strings.TrimPrefix(results[0].Image, reg.host+"/"), "@")
+	if code, _, err := reg.get(ctx, "/v2/"+repo+"/manifests/"+digest, true); code != http.StatusOK {
+		t.Fatalf("the user's registry has no %s@%s: %d %v", repo, digest, code, err)
+	}
+	_, stderr, code = p.run(buildTimeout, "up", "--registry", ref, "--keep", "--wait-timeout", "2m")
+	if code != 1 || !strings.Contains(stderr, "cannot pull image \""+reg.host+"/srv/") {
+		t.Fatalf("up --registry through the server exited %d, want 1 on the plain-HTTP pull\n%s", code, stderr)
+	}
+	secretName := "ergomake-pull-" + strings.NewReplacer(":", "-").Replace(reg.host)
+	secret, err := p.cs.CoreV1().Secrets(p.ns).Get(ctx, secretName, metav1.GetOptions{})
+	if err != nil || secret.Type != corev1.SecretTypeDockerConfigJson || !strings.Contains(string(secret.Data[corev1.DockerConfigJsonKey]), reg.host) {
+		t.Fatalf("the pull secret %s in %s: %v %+v", secretName, p.ns, err, secret)
+	}
+	if env := p.envSpec(); len(env.Spec.ImagePullSecrets) != 1 || env.Spec.ImagePullSecrets[0] != secretName {
+		t.Errorf("the environment's pull secrets: %v, want [%s]", env.Spec.ImagePullSecrets, secretName)
+	}
+	if _, stderr, code := p.run(3*time.Minute, "down"); code != 0 || !p.namespaceGone() {
+		t.Errorf("down exited %d\n%s", code, stderr)
 	}
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,14 +20,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
 	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
+	"github.com/ergomake/ergomake/internal/testutil/testapp"
 	"github.com/ergomake/ergomake/pkg/apis/ergomake/v1alpha1"
 )
 
@@ -39,6 +43,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The controller-runtime clients log through its global logger, which, never set, prints a
+	// warning with a goroutine stack into the test output; nothing here reads that log (the
+	// operators these tests run log through their own).
+	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
 	if upBinDir != "" {
 		_ = os.RemoveAll(upBinDir)
@@ -210,6 +218,42 @@ func (p *upProject) forwarding(check func(fwd *upProc)) {
 	fwd.signal(syscall.SIGINT)
 	if code := fwd.wait(time.Minute); code != 0 {
 		p.t.Fatalf("forward exited %d after SIGINT\n%s", code, fwd.stderr)
+	}
+}
+
+// upDetached runs `ergomake up -d args...` and fails the test unless it exits 0 within timeout;
+// it returns the command's output.
+func (p *upProject) upDetached(timeout time.Duration, args ...string) (stdout, stderr string) {
+	p.t.Helper()
+	stdout, stderr, code := p.run(timeout, append([]string{"up", "-d"}, args...)...)
+	if code != 0 {
+		p.t.Fatalf("up -d %s exited %d\n%s\n%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+	return stdout, stderr
+}
+
+// runJSON runs `ergomake args... -o json`, which must exit 0 within timeout, and decodes its output
+// into v; it returns what the command wrote on stderr.
+func (p *upProject) runJSON(timeout time.Duration, v any, args ...string) (stderr string) {
+	p.t.Helper()
+	args = append(args, "-o", "json")
+	stdout, stderr, code := p.run(timeout, args...)
+	if code != 0 {
+		p.t.Fatalf("ergomake %s exited %d\n%s", strings.Join(args, " "), code, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), v); err != nil {
+		p.t.Fatalf("ergomake %s: %v\n%s", strings.Join(args, " "), err, stdout)
+	}
+	return stderr
+}
+
+// answering checks that each localhost port answers as the test app of the service it maps to.
+func answering(t *testing.T, services map[int]string) {
+	t.Helper()
+	for port, want := range services {
+		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", port)); r.Service != want {
+			t.Errorf("localhost:%d answered %+v, want service %q", port, r, want)
+		}
 	}
 }
 

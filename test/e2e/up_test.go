@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -221,10 +220,7 @@ func TestUpDetachThenDown(t *testing.T) {
 	t.Parallel()
 	webPort := freePort(t)
 	p := newUpProject(t, "e2e-detach", upWebCompose, fmt.Sprintf("WEB_PORT=%d", webPort))
-	stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "--wait-timeout", "3m")
-	if code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	stdout, _ := p.upDetached(4*time.Minute, "--wait-timeout", "3m")
 	if !strings.Contains(stdout, "Environment ready") {
 		t.Errorf("up -d did not say the environment is ready:\n%s", stdout)
 	}
@@ -233,26 +229,16 @@ func TestUpDetachThenDown(t *testing.T) {
 		t.Errorf("up -d left localhost:%d bound", webPort)
 	}
 
-	stdout, stderr, code = p.run(time.Minute, "ps", "-o", "json")
-	if code != 0 {
-		t.Fatalf("ps exited %d: %s", code, stderr)
-	}
 	var ps []struct {
 		Service string `json:"service"`
 		State   string `json:"state"`
 		Ready   int    `json:"ready"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &ps); err != nil {
-		t.Fatalf("ps -o json: %v\n%s", err, stdout)
-	}
+	p.runJSON(time.Minute, &ps, "ps")
 	if len(ps) != 1 || ps[0].Service != "web" || ps[0].Ready != 1 {
 		t.Errorf("ps -o json = %+v", ps)
 	}
 
-	stdout, stderr, code = p.run(time.Minute, "ls", "-o", "json")
-	if code != 0 {
-		t.Fatalf("ls exited %d: %s", code, stderr)
-	}
 	var ls []struct {
 		Project   string `json:"project"`
 		Namespace string `json:"namespace"`
@@ -260,9 +246,7 @@ func TestUpDetachThenDown(t *testing.T) {
 		Total     int    `json:"total"`
 		Owner     string `json:"owner"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &ls); err != nil {
-		t.Fatalf("ls -o json: %v\n%s", err, stdout)
-	}
+	p.runJSON(time.Minute, &ls, "ls")
 	found := false
 	for _, e := range ls {
 		if e.Project == p.name {
@@ -273,19 +257,15 @@ func TestUpDetachThenDown(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("ls does not list project %s:\n%s", p.name, stdout)
+		t.Errorf("ls does not list project %s: %+v", p.name, ls)
 	}
 
-	stdout, stderr, code = p.run(time.Minute, "logs", "--tail", "5")
+	stdout, stderr, code := p.run(time.Minute, "logs", "--tail", "5")
 	if code != 0 || !strings.Contains(stdout, "web-1 | ") || !strings.Contains(stdout, "serving HTTP on :8080") {
 		t.Errorf("logs exited %d:\n%s\n%s", code, stdout, stderr)
 	}
 
-	p.forwarding(func(*upProc) {
-		if r := testapp.MustGet(t, fmt.Sprintf("http://localhost:%d/", webPort)); r.Service != "web" {
-			t.Errorf("web through forward answered %+v", r)
-		}
-	})
+	p.forwarding(func(*upProc) { answering(t, map[int]string{webPort: "web"}) })
 	if envs := p.envsOfProject(); len(envs) != 1 {
 		t.Errorf("after forward ended, environments = %v, want the one left running", envs)
 	}
@@ -363,12 +343,10 @@ func TestUpSecondInterrupt(t *testing.T) {
 	}
 }
 
-// TestUpInterruptedTeardownAfterFailure: after a failure (the wait times out), up tears down; the
-// first Ctrl-C abandons that teardown at once: exit 130, the `ergomake down` command that
-// finishes the job, and no other error (no "SilentError").
-func TestUpInterruptedTeardownAfterFailure(t *testing.T) {
-	t.Parallel()
-	compose := `
+// unhealthyCompose is a project of one service, slow, that becomes healthy only after an hour: its
+// healthcheck fails every 2s, and retries times in a row make it unhealthy.
+func unhealthyCompose(retries int) string {
+	return fmt.Sprintf(`
 services:
   slow:
     image: ergomake.test/testapp:latest
@@ -379,9 +357,16 @@ services:
       test: ["CMD", "/testapp", "probe", "http://127.0.0.1:8080/healthz"]
       interval: 2s
       timeout: 1s
-      retries: 30
-`
-	p := newUpProject(t, "e2e-failint", compose)
+      retries: %d
+`, retries)
+}
+
+// TestUpInterruptedTeardownAfterFailure: after a failure (the wait times out), up tears down; the
+// first Ctrl-C abandons that teardown at once: exit 130, the `ergomake down` command that
+// finishes the job, and no other error (no "SilentError").
+func TestUpInterruptedTeardownAfterFailure(t *testing.T) {
+	t.Parallel()
+	p := newUpProject(t, "e2e-failint", unhealthyCompose(30))
 	up := p.start("up", "--wait-timeout", "8s")
 	up.waitOutput("Deleting environment", 3*time.Minute)
 	up.signal(syscall.SIGINT)
@@ -401,20 +386,7 @@ services:
 // service and why, remove what it created, and exit non-zero; with --keep the environment stays.
 func TestUpWaitTimeout(t *testing.T) {
 	t.Parallel()
-	compose := `
-services:
-  slow:
-    image: ergomake.test/testapp:latest
-    environment:
-      PORTS: "8080"
-      READY_AFTER: "3600"
-    healthcheck:
-      test: ["CMD", "/testapp", "probe", "http://127.0.0.1:8080/healthz"]
-      interval: 2s
-      timeout: 1s
-      retries: 3
-`
-	p := newUpProject(t, "e2e-timeout", compose)
+	p := newUpProject(t, "e2e-timeout", unhealthyCompose(3))
 	stdout, stderr, code := p.run(3*time.Minute, "up", "--wait-timeout", "15s")
 	if code != 1 {
 		t.Fatalf("up exited %d, want 1\n%s\n%s", code, stdout, stderr)
@@ -445,10 +417,7 @@ func TestUpInUserNamespace(t *testing.T) {
 	t.Parallel()
 	p := newUpProject(t, "e2e-userns", upWebCompose, fmt.Sprintf("WEB_PORT=%d", freePort(t)))
 	p.ns = cluster.Namespace(t, p.cs, "e2e-userns")
-	stdout, stderr, code := p.run(4*time.Minute, "up", "-d", "-n", p.ns)
-	if code != 0 {
-		t.Fatalf("up -d -n %s exited %d\n%s\n%s", p.ns, code, stdout, stderr)
-	}
+	p.upDetached(4*time.Minute, "-n", p.ns)
 	if envs := p.envsOfProject(); len(envs) != 1 || envs[0] != p.ns+"/"+p.name {
 		t.Fatalf("environments = %v, want %s/%s", envs, p.ns, p.name)
 	}
@@ -475,9 +444,7 @@ func TestUpReattach(t *testing.T) {
 	t.Parallel()
 	webPort := freePort(t)
 	p := newUpProject(t, "e2e-reattach", upWebCompose, fmt.Sprintf("WEB_PORT=%d", webPort))
-	if stdout, stderr, code := p.run(4*time.Minute, "up", "-d"); code != 0 {
-		t.Fatalf("up -d exited %d\n%s\n%s", code, stdout, stderr)
-	}
+	p.upDetached(4 * time.Minute)
 	changed := strings.Replace(upWebCompose, "SERVICE: web", "SERVICE: web-v2", 1)
 	if err := os.WriteFile(filepath.Join(p.dir, "compose.yaml"), []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
