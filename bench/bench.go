@@ -110,13 +110,13 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 			return nil, err
 		}
 	}
-	if b.c.want("server") {
-		if err := b.serverPath(ctx, res); err != nil {
+	if b.c.want("ttr") || b.c.want("scale") || b.c.want("build") || b.c.want("server") {
+		if err := b.ensureErgomake(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if b.c.want("ttr") || b.c.want("scale") || b.c.want("build") {
-		if err := b.ensureErgomake(ctx); err != nil {
+	if b.c.want("server") {
+		if err := b.serverPath(ctx, res); err != nil {
 			return nil, err
 		}
 	}

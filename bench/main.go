@@ -24,6 +24,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 type config struct {
@@ -47,6 +50,7 @@ type config struct {
 }
 
 func main() {
+	ctrllog.SetLogger(logr.Discard()) // install's controller-runtime client would warn that none was set
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

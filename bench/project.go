@@ -81,6 +81,23 @@ func (b *bench) env() []string {
 	return append(out, "KUBECONFIG="+b.c.kubeconfig, "NO_COLOR=1", "XDG_CONFIG_HOME="+filepath.Join(b.tmp, "xdg"))
 }
 
+// withEnv is env with the variables of kvs (KEY=VALUE) set: an earlier setting of the same
+// variable is left out.
+func withEnv(env []string, kvs ...string) []string {
+	set := map[string]bool{}
+	for _, kv := range kvs {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	var out []string
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !set[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, kvs...)
+}
+
 // upProc is a running `ergomake up`.
 type upProc struct {
 	cmd    *exec.Cmd

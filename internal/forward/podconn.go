@@ -107,36 +107,87 @@ func notReadyReason(p *corev1.Pod) string {
 func (d *PodDialer) DialPod(ctx context.Context, pod string, port int32) (net.Conn, error) {
 	// The server sometimes leaves the streams of a fresh tunnel
 	// unanswered (seen on the local cluster: about one tunnel in four,
-	// whatever the wait after the dial): a tunnel whose streams are not
-	// accepted within openTimeout is dropped for a new one (the last try
-	// waits as long as ctx allows).
-	var lastErr error
-	for attempt := 0; attempt < openAttempts; attempt++ {
-		t, err := d.dial(ctx, pod)
+	// whatever the wait after the dial). So a tunnel whose streams are not
+	// accepted within hedgeAfter gets a second one beside it (and so on, up
+	// to openAttempts): the first accepted carries the connection, the
+	// others are dropped. A tunnel is given up after openTimeout, except
+	// the last, which waits as long as ctx allows.
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type attempt struct {
+		c      *PodConn
+		err    error
+		dialed bool // the tunnel was dialled: its streams were not accepted
+	}
+	results := make(chan attempt, openAttempts) // never blocks: one result per attempt
+	try := func(last bool) {
+		t, err := d.dial(actx, pod)
 		if err != nil {
-			return nil, fmt.Errorf("forward: pod %s/%s: %w", d.namespace, pod, err)
+			results <- attempt{err: fmt.Errorf("forward: pod %s/%s: %w", d.namespace, pod, err)}
+			return
 		}
 		var wg sync.WaitGroup
 		t.start(&wg, func() {})
 		app, local := net.Pipe()
 		c := &PodConn{Conn: app, t: t, local: local, pod: pod, port: port, ended: make(chan struct{})}
-		octx, cancel := context.WithTimeout(ctx, d.openTimeout())
-		if attempt == openAttempts-1 { // the last one waits as long as ctx allows
-			cancel()
-			octx, cancel = context.WithCancel(ctx)
+		octx, ocancel := context.WithTimeout(actx, d.openTimeout())
+		if last {
+			ocancel()
+			octx, ocancel = context.WithCancel(actx)
 		}
 		events, err := t.open(octx, local, port, &c.st)
-		cancel()
-		if err == nil {
-			go c.watch(events)
-			return c, nil
+		ocancel()
+		if err != nil {
+			t.kill()
+			_ = app.Close()
+			_ = local.Close()
+			results <- attempt{err: err, dialed: true}
+			return
 		}
-		t.kill()
-		_ = app.Close()
-		_ = local.Close()
-		lastErr = err
-		if ctx.Err() != nil {
-			break
+		go c.watch(events)
+		results <- attempt{c: c}
+	}
+	started, pending := 0, 0
+	launch := func() {
+		started++
+		pending++
+		go try(started == openAttempts)
+	}
+	launch()
+	hedge := time.NewTimer(d.hedgeAfter())
+	defer hedge.Stop()
+	var lastErr error
+	for pending > 0 {
+		select {
+		case a := <-results:
+			pending--
+			if a.err == nil {
+				// the others, if they are accepted after all, are closed
+				go func(n int) {
+					for range n {
+						if o := <-results; o.c != nil {
+							_ = o.c.Close()
+						}
+					}
+				}(pending)
+				return a.c, nil
+			}
+			lastErr = a.err
+			if !a.dialed {
+				if pending == 0 {
+					return nil, lastErr // the tunnel could not be dialled at all
+				}
+				continue
+			}
+			if pending == 0 && started < openAttempts && ctx.Err() == nil {
+				launch()
+				hedge.Reset(d.hedgeAfter())
+			}
+		case <-hedge.C:
+			if started < openAttempts {
+				launch()
+				hedge.Reset(d.hedgeAfter())
+			}
 		}
 	}
 	return nil, fmt.Errorf("forward: pod %s/%s port %d: %w", d.namespace, pod, port, lastErr)
@@ -149,6 +200,12 @@ func (d *PodDialer) openTimeout() time.Duration {
 		return d.open
 	}
 	return 3 * time.Second
+}
+
+// hedgeAfter is how long a tunnel's streams may go unanswered before a
+// second tunnel is tried beside it: a third of openTimeout.
+func (d *PodDialer) hedgeAfter() time.Duration {
+	return d.openTimeout() / 3
 }
 
 // Dial opens one connection to port of the pod ReadyPod picks for

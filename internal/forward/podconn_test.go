@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,5 +141,87 @@ func TestNewNeedsConfigAndNamespace(t *testing.T) {
 				t.Errorf("%s(cfg %v, %q) = %v; want %q", what, c.cfg != nil, c.ns, err, c.want)
 			}
 		}
+	}
+}
+
+// unansweredTunnel is a tunnel whose streams the server never accepts (as
+// the API server sometimes leaves a fresh tunnel's): open waits for ctx.
+type unansweredTunnel struct {
+	tunnel
+	killed chan struct{}
+	once   sync.Once
+}
+
+func (u *unansweredTunnel) open(ctx context.Context, _ net.Conn, _ int32, _ *counters) (<-chan event, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (u *unansweredTunnel) kill() {
+	u.tunnel.kill()
+	u.once.Do(func() { close(u.killed) })
+}
+
+// A tunnel whose streams go unanswered gets a second one beside it after
+// hedgeAfter, long before its own openTimeout: the connection goes through
+// the second, and the first is dropped.
+func TestPodDialerHedgesUnansweredTunnel(t *testing.T) {
+	upper := func(data httpstream.Stream) string {
+		b := make([]byte, 2)
+		if _, err := io.ReadFull(data, b); err != nil {
+			return err.Error()
+		}
+		_, _ = data.Write(bytes.ToUpper(b))
+		return ""
+	}
+	for kind := range tunnels {
+		t.Run(kind, func(t *testing.T) {
+			var dials atomic.Int32
+			first := &unansweredTunnel{killed: make(chan struct{})}
+			d := &PodDialer{namespace: "ns", open: 2 * time.Second, dial: func(context.Context, string) (tunnel, error) {
+				tn := tunnels[kind](t, upper)
+				if dials.Add(1) == 1 {
+					first.tunnel = tn
+					return first, nil
+				}
+				return tn, nil
+			}}
+			start := time.Now()
+			c, err := d.DialPod(context.Background(), "web-1", 8080)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if took >= d.openTimeout() || dials.Load() != 2 {
+				t.Errorf("dialled in %s with %d tunnels; want the second tunnel, tried after %s, before the first's timeout %s", took, dials.Load(), d.hedgeAfter(), d.openTimeout())
+			}
+			if _, err := c.Write([]byte("hi")); err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 2)
+			if _, err := io.ReadFull(c, b); err != nil || string(b) != "HI" {
+				t.Fatalf("read %q, %v", b, err)
+			}
+			wait(t, first.killed) // given up at its openTimeout
+		})
+	}
+}
+
+// When every tunnel's streams go unanswered, DialPod tries openAttempts
+// tunnels and fails once ctx ends (the last waits as long as ctx allows).
+func TestPodDialerAllUnanswered(t *testing.T) {
+	var dials atomic.Int32
+	d := &PodDialer{namespace: "ns", open: 90 * time.Millisecond, dial: func(context.Context, string) (tunnel, error) {
+		dials.Add(1)
+		return &unansweredTunnel{tunnel: tunnels["frame"](t, func(httpstream.Stream) string { return "" }), killed: make(chan struct{})}, nil
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := d.DialPod(ctx, "web-1", 8080); err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DialPod: %v, want the deadline", err)
+	}
+	if n := dials.Load(); n != openAttempts {
+		t.Errorf("%d tunnels tried, want %d", n, openAttempts)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,6 +100,10 @@ func ServerObjects(opts Options, sopts ServerOptions) ([]*unstructured.Unstructu
 			return nil, err
 		}
 		switch u.GetKind() {
+		case "ClusterRole", "ClusterRoleBinding":
+			if err := scopeClusterObject(u, opts.Namespace); err != nil {
+				return nil, err
+			}
 		case "Service":
 			typ := map[Expose]string{ExposeNone: "ClusterIP", ExposeNodePort: "NodePort", ExposeLoadBalancer: "LoadBalancer"}[sopts.Expose]
 			if err := unstructured.SetNestedField(u.Object, typ, "spec", "type"); err != nil {
@@ -122,6 +128,32 @@ func ServerObjects(opts Options, sopts ServerOptions) ([]*unstructured.Unstructu
 		}
 	}
 	return objs, nil
+}
+
+// scopeClusterObject names the server's ClusterRole or ClusterRoleBinding u (and what it refers
+// to: the bound ClusterRole, the ClusterRole it may bind) for the server of namespace ns
+// (server.ClusterScopedName): servers installed in two namespaces keep their own.
+func scopeClusterObject(u *unstructured.Unstructured, ns string) error {
+	u.SetName(server.ClusterScopedName(u.GetName(), ns))
+	if u.GetKind() == "ClusterRoleBinding" {
+		name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
+		return unstructured.SetNestedField(u.Object, server.ClusterScopedName(name, ns), "roleRef", "name")
+	}
+	rules, _, _ := unstructured.NestedSlice(u.Object, "rules")
+	for _, r := range rules {
+		m, ok := r.(map[string]any)
+		resources, _ := m["resources"].([]any)
+		if !ok || !slices.Contains(resources, any("clusterroles")) {
+			continue // only the names of the ClusterRoles it may bind are the server's own
+		}
+		names, _ := m["resourceNames"].([]any)
+		for i, n := range names {
+			if n, ok := n.(string); ok {
+				names[i] = server.ClusterScopedName(n, ns)
+			}
+		}
+	}
+	return unstructured.SetNestedSlice(u.Object, rules, "rules")
 }
 
 // InstallServer installs the server beside an installed operator (Install first): its TLS
@@ -386,10 +418,35 @@ func UninstallServer(ctx context.Context, cfg *rest.Config, opts Options, sopts 
 		return fmt.Errorf("listing the server users' namespaces: %w", err)
 	}
 	for i := range nss.Items {
+		if mine, err := servedBy(ctx, c, nss.Items[i].Name, opts.Namespace); err != nil {
+			return err
+		} else if !mine {
+			continue // another server's user (a server installed in another namespace)
+		}
 		if err := c.Delete(ctx, &nss.Items[i], delOpts...); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting namespace %s: %w", nss.Items[i].Name, err)
 		}
 		fmt.Fprintf(opts.Out, "%s Namespace %s\n", opts.verb("deleted"), nss.Items[i].Name)
 	}
 	return nil
+}
+
+// servedBy says whether the user namespace ns belongs to the server of namespace serverNS: its
+// RoleBinding binds that server's ServiceAccount. A namespace without the RoleBinding (left
+// half-made) is the default namespace's server's.
+func servedBy(ctx context.Context, c client.Client, ns, serverNS string) (bool, error) {
+	var rb rbacv1.RoleBinding
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: server.ServiceName}, &rb)
+	if apierrors.IsNotFound(err) {
+		return serverNS == DefaultNamespace, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading RoleBinding %s/%s: %w", ns, server.ServiceName, err)
+	}
+	for _, s := range rb.Subjects {
+		if s.Kind == rbacv1.ServiceAccountKind && s.Name == server.ServiceName {
+			return s.Namespace == serverNS, nil
+		}
+	}
+	return serverNS == DefaultNamespace, nil
 }

@@ -116,7 +116,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(opts.Log, nil))
-	tenancy := &Tenancy{Kube: cs, Dynamic: dyn, Rest: cfg, Namespace: opts.Namespace}
+	tenancy := &Tenancy{Kube: cs, Dynamic: dyn, Rest: cfg, Namespace: opts.Namespace, EnvRole: ClusterScopedName(EnvRoleName, opts.Namespace)}
 	h := NewHandler(HandlerOptions{
 		Auth:         &TokenStore{Client: cs, Namespace: opts.Namespace, CacheTTL: opts.TokenCache},
 		Tenancy:      tenancy,

@@ -57,3 +57,18 @@ func TestNamespaceValidAndCollisionSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterScopedName: the server of the default namespace keeps the names of
+// config/server/rbac.yaml; a server installed in another namespace gets names of its own.
+func TestClusterScopedName(t *testing.T) {
+	for _, tc := range []struct{ base, ns, want string }{
+		{EnvRoleName, "ergomake-system", EnvRoleName},
+		{EnvRoleName, "", EnvRoleName},
+		{EnvRoleName, "bench-srv", "ergomake-server-env-bench-srv"},
+		{ServiceName, "ops", "ergomake-server-ops"},
+	} {
+		if got := ClusterScopedName(tc.base, tc.ns); got != tc.want {
+			t.Errorf("ClusterScopedName(%q, %q) = %q, want %q", tc.base, tc.ns, got, tc.want)
+		}
+	}
+}

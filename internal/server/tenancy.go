@@ -233,6 +233,17 @@ func (t *Tenancy) EnsureNamespace(ctx context.Context, user, project string) (st
 // namespaces, never cluster-wide.
 const EnvRoleName = "ergomake-server-env"
 
+// ClusterScopedName is the name of one of the server's cluster-scoped objects (its ClusterRoles
+// and ClusterRoleBinding, base in config/server/rbac.yaml) for a server installed in namespace
+// ns: base itself in the default namespace, base-NS in any other, so that servers installed in
+// two namespaces neither overwrite nor delete each other's.
+func ClusterScopedName(base, ns string) string {
+	if ns == "" || ns == clustersettings.DefaultNamespace {
+		return base
+	}
+	return base + "-" + ns
+}
+
 // bindEnvRole binds EnvRoleName to the server's ServiceAccount in the namespace ns.
 func (t *Tenancy) bindEnvRole(ctx context.Context, ns string) error {
 	rbs := t.Kube.RbacV1().RoleBindings(ns)
