@@ -21,6 +21,10 @@ import (
 // selector is ready.
 var ErrNoReadyPod = errors.New("no ready pod")
 
+// ErrNoPodMatches wraps ErrNoReadyPod when no pod at all matches the selector (nothing is
+// starting that a caller could wait for).
+var ErrNoPodMatches = fmt.Errorf("%w: no pod matches", ErrNoReadyPod)
+
 // PodDialer opens single connections to a port of a pod, as net.Conns, over
 // the same tunnels as the Forwarder (pods/portforward through the API
 // server: WebSocket first, SPDY as fallback). It is for clients that dial
@@ -66,7 +70,7 @@ func (d *PodDialer) ReadyPod(ctx context.Context, selector string) (string, erro
 		return p.Name, nil
 	}
 	if len(pods) == 0 {
-		return "", fmt.Errorf("%w: no pod matches %s in namespace %s", ErrNoReadyPod, selector, d.namespace)
+		return "", fmt.Errorf("%w %s in namespace %s", ErrNoPodMatches, selector, d.namespace)
 	}
 	var newest *corev1.Pod
 	for _, p := range pods {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	corev1 "k8s.io/api/core/v1"
@@ -149,13 +150,47 @@ func Build(ctx context.Context, client *kube.Client, rep Reporter, opts BuildOpt
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dialer.ReadyPod(ctx, settings.BuilderSelector); err != nil {
-		return nil, fmt.Errorf("the image builder in namespace %s is not ready (%w): `ergomake install` installs it", settings.Namespace, err)
+	if err := awaitBuilder(ctx, rep, settings.Namespace, func(ctx context.Context) error {
+		_, err := dialer.ReadyPod(ctx, settings.BuilderSelector)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	dial := func(ctx context.Context) (net.Conn, error) {
 		return dialer.Dial(ctx, settings.BuilderSelector, int32(settings.BuilderPort))
 	}
 	return buildWith(ctx, rep, opts, services, reg, kube.NodePlatforms(ctx, client.Kube), dial, settings.Namespace)
+}
+
+// builderWait bounds how long a build waits for a builder pod that exists but is not ready yet:
+// starting, or being replaced by an install or an upgrade; builderPoll is how often it looks.
+var builderWait, builderPoll = 2 * time.Minute, time.Second
+
+// awaitBuilder returns once ready (a look for a ready builder pod) finds one. While builder pods
+// exist and none is ready it waits, up to builderWait, saying so once; when none exists, or the
+// wait ends, the error says to install the builder; Ctrl-C ends the wait.
+func awaitBuilder(ctx context.Context, rep Reporter, ns string, ready func(context.Context) error) error {
+	deadline := time.Now().Add(builderWait)
+	said := false
+	for {
+		err := ready(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return context.Cause(ctx)
+		case !errors.Is(err, forward.ErrNoReadyPod) || errors.Is(err, forward.ErrNoPodMatches) || !time.Now().Before(deadline):
+			return fmt.Errorf("the image builder in namespace %s is not ready (%w): `ergomake install` installs it", ns, err)
+		case !said:
+			rep.Logf("Waiting for the image builder in namespace %s: %v", ns, err)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(builderPoll):
+		}
+	}
 }
 
 // buildWith plans the builds of services for reg and the platforms, and runs them on the builder

@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ergomake/ergomake/internal/clustersettings"
+	"github.com/ergomake/ergomake/internal/forward"
 	"github.com/ergomake/ergomake/internal/imagebuild"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/translate"
@@ -243,5 +246,53 @@ func TestBuildNoBuilder(t *testing.T) {
 	// a project without build: needs no builder
 	if b, err := Build(context.Background(), &kube.Client{Kube: fake.NewClientset()}, &recorder{}, BuildOptions{Project: &types.Project{Name: "p"}}, "ns"); err != nil || b == nil || len(b.Specs) != 0 {
 		t.Errorf("nothing to build: %+v, %v", b, err)
+	}
+}
+
+// TestAwaitBuilder: a builder pod that is starting (or replaced by an install) is waited for,
+// saying so once; no builder pod at all, another error, or a wait past builderWait is the error
+// that says to install the builder; Ctrl-C ends the wait.
+func TestAwaitBuilder(t *testing.T) {
+	defer func(w, p time.Duration) { builderWait, builderPoll = w, p }(builderWait, builderPoll)
+	builderWait, builderPoll = time.Minute, time.Millisecond
+	starting := fmt.Errorf("%w: 1 pod(s) match x; the newest, b-1, is being deleted", forward.ErrNoReadyPod)
+	sequence := func(errs ...error) func(context.Context) error {
+		i := 0
+		return func(context.Context) error {
+			err := errs[min(i, len(errs)-1)]
+			i++
+			return err
+		}
+	}
+
+	rep := &recorder{}
+	if err := awaitBuilder(context.Background(), rep, "ergomake-system", sequence(starting, starting, nil)); err != nil {
+		t.Fatalf("a builder that becomes ready: %v", err)
+	}
+	if got := rep.String(); strings.Count(got, "Waiting for the image builder") != 1 || !strings.Contains(got, "being deleted") {
+		t.Errorf("said %q, want one line saying why it waits", got)
+	}
+
+	for name, errs := range map[string][]error{
+		"no builder pod": {fmt.Errorf("%w x in namespace ergomake-system", forward.ErrNoPodMatches)},
+		"listing fails":  {errors.New("pods is forbidden")},
+	} {
+		rep := &recorder{}
+		err := awaitBuilder(context.Background(), rep, "ergomake-system", sequence(errs...))
+		if err == nil || !strings.Contains(err.Error(), "`ergomake install` installs it") || rep.String() != "" {
+			t.Errorf("%s: %v (said %q), want the install error at once", name, err, rep.String())
+		}
+	}
+
+	builderWait = 20 * time.Millisecond
+	if err := awaitBuilder(context.Background(), &recorder{}, "ergomake-system", sequence(starting)); err == nil || !strings.Contains(err.Error(), "being deleted") {
+		t.Errorf("past the wait: %v, want the install error naming why", err)
+	}
+
+	builderWait = time.Minute
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(ErrCancel)
+	if err := awaitBuilder(ctx, &recorder{}, "ergomake-system", sequence(starting)); !errors.Is(err, ErrCancel) {
+		t.Errorf("Ctrl-C: %v, want ErrCancel", err)
 	}
 }
