@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
@@ -19,8 +18,8 @@ import (
 // (foreground deletion waits for its pods) before applying, saying so; one that is there and not
 // being deleted, or not there, is not waited for.
 func TestAwaitDeleted(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := appsv1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme() // install's own: a type it reads must be in it
+	if err != nil {
 		t.Fatal(err)
 	}
 	deleting := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "ergomake-server", Namespace: DefaultNamespace, Finalizers: []string{"foregroundDeletion"}}}

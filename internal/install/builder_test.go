@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
@@ -166,18 +165,15 @@ func TestPodsRefused(t *testing.T) {
 			{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: msg},
 		}},
 	}
-	scheme := runtime.NewScheme()
-	if err := appsv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := corev1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme() // install's own: a type it reads must be in it
+	if err != nil {
 		t.Fatal(err)
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(d).WithStatusSubresource(d).Build()
 	var out bytes.Buffer
 	opts := Options{Namespace: DefaultNamespace, Timeout: time.Minute, Out: &out}
 	start := time.Now()
-	err := waitAvailable(context.Background(), c, opts, workload{what: "builder", kind: "Deployment", name: BuilderName, hint: builderRefusedHint(DefaultNamespace, BuilderPrivileged)})
+	err = waitAvailable(context.Background(), c, opts, workload{what: "builder", kind: "Deployment", name: BuilderName, hint: builderRefusedHint(DefaultNamespace, BuilderPrivileged)})
 	if err == nil {
 		t.Fatal("no error for refused pods")
 	}

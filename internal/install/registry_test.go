@@ -11,7 +11,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
@@ -172,8 +171,8 @@ func TestRegistryEmptyDir(t *testing.T) {
 }
 
 func TestResolveStorage(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := storagev1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme() // install's own: a type it reads must be in it
+	if err != nil {
 		t.Fatal(err)
 	}
 	class := func(name string, isDefault bool) *storagev1.StorageClass {

@@ -10,7 +10,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/ergomake/ergomake/internal/server"
@@ -145,8 +144,8 @@ func TestServerObjectsDefaultNamespace(t *testing.T) {
 // TestServedBy: uninstalling the server of one namespace deletes only its own users' namespaces
 // (their RoleBinding binds its ServiceAccount), not those of a server installed in another.
 func TestServedBy(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := rbacv1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme() // install's own: a type it reads must be in it
+	if err != nil {
 		t.Fatal(err)
 	}
 	rb := func(ns, serverNS string) *rbacv1.RoleBinding {
