@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -63,51 +62,26 @@ var ErrWatchEnded = errors.New("the server ended the watch")
 // WatchEvent{Deleted: true}, then nil). A stream that ends otherwise is an error wrapping
 // ErrWatchEnded.
 func (c *Client) WatchEnv(ctx context.Context, name string, fn func(WatchEvent) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+envPath(name, "watch"), nil)
-	if err != nil {
-		return err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	req.Header.Set("Accept", "application/x-ndjson")
-	resp, err := c.long().Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return answerError(resp)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue // keep-alive
-		}
+	deleted := false
+	err := c.ndjson(ctx, http.MethodGet, envPath(name, "watch"), nil, func(line []byte) (bool, error) {
 		var ev WatchEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
-			return fmt.Errorf("the server's watch stream: %w", err)
+			return false, fmt.Errorf("the server's watch stream: %w", err)
 		}
 		if ev.Error != "" {
-			return fmt.Errorf("%w: %s", ErrWatchEnded, ev.Error)
+			return false, fmt.Errorf("%w: %s", ErrWatchEnded, ev.Error)
 		}
 		if err := fn(ev); err != nil {
-			return err
+			return false, err
 		}
-		if ev.Deleted {
-			return nil
-		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err := sc.Err(); err != nil {
+		deleted = ev.Deleted
+		return !deleted, nil
+	})
+	switch {
+	case errors.Is(err, errStreamBroken):
 		return fmt.Errorf("%w: %v", ErrWatchEnded, err)
+	case err != nil || deleted:
+		return err
 	}
 	return ErrWatchEnded
 }

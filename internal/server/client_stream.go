@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,43 +37,17 @@ func (c *Client) Logs(ctx context.Context, name string, o LogOptions, fn func(Lo
 	if o.Timestamps {
 		q.Set("timestamps", "1")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/v1/envs/"+url.PathEscape(name)+"/logs?"+q.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	c.authorize(req)
-	req.Header.Set("Accept", "application/x-ndjson")
-	hc := *c.http
-	hc.Timeout = 0 // a followed log lasts as long as ctx
-	resp, err := hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return readAPIError(resp)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
+	err := c.ndjson(ctx, http.MethodGet, envPath(name, "logs")+"?"+q.Encode(), nil, func(line []byte) (bool, error) {
 		var l LogLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return fmt.Errorf("the server's log stream: %w", err)
+		if err := json.Unmarshal(line, &l); err != nil {
+			return false, fmt.Errorf("the server's log stream: %w", err)
 		}
-		if err := fn(l); err != nil {
-			return err
-		}
+		return true, fn(l)
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("the server's log stream: %w", err)
-	}
-	return nil
+	return err
 }
 
 // Dial opens a TCP connection to port of a ready pod of service in the caller's environment name,
@@ -153,7 +126,7 @@ func (c *Client) upgradeTo(ctx context.Context, path, proto string) (*upgradedCo
 		return fail(fmt.Errorf("the ergomake server's answer: %w", err))
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		err := readAPIError(resp)
+		err := answerError(resp)
 		_ = resp.Body.Close()
 		return fail(err)
 	}
@@ -276,16 +249,6 @@ func (s *spares) fill(cfg *tls.Config, host string) {
 		}
 		t.Stop()
 	}
-}
-
-// readAPIError turns a non-2xx answer into an *APIError.
-func readAPIError(resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb ErrorBody
-	if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
-		return &APIError{Status: resp.StatusCode, Message: eb.Error}
-	}
-	return &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("the server answered %s", resp.Status)}
 }
 
 // upgradedConn is a TLS connection the server switched to raw bytes.

@@ -19,7 +19,8 @@ import (
 // exec.go).
 
 // ndjson sends a request and calls fn with each non-empty line of its NDJSON answer until fn
-// says to stop (false), fails (its error), or the answer ends (nil). A refusal is an *APIError.
+// says to stop (false), fails (its error), or the answer ends (nil); ctx's error when ctx ended,
+// one wrapping errStreamBroken when the answer broke off. A refusal is an *APIError.
 func (c *Client) ndjson(ctx context.Context, method, path string, body []byte, fn func(line []byte) (bool, error)) error {
 	var rd io.Reader
 	if body != nil {
@@ -46,7 +47,8 @@ func (c *Client) ndjson(ctx context.Context, method, path string, body []byte, f
 		return answerError(resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	sc.Split(completeLines)
+	sc.Buffer(make([]byte, 64<<10), 16<<20) // a line: an environment, a log line, an event
 	for sc.Scan() {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 {
@@ -61,10 +63,22 @@ func (c *Client) ndjson(ctx context.Context, method, path string, body []byte, f
 		return ctx.Err()
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("the ergomake server's answer to %s %s: %w", method, path, err)
+		return fmt.Errorf("%w (%s %s): %v", errStreamBroken, method, path, err)
 	}
 	return nil
 }
+
+// completeLines splits an NDJSON stream into the lines a newline ends: a last line without one
+// is where the stream broke off, not a line.
+func completeLines(data []byte, _ bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	return 0, nil, nil
+}
+
+// errStreamBroken is wrapped by ndjson's error when the answer broke off (a read error).
+var errStreamBroken = errors.New("the ergomake server's answer broke off")
 
 // Restart restarts services of the caller's environment name (every started long-running one
 // when none is named) and waits up to timeout until they are ready again, calling fn with each
