@@ -249,9 +249,9 @@ func assessPod(pod *corev1.Pod, evs podEvents, now time.Time) podAssessment {
 		}
 		reason := nonEmpty(cs.State.Waiting.Reason, ReasonContainerCreating)
 		msg := cs.State.Waiting.Message
-		switch {
-		case transientCreateError(msg):
-			reason, msg = ReasonContainerCreating, "container "+cs.Name+" is being created: "+transientCreateWhy(msg)
+		switch why := transientCreateError(msg); {
+		case why != "":
+			reason, msg = ReasonContainerCreating, "container "+cs.Name+" is being created: "+why
 		case msg == "":
 			msg = "container " + cs.Name + " is being created"
 		}
@@ -317,7 +317,7 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, init bool, evs
 				Log:     &logRef{Pod: pod.Name, Container: cs.Name, Previous: true},
 			}, true
 		case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError":
-			if transientCreateError(w.Message) {
+			if transientCreateError(w.Message) != "" {
 				// The kubelet retries by itself: not a failure, and not the user's to fix.
 				return podAssessment{}, false
 			}
@@ -357,24 +357,20 @@ func containerFailure(pod *corev1.Pod, cs corev1.ContainerStatus, init bool, evs
 	return podAssessment{}, false
 }
 
-// transientCreateError tells a container-creation error the kubelet gets over by itself, seen on
-// a busy node: its caches of the pod's Secrets and ConfigMaps not yet in sync when it first tries
+// transientCreateError says in the user's words what the node is still doing when msg is a
+// container-creation error the kubelet gets over by itself, seen on a busy node ("" for any other
+// error): its caches of the pod's Secrets and ConfigMaps not yet in sync when it first tries
 // ("failed to sync secret cache: timed out waiting for the condition"), the container runtime
 // slower than the kubelet's deadline ("context deadline exceeded"), and the name of the container
 // it is still creating from that timed-out try ("failed to reserve container name").
-func transientCreateError(msg string) bool {
-	return (strings.Contains(msg, "failed to sync ") && strings.Contains(msg, " cache")) ||
-		strings.Contains(msg, "context deadline exceeded") ||
-		strings.Contains(msg, "failed to reserve container name")
-}
-
-// transientCreateWhy says in the user's words what the node is still doing (msg: a
-// transientCreateError).
-func transientCreateWhy(msg string) string {
-	if strings.Contains(msg, " cache") && strings.Contains(msg, "failed to sync ") {
+func transientCreateError(msg string) string {
+	switch {
+	case strings.Contains(msg, "failed to sync ") && strings.Contains(msg, " cache"):
 		return "the node is still loading its Secrets and ConfigMaps"
+	case strings.Contains(msg, "context deadline exceeded"), strings.Contains(msg, "failed to reserve container name"):
+		return "the node's container runtime is slow to respond, retrying"
 	}
-	return "the node's container runtime is slow to respond, retrying"
+	return ""
 }
 
 // crashInfo is what a container's status tells of its exits since the pod started.
