@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/ergomake/ergomake/internal/testutil/freeport"
 )
 
 func newTestForwarder(t *testing.T) *Forwarder {
@@ -22,17 +24,6 @@ func newTestForwarder(t *testing.T) *Forwarder {
 }
 
 var webSel = map[string]string{"ergomake.dev/env": "demo", "ergomake.dev/service": "web"}
-
-// freePort returns a port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func hasV6Loopback() bool {
 	l, err := net.Listen("tcp", "[::1]:0")
@@ -55,7 +46,7 @@ func dialOK(t *testing.T, addr string) {
 
 func TestBindWantedPort(t *testing.T) {
 	f := newTestForwarder(t)
-	want := freePort(t)
+	want := freeport.Port(t)
 	bs, err := f.Bind([]Port{{Service: "web", Selector: webSel, RemotePort: 80, LocalPort: want}})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +92,7 @@ func TestBindTakenPort(t *testing.T) {
 
 func TestBindTwoServicesSamePort(t *testing.T) {
 	f := newTestForwarder(t)
-	port := freePort(t)
+	port := freeport.Port(t)
 	bs, err := f.Bind([]Port{
 		{Service: "a", Selector: webSel, RemotePort: 80, LocalPort: port},
 		{Service: "b", Selector: webSel, RemotePort: 81, LocalPort: port},
@@ -178,7 +169,7 @@ func TestBindRange(t *testing.T) {
 	var lo int
 	var taken net.Listener
 	for range 50 {
-		p := freePort(t)
+		p := freeport.Port(t)
 		if p > 65000 {
 			continue
 		}

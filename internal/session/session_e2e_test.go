@@ -21,6 +21,7 @@ import (
 	"github.com/ergomake/ergomake/internal/compose"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/freeport"
 	"github.com/ergomake/ergomake/internal/translate"
 )
 
@@ -59,16 +60,6 @@ func e2eProject(t *testing.T, prefix, composeYAML string) (*translate.Result, *k
 		}
 	})
 	return res, client
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitFor polls the recorder until it holds line (a prefix of one of its lines).
@@ -141,7 +132,7 @@ func startUp(t *testing.T, client *kube.Client, res *translate.Result, waitTimeo
 // environment is applied, so a request made while the service is still becoming ready is answered
 // once it is; "Environment ready" comes after the wait; Ctrl-C tears everything down.
 func TestUpSession(t *testing.T) {
-	port := freePort(t)
+	port := freeport.Port(t)
 	res, client := e2eProject(t, "sess-up", webCompose(port, 6))
 	ns, name := res.Env.Namespace, res.Env.Name
 	rec, sigs, end := startUp(t, client, res, 3*time.Minute, "ergomake down -p "+name)
@@ -187,7 +178,7 @@ func TestUpSession(t *testing.T) {
 // that follows is abandoned by the first Ctrl-C, with ErrCancel (exit 130) and the command that
 // finishes the job.
 func TestUpSessionFailureInterrupted(t *testing.T) {
-	port := freePort(t)
+	port := freeport.Port(t)
 	res, client := e2eProject(t, "sess-fail", webCompose(port, 3600))
 	down := "ergomake down -p " + res.Env.Name
 	rec, sigs, end := startUp(t, client, res, 10*time.Second, down)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ergomake/ergomake/internal/testutil/freeport"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -167,7 +169,7 @@ func TestCommands(t *testing.T) {
 }
 
 func TestServeListeners(t *testing.T) {
-	httpPort, echoPort := freePort(t), freePort(t)
+	httpPort, echoPort := freeport.Port(t), freeport.Port(t)
 	host, _ := os.Hostname()
 	cfg := config{service: "web", hostname: host, ports: []int{httpPort}, echoPorts: []int{echoPort}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -214,14 +216,4 @@ func TestServeListeners(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping\n" {
 		t.Errorf("echo = %q, %v", buf, err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

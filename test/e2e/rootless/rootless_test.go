@@ -32,6 +32,7 @@ import (
 	"github.com/ergomake/ergomake/internal/install"
 	"github.com/ergomake/ergomake/internal/kube"
 	"github.com/ergomake/ergomake/internal/testutil/cluster"
+	"github.com/ergomake/ergomake/internal/testutil/freeport"
 	"github.com/ergomake/ergomake/internal/testutil/syncbuf"
 	"github.com/ergomake/ergomake/internal/testutil/testapp"
 )
@@ -124,7 +125,7 @@ func TestRootlessBuilder(t *testing.T) {
 
 	// a project built on the rootless builder, up and answering
 	dir := t.TempDir()
-	port := freePort(t)
+	port := freeport.Port(t)
 	for name, content := range map[string]string{"compose.yaml": compose, "Dockerfile": dockerfile, "message.txt": "a file from the context\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -441,15 +442,4 @@ func runBin(t *testing.T, bin, kubecfg, dir string, env []string, timeout time.D
 	}
 	t.Fatalf("ergomake %s: %v\n%s", strings.Join(args, " "), err, p.out)
 	return "", 0
-}
-
-// freePort is a TCP port free on localhost now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
