@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -194,7 +195,48 @@ func InstallServer(ctx context.Context, cfg *rest.Config, opts Options, sopts Se
 	if info.URLs, err = serverURLs(ctx, c, opts, sopts); err != nil {
 		return nil, err
 	}
+	if sopts.Expose != ExposeNone {
+		awaitReachable(ctx, opts, info.URLs, time.Minute)
+	}
 	return info, nil
+}
+
+// awaitReachable waits, up to limit, until one of urls completes a TLS handshake from this
+// machine: a Service's new node port or load balancer takes a moment to route after the
+// Deployment is available, and users log in right after install. It says so once when it waits;
+// when none answers it warns (this machine may simply have no route to the nodes) and returns.
+func awaitReachable(ctx context.Context, opts Options, urls []string, limit time.Duration) {
+	if len(urls) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last error
+	said := false
+	err := wait.PollUntilContextCancel(wctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, raw := range urls {
+			u, err := server.NormalizeURL(raw)
+			if err != nil {
+				last = err
+				continue
+			}
+			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+			_, _, err = server.Probe(pctx, u)
+			pcancel()
+			if err == nil {
+				return true, nil
+			}
+			last = err
+		}
+		if !said {
+			said = true
+			fmt.Fprintf(opts.Out, "server: waiting for %s to answer (%v)\n", urls[0], last)
+		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(opts.Out, "warning: the server did not answer at %s from this machine within %s (%v): users need a route to it\n", strings.Join(urls, ", "), limit, last)
+	}
 }
 
 func prepareServer(cfg *rest.Config, opts *Options, sopts *ServerOptions) ([]*unstructured.Unstructured, client.Client, error) {

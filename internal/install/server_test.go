@@ -1,10 +1,14 @@
 package install
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -13,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/ergomake/ergomake/internal/server"
+	"github.com/ergomake/ergomake/internal/testutil/freeport"
 )
 
 func TestServerObjects(t *testing.T) {
@@ -169,5 +174,26 @@ func TestServedBy(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("servedBy(%s, %s) = %v, %v; want %v", tc.ns, tc.serverNS, got, err, tc.want)
 		}
+	}
+}
+
+func TestAwaitReachable(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	var out bytes.Buffer
+	awaitReachable(context.Background(), Options{Out: &out}, []string{srv.URL}, 10*time.Second)
+	if out.Len() != 0 {
+		t.Errorf("a server that answers: said %q", out.String())
+	}
+
+	closed := fmt.Sprintf("https://127.0.0.1:%d", freeport.Port(t))
+	out.Reset()
+	start := time.Now()
+	awaitReachable(context.Background(), Options{Out: &out}, []string{closed}, 2*time.Second)
+	if got := out.String(); !strings.Contains(got, "server: waiting for "+closed) || !strings.Contains(got, "warning: the server did not answer at "+closed) {
+		t.Errorf("nothing answers: said %q", got)
+	}
+	if time.Since(start) > time.Minute {
+		t.Errorf("waited %s past its 2s limit", time.Since(start))
 	}
 }
