@@ -346,8 +346,8 @@ func (b *bench) setupServer(ctx context.Context, s *serverEnv) error {
 		}
 	}
 	routedVia := func(c *server.Client) *forward.Forwarder {
-		return forward.NewRouted(func(ctx context.Context, p forward.Port) (net.Conn, error) {
-			return c.Dial(ctx, project, p.Service, p.RemotePort)
+		return forward.NewRoutedFirst(func(ctx context.Context, p forward.Port, first *forward.First) (net.Conn, error) {
+			return c.DialFirst(ctx, project, p.Service, p.RemotePort, first) // as the CLI's forwarder
 		}, forward.Options{Logf: logf})
 	}
 	api, err := forward.New(b.cfg, ns, forward.Options{Logf: logf})

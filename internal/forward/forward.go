@@ -128,7 +128,7 @@ type Forwarder struct {
 	maxTunnels  int // per pod; 0: no cap
 	podWait     time.Duration
 	dialTimeout time.Duration
-	route       RouteFunc // NewRouted: connections go through it, no pods watched here
+	route       FirstRouteFunc // NewRouted: connections go through it, no pods watched here
 
 	mu      sync.Mutex
 	ports   []*boundPort

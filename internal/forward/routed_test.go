@@ -272,3 +272,101 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A route that takes the first bytes sends them with its request; a try that took them and failed
+// does not lose them: the next try gets them again, and a dial that took them is not followed by
+// a second copy of them.
+func TestRoutedFirstBytesTakenByRouteAndResentAfterFailure(t *testing.T) {
+	echo := echo.Serve(t).String()
+	var tries atomic.Int32
+	route := func(ctx context.Context, p Port, first *First) (net.Conn, error) {
+		select {
+		case <-first.Ready():
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		b := first.Take()
+		if string(b) != "hello" {
+			return nil, permanent{fmt.Sprintf("first bytes %q, want hello", b)}
+		}
+		if tries.Add(1) == 1 {
+			return nil, errors.New("server busy") // took them, failed: retried
+		}
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", echo)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Write(b); err != nil { // sent with the "request"
+			return nil, err
+		}
+		return c, nil
+	}
+	f := NewRoutedFirst(route, Options{})
+	bs, err := f.Bind([]Port{{Service: "web", RemotePort: 8080, HostIP: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	c, err := net.Dial("tcp", bs[0].Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the first read has its bytes before " world" comes
+	if _, err := c.Write([]byte(" world")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	back, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back) != "hello world" {
+		t.Fatalf("echoed %q, want %q (each byte once, in order)", back, "hello world")
+	}
+	if n := tries.Load(); n != 2 {
+		t.Errorf("%d tries, want 2", n)
+	}
+}
+
+// A route that does not take the first bytes (they came after its answer) gets them carried
+// after the dial, before the rest; a local side that ends before sending anything passes that
+// end on.
+func TestRoutedFirstBytesNotTaken(t *testing.T) {
+	echo := echo.Serve(t).String()
+	route := func(ctx context.Context, p Port, first *First) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", echo)
+	}
+	f := NewRoutedFirst(route, Options{})
+	bs, err := f.Bind([]Port{{Service: "web", RemotePort: 8080, HostIP: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for _, payload := range []string{"abc", ""} {
+		c, err := net.Dial("tcp", bs[0].Addrs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		_, _ = c.Write([]byte(payload))
+		_ = c.(*net.TCPConn).CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		back, err := io.ReadAll(c)
+		_ = c.Close()
+		if err != nil || string(back) != payload {
+			t.Fatalf("echoed %q (%v), want %q", back, err, payload)
+		}
+	}
+}

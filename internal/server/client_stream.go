@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ergomake/ergomake/internal/forward"
 )
 
 // Retryable says whether the same request may succeed if tried again a little later: the server
@@ -56,8 +59,21 @@ func (c *Client) Logs(ctx context.Context, name string, o LogOptions, fn func(Lo
 // environment or service, 403 a port the service does not declare, 503 no ready pod within the
 // server's wait (Retryable), 502 the pod refused the connection.
 func (c *Client) Dial(ctx context.Context, name, service string, port int32) (net.Conn, error) {
+	return c.DialFirst(ctx, name, service, port, nil)
+}
+
+// DialFirst is Dial for forward.NewRoutedFirst: the local connection's first bytes (first), when
+// they come before the server's answer, go with the request, and the server passes them to the
+// pod as soon as it dialled it, instead of one round trip later. The server reads nothing after
+// the request as HTTP (an answer other than 101 closes the connection), so bytes sent with a
+// refused dial reach nobody; the forwarder sends them again with its next try.
+func (c *Client) DialFirst(ctx context.Context, name, service string, port int32, first *forward.First) (net.Conn, error) {
 	q := url.Values{"service": {service}, "port": {strconv.Itoa(int(port))}}
-	return c.upgrade(ctx, "/v1/envs/"+url.PathEscape(name)+"/dial?"+q.Encode())
+	conn, _, err := c.upgradeTo(ctx, "/v1/envs/"+url.PathEscape(name)+"/dial?"+q.Encode(), UpgradeProtocol, first)
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
 }
 
 // DialBuilder opens a connection to the builder's BuildKit port through the server
@@ -76,20 +92,24 @@ func (c *Client) authorize(req *http.Request) {
 // TLS session of an earlier one when it can) and returns the connection once the server
 // switched protocols.
 func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
-	conn, _, err := c.upgradeTo(ctx, path, UpgradeProtocol)
+	conn, _, err := c.upgradeTo(ctx, path, UpgradeProtocol, nil)
 	if err != nil {
 		return nil, err
 	}
 	return conn, nil
 }
 
-// upgradeTo is upgrade to proto; it returns the headers of the server's 101 answer too.
-func (c *Client) upgradeTo(ctx context.Context, path, proto string) (*upgradedConn, http.Header, error) {
+// upgradeTo is upgrade to proto; it returns the headers of the server's 101 answer too. first,
+// when not nil, is sent after the request as soon as it is ready, if that is before the answer.
+func (c *Client) upgradeTo(ctx context.Context, path, proto string, first *forward.First) (*upgradedConn, http.Header, error) {
 	host := c.base.Host
 	if c.base.Port() == "" {
 		host = net.JoinHostPort(c.base.Hostname(), "443")
 	}
 	conn := c.spares.take(c.dialTLS, host)
+	// The spares are topped up once this dial has its answer: handshakes beside it would compete
+	// with it for the CPU of both ends.
+	defer c.spares.refill()
 	if conn == nil {
 		raw, err := dialTLS(ctx, c.dialTLS, host)
 		if err != nil {
@@ -117,11 +137,51 @@ func (c *Client) upgradeTo(ctx context.Context, path, proto string) (*upgradedCo
 	c.authorize(req)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", proto)
-	if err := req.Write(conn); err != nil {
+	var head bytes.Buffer
+	if err := req.Write(&head); err != nil {
+		return fail(err)
+	}
+	// The first bytes, when they are there already, go in the same write (one TLS record).
+	var waitFirst <-chan struct{}
+	if first != nil {
+		if b := first.Take(); b != nil {
+			head.Write(b)
+		} else {
+			select {
+			case <-first.Ready(): // the read gave nothing (the local side ended at once)
+			default:
+				waitFirst = first.Ready()
+			}
+		}
+	}
+	if _, err := conn.Write(head.Bytes()); err != nil {
 		return fail(fmt.Errorf("reaching the ergomake server %s: %w", c.base.Host, err))
 	}
 	br := bufio.NewReaderSize(conn, 4<<10)
-	resp, err := http.ReadResponse(br, req)
+	var resp *http.Response
+	if waitFirst == nil {
+		resp, err = http.ReadResponse(br, req)
+	} else {
+		type answer struct {
+			resp *http.Response
+			err  error
+		}
+		answers := make(chan answer, 1)
+		go func() {
+			r, err := http.ReadResponse(br, req)
+			answers <- answer{r, err}
+		}()
+		select {
+		case a := <-answers:
+			resp, err = a.resp, a.err
+		case <-waitFirst:
+			if b := first.Take(); b != nil {
+				_, _ = conn.Write(b) // a failed write fails the answer's read too
+			}
+			a := <-answers
+			resp, err = a.resp, a.err
+		}
+	}
 	if err != nil {
 		return fail(fmt.Errorf("the ergomake server's answer: %w", err))
 	}
@@ -197,11 +257,19 @@ func (s *spares) take(cfg *tls.Config, host string) *tls.Conn {
 		s.kick = make(chan struct{}, 1)
 		go s.fill(cfg, host)
 	}
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
 	return got
+}
+
+// refill wakes the filler up (once a dial has its answer).
+func (s *spares) refill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // fill keeps spareN fresh spares while dials come, then closes them and ends.

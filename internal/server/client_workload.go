@@ -137,7 +137,7 @@ type ExecStreams struct {
 // when the server refused (404 no such environment, 409 no such service or no running
 // replica).
 func (c *Client) Exec(ctx context.Context, name string, req ExecRequest, s ExecStreams) (ExecResult, error) {
-	conn, hdr, err := c.upgradeTo(ctx, envPath(name, "exec")+"?"+execQuery(req).Encode(), ExecProtocol)
+	conn, hdr, err := c.upgradeTo(ctx, envPath(name, "exec")+"?"+execQuery(req).Encode(), ExecProtocol, nil)
 	if err != nil {
 		return ExecResult{}, err
 	}

@@ -179,6 +179,12 @@ func (h *Handler) actionLimit(name string, maxBody int64, fn func(*call) (any, e
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
+		if headerHas(r.Header, "Connection", "upgrade") {
+			// A client may send the upgraded connection's first bytes right after its request
+			// (Client.DialFirst): an answer other than 101 closes the connection, so that they
+			// are never read as a request.
+			rec.Header().Set("Connection", "close")
+		}
 
 		token, ok := bearer(r)
 		if !ok {

@@ -280,8 +280,8 @@ func (b *serverBackend) tailLogs(ctx context.Context, namespace, name, service s
 // service.
 func (b *serverBackend) forwarder(env *v1alpha1.ErgomakeEnv, opts forward.Options) (portForwarder, error) {
 	project := env.Spec.Project
-	return forward.NewRouted(func(ctx context.Context, p forward.Port) (net.Conn, error) {
-		conn, err := b.c.Dial(ctx, project, p.Service, p.RemotePort)
+	return forward.NewRoutedFirst(func(ctx context.Context, p forward.Port, first *forward.First) (net.Conn, error) {
+		conn, err := b.c.DialFirst(ctx, project, p.Service, p.RemotePort, first)
 		return conn, b.explain(err)
 	}, opts), nil
 }
