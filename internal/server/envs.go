@@ -363,7 +363,8 @@ func (h *Handler) watchEnv(c *call) (any, error) {
 	c.w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
 
-	ctx, cancel := context.WithCancel(c.r.Context())
+	// A shutdown ends watches at once: the client watches again, through the other replica.
+	ctx, cancel := h.untilDrain(c.r.Context())
 	defer cancel()
 	var mu sync.Mutex
 	write := func(b []byte) {

@@ -42,6 +42,7 @@ type Handler struct {
 	streams  *streams // dial and logs (dial.go, logs.go)
 	// execIn runs a command in a pod (nil: with the tenancy's credentials, kube.Client.Exec).
 	execIn func(ctx context.Context, o kube.ExecOptions) (int, error)
+	drain  *drainer // requests in flight, graceful shutdown (drain.go)
 }
 
 // HandlerOptions configure NewHandler.
@@ -74,7 +75,7 @@ type HandlerOptions struct {
 
 // NewHandler returns the API's handler.
 func NewHandler(o HandlerOptions) *Handler {
-	h := &Handler{auth: o.Auth, tenancy: o.Tenancy, limiter: o.Limiter, dialLimiter: o.DialLimiter, maxBody: o.MaxBody, audit: o.Audit, version: o.Version, execIn: o.Exec}
+	h := &Handler{auth: o.Auth, tenancy: o.Tenancy, limiter: o.Limiter, dialLimiter: o.DialLimiter, maxBody: o.MaxBody, audit: o.Audit, version: o.Version, execIn: o.Exec, drain: newDrainer()}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
@@ -87,6 +88,7 @@ func NewHandler(o HandlerOptions) *Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", h.readyz) // 503 once the server shuts down
 	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"version": h.version, "api": APIVersion})
 	})
@@ -155,6 +157,7 @@ func (h *Handler) action(name string, fn func(*call) (any, error)) http.Handler 
 func (h *Handler) actionLimit(name string, maxBody int64, fn func(*call) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		defer h.drain.start()() // a shutdown waits for it (upgraded connections too)
 		rec := &statusRecorder{ResponseWriter: w}
 		c := &call{w: rec, r: r}
 		defer func() {

@@ -37,6 +37,12 @@ const (
 	MaxHeaderBytes    = 64 << 10
 )
 
+// DefaultShutdownGrace is how long open requests and streams (forwarded connections, exec, logs)
+// may go on once the server is asked to stop: shorter than its pod's terminationGracePeriodSeconds
+// (config/server/deployment.yaml), so that it ends them itself, cleanly, before the kubelet kills
+// it.
+const DefaultShutdownGrace = 25 * time.Second
+
 // The server's default rate limits per token and replica: requests (Rate, Burst) and, apart,
 // dials, one per forwarded connection (DialRate, DialBurst).
 const (
@@ -59,7 +65,10 @@ type Options struct {
 	MaxBody           int64
 	MaxApplyBody      int64
 	TokenCache        time.Duration
-	Log               io.Writer
+	// ShutdownGrace bounds how long open requests and streams may go on once the server is
+	// asked to stop (0: DefaultShutdownGrace).
+	ShutdownGrace time.Duration
+	Log           io.Writer
 	// Listener, when set, is served instead of listening on Addr (tests).
 	Listener net.Listener
 	// Ready, when set, is called once the server listens.
@@ -85,6 +94,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.IntVar(&opts.DialBurst, "dial-burst", DefaultDialBurst, "burst of forwarded connections allowed per token")
 	fs.Int64Var(&opts.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
 	fs.Int64Var(&opts.MaxApplyBody, "max-apply-body", DefaultMaxApplyBody, "largest `up` request body (the project and the files it ships) accepted, in bytes")
+	fs.DurationVar(&opts.ShutdownGrace, "shutdown-grace", DefaultShutdownGrace, "how long open forwarded connections, exec and logs streams and requests may go on once the server is asked to stop (keep it below the pod's terminationGracePeriodSeconds)")
 	fs.DurationVar(&opts.TokenCache, "token-cache", 5*time.Second, "how long a checked token is trusted before it is read again (the delay of a revocation)")
 	if code, ok := cmd.Parse(args); !ok {
 		return code
@@ -130,12 +140,6 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	srv := NewHTTPServer(h, certs.get)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	// Long requests (watches, waits) end when the server shuts down: their clients go on with the
-	// other replica.
-	base, endLong := context.WithCancel(context.Background())
-	defer endLong()
-	srv.BaseContext = func(net.Listener) context.Context { return base }
-	srv.RegisterOnShutdown(endLong)
 	ln := opts.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
@@ -146,6 +150,21 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}
+	return Serve(ctx, srv, h, ln, opts.ShutdownGrace, log)
+}
+
+// Serve serves h with srv on ln (TLS) until ctx ends, then shuts down gracefully: it stops
+// accepting connections, fails readiness and ends watches (h.Drain; their clients go on with the
+// other replica), and lets every other request, forwarded connections, exec and logs streams
+// included, finish for up to grace (0: DefaultShutdownGrace). Then it ends what is left.
+func Serve(ctx context.Context, srv *http.Server, h *Handler, ln net.Listener, grace time.Duration, log *slog.Logger) error {
+	if grace <= 0 {
+		grace = DefaultShutdownGrace
+	}
+	// Requests' contexts end with base, which ends when the grace is over.
+	base, endAll := context.WithCancel(context.Background())
+	defer endAll()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	select {
@@ -153,10 +172,28 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("shutting down: no new connections; open requests and streams have up to " + grace.String() + " to end")
+	h.Drain()
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	log.Info("shutting down")
-	return srv.Shutdown(shutdown)
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(graceCtx) }() // closes the listener at once
+	left, _ := h.WaitRequests(graceCtx)
+	if err := <-shut; err != nil && left == 0 {
+		left = -1 // connections without a request (yet) were still open
+	}
+	if left != 0 {
+		if left > 0 {
+			log.Warn("shutdown grace over: ending the requests and streams still open", "open", left)
+		}
+		endAll()
+		_ = srv.Close()
+		wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer wcancel()
+		_, _ = h.WaitRequests(wctx) // their audit lines
+	}
+	log.Info("shut down")
+	return nil
 }
 
 // NewHTTPServer is the server's http.Server: TLS 1.2+, with the timeouts and header limit against
