@@ -77,6 +77,33 @@ type frameConn struct {
 	errEnded  bool    // errEnd sent
 	isBroken  bool    // broken sent: further data is dropped
 	errMsg    []byte
+	early     []byte // the pod's data that came before both SYN_REPLYs: held until they did
+	earlyFin  bool   // and its FIN
+}
+
+// maxEarly bounds the data a pod may send before its streams are accepted
+// (a server's greeting, not a transfer): past it the connection is broken.
+const maxEarly = 256 << 10
+
+// accepted says whether the server replied to both streams.
+func (c *frameConn) accepted() bool { return c.replied[0] && c.replied[1] }
+
+// deliverEarly passes on what the pod sent before its streams were
+// accepted, now that they are: the local side is not read before that
+// (PodConn's pipe: not before DialPod returns), so writing it earlier would
+// have held the reader, and the replies behind the data, for ever.
+func (c *frameConn) deliverEarly() {
+	if len(c.early) > 0 && !c.isBroken {
+		if _, err := c.local.Write(c.early); err != nil {
+			c.fail()
+		} else {
+			c.fromPod.Add(int64(len(c.early)))
+		}
+	}
+	c.early = nil
+	if c.earlyFin {
+		c.podEnd(nil)
+	}
 }
 
 func newFrameTunnel(nc, raw net.Conn) *frameTunnel {
@@ -198,7 +225,7 @@ func (t *frameTunnel) read() {
 // streamData takes a data frame of the connection's data stream (data),
 // passed on to local, or of its error stream, whose words are kept.
 func (t *frameTunnel) streamData(c *frameConn, h frameHeader, buf []byte, data bool) error {
-	ended := (data && c.dataEnded) || (!data && c.errEnded)
+	ended := (data && (c.dataEnded || c.earlyFin)) || (!data && c.errEnded)
 	if ended { // data after FIN: the stream is not to be trusted
 		c.fail()
 	}
@@ -209,6 +236,12 @@ func (t *frameTunnel) streamData(c *frameConn, h frameHeader, buf []byte, data b
 		}
 		n -= k
 		switch {
+		case data && !c.isBroken && !c.accepted():
+			if len(c.early)+k > maxEarly {
+				c.fail()
+				continue
+			}
+			c.early = append(c.early, buf[:k]...)
 		case data && !c.isBroken:
 			if _, err := c.local.Write(buf[:k]); err != nil {
 				c.fail()
@@ -227,9 +260,12 @@ func (t *frameTunnel) streamData(c *frameConn, h frameHeader, buf []byte, data b
 		return err
 	}
 	if h.flags&flagFin != 0 {
-		if data {
+		switch {
+		case data && !c.accepted():
+			c.earlyFin = true
+		case data:
 			c.podEnd(nil)
-		} else {
+		default:
 			c.errEnd(nil)
 		}
 	}
@@ -268,6 +304,9 @@ func (t *frameTunnel) control(h frameHeader, hdr, buf []byte) bool {
 		if !c.replied[i] {
 			c.replied[i] = true
 			c.replies <- id
+			if c.accepted() {
+				c.deliverEarly()
+			}
 		}
 		if h.flags&flagFin != 0 {
 			if i == 1 {

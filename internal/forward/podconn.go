@@ -109,13 +109,15 @@ func notReadyReason(p *corev1.Pod) string {
 // The pod side's refusal (nothing listens on port) arrives after the dial:
 // the first Read then fails with an error saying so.
 func (d *PodDialer) DialPod(ctx context.Context, pod string, port int32) (net.Conn, error) {
-	// The server sometimes leaves the streams of a fresh tunnel
-	// unanswered (seen on the local cluster: about one tunnel in four,
-	// whatever the wait after the dial). So a tunnel whose streams are not
-	// accepted within hedgeAfter gets a second one beside it (and so on, up
-	// to openAttempts): the first accepted carries the connection, the
-	// others are dropped. A tunnel is given up after openTimeout, except
-	// the last, which waits as long as ctx allows.
+	// A tunnel whose streams are not accepted within hedgeAfter (an API
+	// server or kubelet that is slow or stuck) gets a second one beside it
+	// (and so on, up to openAttempts): the first accepted carries the
+	// connection, the others are dropped. A tunnel is given up after
+	// openTimeout, except the last, which waits as long as ctx allows.
+	// (About one tunnel in four to the builder used to go unaccepted: not
+	// the server's doing but the reader's, held writing buildkitd's
+	// greeting into this pipe ahead of the replies; see
+	// frameConn.deliverEarly.)
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type attempt struct {

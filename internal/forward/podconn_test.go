@@ -6,12 +6,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/moby/spdystream/spdy"
 	"k8s.io/client-go/rest"
 	"k8s.io/streaming/pkg/httpstream"
 )
@@ -223,5 +225,47 @@ func TestPodDialerAllUnanswered(t *testing.T) {
 	}
 	if n := dials.Load(); n != openAttempts {
 		t.Errorf("%d tunnels tried, want %d", n, openAttempts)
+	}
+}
+
+// A pod that speaks first (a gRPC server's SETTINGS, buildkitd's) may have
+// its data reach the tunnel before the SYN_REPLY frames that accept the
+// streams: containerd starts copying while the replies are still on their
+// way. The reader holds that data instead of writing it into the PodConn's
+// pipe, which nobody reads before DialPod returns, so the replies behind it
+// are read, DialPod returns, and the data is the first thing read; a FIN
+// that came as early ends the connection after it. (Seen on the local
+// cluster: about one tunnel in four to the builder stalled until the
+// hedge.)
+func TestPodConnPodSpeaksBeforeReplies(t *testing.T) {
+	for _, fin := range []bool{false, true} {
+		p, ft := newPeer(t)
+		d := &PodDialer{namespace: "ns", dial: func(context.Context, string) (tunnel, error) { return ft, nil },
+			open: time.Hour} // no hedge: this tunnel has to be accepted
+		go func() {
+			p.syns()
+			p.data(p.dataID, "SETTINGS", false)
+			p.data(p.dataID, " frame", fin)
+			p.write(&spdy.SynReplyFrame{StreamId: p.errID, Headers: http.Header{}})
+			p.write(&spdy.SynReplyFrame{StreamId: p.dataID, Headers: http.Header{}})
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := d.DialPod(ctx, "buildkitd-1", 1234)
+		cancel()
+		if err != nil {
+			t.Fatalf("fin %v: %v", fin, err)
+		}
+		buf := make([]byte, len("SETTINGS frame"))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "SETTINGS frame" {
+			t.Fatalf("fin %v: read %q, %v", fin, buf, err)
+		}
+		if fin {
+			p.data(p.errID, "", true)
+			if n, err := c.Read(buf); n != 0 || err != io.EOF {
+				t.Errorf("after the early FIN: read %d, %v; want EOF", n, err)
+			}
+		}
+		_ = c.Close()
 	}
 }

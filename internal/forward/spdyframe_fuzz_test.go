@@ -89,6 +89,8 @@ type readerModel struct {
 	dataFin, errFin, isBroken  bool
 	flowControl                bool // a SETTINGS or WINDOW_UPDATE came: data frames are answered with WINDOW_UPDATEs
 	replied                    [2]bool
+	early                      []byte // data before both SYN_REPLYs: held, passed on once both came
+	earlyFin                   bool
 	localLimit, localDelivered int
 }
 
@@ -159,6 +161,9 @@ func (m *readerModel) walk(in []byte) {
 				if !m.replied[i] {
 					m.replied[i] = true
 					m.replies = append(m.replies, id)
+					if m.replied[0] && m.replied[1] {
+						m.deliverEarly()
+					}
 				}
 				if flags&flagFin != 0 {
 					m.end(id == dataID, false)
@@ -193,7 +198,7 @@ func (m *readerModel) walk(in []byte) {
 			continue
 		}
 		data := id == dataID
-		ended := data && m.dataFin || !data && m.errFin
+		ended := data && (m.dataFin || m.earlyFin) || !data && m.errFin
 		if ended {
 			m.fail()
 		}
@@ -205,6 +210,12 @@ func (m *readerModel) walk(in []byte) {
 			chunk := in[:k]
 			in, n = in[k:], n-k
 			switch {
+			case data && !m.isBroken && !(m.replied[0] && m.replied[1]):
+				if len(m.early)+k > maxEarly {
+					m.fail()
+					continue
+				}
+				m.early = append(m.early, chunk...)
 			case data && !m.isBroken:
 				if m.localDelivered+k > m.localLimit {
 					m.fail()
@@ -222,8 +233,28 @@ func (m *readerModel) walk(in []byte) {
 			m.windowUpdate(id, length)
 		}
 		if flags&flagFin != 0 {
-			m.end(data, false)
+			if data && !(m.replied[0] && m.replied[1]) {
+				m.earlyFin = true
+			} else {
+				m.end(data, false)
+			}
 		}
+	}
+}
+
+// deliverEarly passes on the data held until both streams were accepted, in one write.
+func (m *readerModel) deliverEarly() {
+	if len(m.early) > 0 && !m.isBroken {
+		if m.localDelivered+len(m.early) > m.localLimit {
+			m.fail()
+		} else {
+			m.localDelivered += len(m.early)
+			m.local = append(m.local, m.early...)
+		}
+	}
+	m.early = nil
+	if m.earlyFin {
+		m.end(true, false)
 	}
 }
 
