@@ -89,7 +89,8 @@ func writeMarkdown(path string, c config, res *results, took time.Duration) erro
 const partialPrefix = "Partial run `-only "
 
 // mergeMarkdown is the generated part body with a partial run's rows merged into its table and
-// a line recording the run (replacing the line of an earlier run of the same groups); ok is false
+// a line recording the run (the lines of earlier partial runs whose groups were all measured
+// again go); ok is false
 // when body has no table to merge into.
 func mergeMarkdown(body string, c config, res *results, took time.Duration) (string, bool) {
 	k := strings.Index(body, "\n|")
@@ -109,11 +110,35 @@ func mergeMarkdown(body string, c config, res *results, took time.Duration) (str
 	key := partialPrefix + strings.Join(groups, ",") + "`"
 	line := fmt.Sprintf("%s: its rows are from %s, %d run(s) per measure, took %s; tree `%s`; reproduce: `%s`.",
 		key, time.Now().UTC().Format("2006-01-02 15:04 MST"), c.runs, took.Round(time.Second), tree(), c.command)
-	var kept []string
-	for _, l := range strings.Split(strings.TrimRight(head, "\n"), "\n") {
-		if !strings.HasPrefix(l, key) {
-			kept = append(kept, l)
+	// The lines of earlier partial runs stay while some of their rows do: a line goes once every
+	// group it names was measured again by a later run (this one included).
+	lines := strings.Split(strings.TrimRight(head, "\n"), "\n")
+	covered := map[string]bool{}
+	for _, g := range groups {
+		covered[g] = true
+	}
+	stale := map[int]bool{}
+	for i := len(lines) - 1; i >= 0; i-- {
+		gs, ok := partialGroups(lines[i])
+		if !ok {
+			continue
 		}
+		stale[i] = true
+		for _, g := range gs {
+			if !covered[g] {
+				stale[i] = false
+			}
+		}
+		for _, g := range gs {
+			covered[g] = true
+		}
+	}
+	var kept []string
+	for i, l := range lines {
+		if stale[i] || l == "" && (len(kept) == 0 || kept[len(kept)-1] == "") {
+			continue // and no blank line after another
+		}
+		kept = append(kept, l)
 	}
 	// the partial-run lines go after the full run's, before the line about cells
 	out := []string{}
@@ -129,6 +154,17 @@ func mergeMarkdown(body string, c config, res *results, took time.Duration) (str
 		out = append(out, "", line)
 	}
 	return strings.TrimLeft(strings.Join(out, "\n"), "\n") + "\n\n" + mergeTable(oldRows, oldNotes, res.cells(), res.notes), true
+}
+
+// partialGroups are the groups a partial run's line names ("server", "build"); ok is false for
+// any other line.
+func partialGroups(l string) ([]string, bool) {
+	rest, ok := strings.CutPrefix(l, partialPrefix)
+	if !ok {
+		return nil, false
+	}
+	gs, _, ok := strings.Cut(rest, "`")
+	return strings.Split(gs, ","), ok
 }
 
 // tree is the git description of the working tree, or "".

@@ -211,3 +211,48 @@ func TestWriteMarkdownPartial(t *testing.T) {
 		t.Errorf("the partial run's line is not with the run lines:\n%s", s)
 	}
 }
+
+// TestWriteMarkdownPartialLines: the line of an earlier partial run stays while some of its rows
+// do, and goes once later runs measured every group it names again; the lines do not pile up
+// blank lines between them however many runs there are.
+func TestWriteMarkdownPartialLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	full := &results{}
+	full.row("server row", "ms", 1, target{}).add(pErgo, 1)
+	full.row("build: row", "s", 1, target{}).add(pErgo, 1)
+	if err := writeMarkdown(path, config{runs: 5, command: "make bench"}, full, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	run := func(groups ...string) string {
+		t.Helper()
+		only := map[string]bool{}
+		for _, g := range groups {
+			only[g] = true
+		}
+		part := &results{}
+		part.row("server row", "ms", 1, target{}).add(pErgo, 2)
+		if err := writeMarkdown(path, config{runs: 3, command: "-only " + strings.Join(groups, ","), only: only}, part, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(path)
+		return string(raw)
+	}
+	s := run("build", "server")
+	s = run("build")
+	if !strings.Contains(s, partialPrefix+"build,server`") || !strings.Contains(s, partialPrefix+"build`") {
+		t.Fatalf("the build,server line went while its server rows stay:\n%s", s)
+	}
+	s = run("server")
+	if strings.Contains(s, partialPrefix+"build,server`") {
+		t.Errorf("the build,server line stays after build and server were both measured again:\n%s", s)
+	}
+	if !strings.Contains(s, partialPrefix+"build`") || !strings.Contains(s, partialPrefix+"server`") {
+		t.Errorf("lost a line:\n%s", s)
+	}
+	for range 3 {
+		s = run("server")
+	}
+	if strings.Contains(s, "\n\n\n") {
+		t.Errorf("blank lines pile up:\n%s", s)
+	}
+}
