@@ -26,6 +26,13 @@ func (e permanent) Retryable() bool { return false }
 func routedFixture(t *testing.T, route RouteFunc, opts Options) (addr string, f *Forwarder, stop func()) {
 	t.Helper()
 	f = NewRouted(route, opts)
+	addr, stop = serveOnePort(t, f)
+	return addr, f, stop
+}
+
+// serveOnePort binds one port of f and serves it until stop (or the test's end).
+func serveOnePort(t *testing.T, f *Forwarder) (addr string, stop func()) {
+	t.Helper()
 	bs, err := f.Bind([]Port{{Service: "web", RemotePort: 8080, HostIP: "127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +51,7 @@ func routedFixture(t *testing.T, route RouteFunc, opts Options) (addr string, f 
 		})
 	}
 	t.Cleanup(stop)
-	return bs[0].Addrs[0], f, stop
+	return bs[0].Addrs[0], stop
 }
 
 func TestRoutedRoundTripHalfClose(t *testing.T) {
@@ -301,17 +308,9 @@ func TestRoutedFirstBytesTakenByRouteAndResentAfterFailure(t *testing.T) {
 		}
 		return c, nil
 	}
-	f := NewRoutedFirst(route, Options{})
-	bs, err := f.Bind([]Port{{Service: "web", RemotePort: 8080, HostIP: "127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	addr, _ := serveOnePort(t, NewRoutedFirst(route, Options{}))
 
-	c, err := net.Dial("tcp", bs[0].Addrs[0])
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,17 +344,9 @@ func TestRoutedFirstBytesNotTaken(t *testing.T) {
 	route := func(ctx context.Context, p Port, first *First) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", echo)
 	}
-	f := NewRoutedFirst(route, Options{})
-	bs, err := f.Bind([]Port{{Service: "web", RemotePort: 8080, HostIP: "127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	addr, _ := serveOnePort(t, NewRoutedFirst(route, Options{}))
 	for _, payload := range []string{"abc", ""} {
-		c, err := net.Dial("tcp", bs[0].Addrs[0])
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
