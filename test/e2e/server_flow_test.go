@@ -243,8 +243,9 @@ func TestServerFlow(t *testing.T) {
 				t.Errorf("bob: ergomake %s = %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 			}
 		}
-		logs := s.serverLogs(ctx)
-		for _, want := range []string{"user=" + a.u.name + " action=envs.exec env=" + name + " status=101", "user=" + a.u.name + " action=envs.restart env=" + name + " status=200"} {
+		wants := []string{"user=" + a.u.name + " action=envs.exec env=" + name + " status=101", "user=" + a.u.name + " action=envs.restart env=" + name + " status=200"}
+		logs := s.serverLogsWith(ctx, wants...)
+		for _, want := range wants {
 			if !strings.Contains(logs, want) {
 				t.Errorf("the server's audit has no %q", want)
 			}

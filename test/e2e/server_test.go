@@ -185,6 +185,25 @@ func (s *serverSetup) revoke(ctx context.Context, u *serverUser) {
 	}
 }
 
+// serverLogsWith are the logs of the server's pods once they hold every one of wants, or after
+// 30 s: a request's audit line is written once its handler returned, which its client may see a
+// moment before.
+func (s *serverSetup) serverLogsWith(ctx context.Context, wants ...string) string {
+	s.t.Helper()
+	logs := s.serverLogs(ctx)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); logs = s.serverLogs(ctx) {
+		missing := false
+		for _, w := range wants {
+			missing = missing || !strings.Contains(logs, w)
+		}
+		if !missing {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return logs
+}
+
 // serverLogs are the logs of the server's pods.
 func (s *serverSetup) serverLogs(ctx context.Context) string {
 	s.t.Helper()
@@ -365,13 +384,14 @@ func TestServerLoginAndTenancy(t *testing.T) {
 	}
 
 	// The server's logs hold one audit line per action, and no token.
-	var logs strings.Builder
-	logs.WriteString(s.serverLogs(ctx))
-	for _, want := range []string{
+	wants := []string{
 		"user=" + alice + " action=envs.delete env=shop status=200",
 		"user=" + alice + " action=envs.delete env=" + nss[bob] + " status=404",
 		"action=whoami env=- status=401",
-	} {
+	}
+	var logs strings.Builder
+	logs.WriteString(s.serverLogsWith(ctx, wants...))
+	for _, want := range wants {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("server logs lack %q", want)
 		}
