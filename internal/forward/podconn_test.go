@@ -46,16 +46,21 @@ func readAll(t *testing.T, c io.Reader) (string, error) {
 	return string(r.b), r.err
 }
 
-// A PodConn carries bytes both ways and ends cleanly when the pod side does.
-func TestPodConnClean(t *testing.T) {
-	upper := func(data httpstream.Stream) string {
-		b := make([]byte, 5)
+// upperN is a pod side that reads n bytes and answers them in upper case.
+func upperN(n int) func(httpstream.Stream) string {
+	return func(data httpstream.Stream) string {
+		b := make([]byte, n)
 		if _, err := io.ReadFull(data, b); err != nil {
 			return err.Error()
 		}
 		_, _ = data.Write(bytes.ToUpper(b))
 		return ""
 	}
+}
+
+// A PodConn carries bytes both ways and ends cleanly when the pod side does.
+func TestPodConnClean(t *testing.T) {
+	upper := upperN(5)
 	for kind := range tunnels {
 		t.Run(kind, func(t *testing.T) {
 			c := dialPod(t, kind, upper)
@@ -168,14 +173,7 @@ func (u *unansweredTunnel) kill() {
 // hedgeAfter, long before its own openTimeout: the connection goes through
 // the second, and the first is dropped.
 func TestPodDialerHedgesUnansweredTunnel(t *testing.T) {
-	upper := func(data httpstream.Stream) string {
-		b := make([]byte, 2)
-		if _, err := io.ReadFull(data, b); err != nil {
-			return err.Error()
-		}
-		_, _ = data.Write(bytes.ToUpper(b))
-		return ""
-	}
+	upper := upperN(2)
 	for kind := range tunnels {
 		t.Run(kind, func(t *testing.T) {
 			var dials atomic.Int32
