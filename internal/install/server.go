@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -206,22 +207,26 @@ func InstallServer(ctx context.Context, cfg *rest.Config, opts Options, sopts Se
 // Deployment is available, and users log in right after install. It says so once when it waits;
 // when none answers it warns (this machine may simply have no route to the nodes) and returns.
 func awaitReachable(ctx context.Context, opts Options, urls []string, limit time.Duration) {
+	var last error
+	var targets []*url.URL
+	for _, raw := range urls {
+		u, err := server.NormalizeURL(raw)
+		if err != nil {
+			last = err
+			continue
+		}
+		targets = append(targets, u)
+	}
 	if len(urls) == 0 {
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	var last error
 	said := false
 	err := wait.PollUntilContextCancel(wctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		for _, raw := range urls {
-			u, err := server.NormalizeURL(raw)
-			if err != nil {
-				last = err
-				continue
-			}
+		for _, u := range targets {
 			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-			_, _, err = server.Probe(pctx, u)
+			_, _, err := server.Probe(pctx, u)
 			pcancel()
 			if err == nil {
 				return true, nil
