@@ -69,17 +69,13 @@ func (c *Client) Dial(ctx context.Context, name, service string, port int32) (ne
 // refused dial reach nobody; the forwarder sends them again with its next try.
 func (c *Client) DialFirst(ctx context.Context, name, service string, port int32, first *forward.First) (net.Conn, error) {
 	q := url.Values{"service": {service}, "port": {strconv.Itoa(int(port))}}
-	conn, _, err := c.upgradeTo(ctx, "/v1/envs/"+url.PathEscape(name)+"/dial?"+q.Encode(), UpgradeProtocol, first)
-	if err != nil {
-		return nil, err
-	}
-	return conn, nil
+	return c.upgrade(ctx, "/v1/envs/"+url.PathEscape(name)+"/dial?"+q.Encode(), first)
 }
 
 // DialBuilder opens a connection to the builder's BuildKit port through the server
 // (GET /v1/builder/dial): what a BuildKit client's dialer returns.
 func (c *Client) DialBuilder(ctx context.Context) (net.Conn, error) {
-	return c.upgrade(ctx, "/v1/builder/dial")
+	return c.upgrade(ctx, "/v1/builder/dial", nil)
 }
 
 func (c *Client) authorize(req *http.Request) {
@@ -90,9 +86,9 @@ func (c *Client) authorize(req *http.Request) {
 
 // upgrade sends an ergomake-tcp upgrade request for path on a new TLS connection (resuming the
 // TLS session of an earlier one when it can) and returns the connection once the server
-// switched protocols.
-func (c *Client) upgrade(ctx context.Context, path string) (net.Conn, error) {
-	conn, _, err := c.upgradeTo(ctx, path, UpgradeProtocol, nil)
+// switched protocols; first as upgradeTo.
+func (c *Client) upgrade(ctx context.Context, path string, first *forward.First) (net.Conn, error) {
+	conn, _, err := c.upgradeTo(ctx, path, UpgradeProtocol, first)
 	if err != nil {
 		return nil, err
 	}
